@@ -1,0 +1,55 @@
+# Fruits! pipeline: the command index. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+DATA    ?= ../shared/data/fruits-360-sample
+WEIGHTS ?= ../shared/models/mobilenet_v2/mobilenet_v2_1.0_224_no_top_rebuilt.h5
+OUT     ?= output/demo
+MASTER  ?= local[*]
+# Extra CDK CLI arguments, e.g. CDK_ARGS="-c uploadDir=../fruits-360 -c runId=2026-11-21a"
+CDK_ARGS ?=
+CDK     := npx --no-install cdk
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help venv demo test lint synth deploy destroy
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt spark_job/requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+venv: $(VENV)/.installed node_modules/.installed ## Create .venv and install Python and Node dependencies
+
+demo: $(VENV)/.installed ## Run the job locally: fit on $(DATA)/Training, transform $(DATA)/Test, into $(OUT)/
+	$(PY) -m spark_job fit --input "$(DATA)/Training" --output "$(OUT)/fit" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
+	$(PY) -m spark_job transform --model "$(OUT)/fit/model" --input "$(DATA)/Test" --output "$(OUT)/transform" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
+	$(PY) -m spark_job summary "$(OUT)/fit" "$(OUT)/transform"
+
+lint: $(VENV)/.installed ## ruff on the whole repo
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: venv ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
+	$(MAKE) lint
+	$(PY) -m pytest
+
+synth: venv ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
+	$(CDK) synth --all --quiet $(CDK_ARGS)
+
+deploy: venv ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
+	$(CDK) deploy --all --require-approval never $(CDK_ARGS)
+
+destroy: venv ## Remove the stacks (the data bucket is retained unless -c retainData=false)
+	$(CDK) destroy --all --force $(CDK_ARGS)
