@@ -1,0 +1,161 @@
+"""Command line: ``python -m ops [global options] {upload,status,runs,results} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import boto3
+
+from ops import __version__
+from ops.aws import Aws, aws_errors
+from ops.config import (
+    DATA_PREFIX,
+    DATA_STACK,
+    DEFAULT_REGION,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    PIPELINE_STACK,
+    OpsConfig,
+    OpsError,
+)
+
+log = logging.getLogger("ops")
+
+EPILOG = """\
+exit codes: 0 ok; 1 an EMR step (or the cluster) failed; 2 bad usage; 3 error (stack not deployed,
+run not found, no credentials...). AWS_PROFILE and AWS_ENDPOINT_URL are honoured; the region is
+--region (the stacks are deployed to eu-west-3), not AWS_REGION.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ops",
+        description="Upload data, follow the EMR run and fetch the results of the Fruits! pipeline.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--region", default=DEFAULT_REGION, help="AWS region (default: %(default)s)")
+    parser.add_argument("--profile", default=None, help="AWS profile (default: AWS_PROFILE or the default)")
+    parser.add_argument("--stack", default=PIPELINE_STACK, help="pipeline stack name (default: %(default)s)")
+    parser.add_argument("--data-stack", default=DATA_STACK, help="data stack name (default: %(default)s)")
+    parser.add_argument("--bucket", default=None, help="data bucket (default: read from the stacks' outputs)")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "upload",
+        help="upload a local Fruits-360 folder (with Training/ and Test/) under the data prefix",
+        description="Upload DIR to s3://<bucket>/<prefix>, skipping objects already there with the same "
+        "size and checksum: rerun it to resume an interrupted upload.",
+    )
+    up.add_argument("dir", type=Path, metavar="DIR", help="local folder, e.g. fruits-360 (Training/, Test/)")
+    up.add_argument("--prefix", default=DATA_PREFIX, help="key prefix (default: %(default)s)")
+    up.add_argument("--workers", type=_positive_int, default=8, help="parallel uploads (default: 8)")
+
+    st = commands.add_parser("status", help="the EMR cluster and its steps, from the stack outputs")
+    st.add_argument("--follow", action="store_true", help="wait until the steps end (exit 1 if one failed)")
+    st.add_argument(
+        "--poll",
+        type=_positive_int,
+        default=30,
+        metavar="SECONDS",
+        help="--follow: seconds between polls (30)",
+    )
+    st.add_argument(
+        "--timeout", type=_positive_int, default=6 * 3600, metavar="SECONDS",
+        help="--follow: give up after this long (default: 21600)",
+    )  # fmt: skip
+
+    commands.add_parser("runs", help="one line per run under runs/ (images, k, variance, probe accuracy)")
+
+    res = commands.add_parser("results", help="download a run's manifests and report, print its summary")
+    res.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the stack's RunId output)")
+    res.add_argument("--dest", type=Path, default=None, help="local folder (default: output/results/RUN)")
+    return parser
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s" if verbose else "%(message)s"))
+    root = logging.getLogger("ops")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None) -> int:
+    """Run one command; returns the exit code. ``session`` lets tests pass an instrumented session."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    configure_logging(args.verbose, args.quiet)
+    config = OpsConfig(
+        region=args.region,
+        stack_name=args.stack,
+        data_stack_name=args.data_stack,
+        profile=args.profile,
+        bucket=args.bucket,
+        poll_seconds=getattr(args, "poll", 30),
+        timeout_seconds=getattr(args, "timeout", 6 * 3600),
+    )
+    try:
+        with aws_errors():
+            aws = Aws(config, session, max_pool=max(10, getattr(args, "workers", 0)))
+            return run_command(aws, args)
+    except OpsError as exc:
+        log.error("error: %s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def run_command(aws: Aws, args: argparse.Namespace) -> int:
+    if args.command == "upload":
+        from ops.upload import upload
+
+        report = upload(aws, args.dir, args.prefix, workers=args.workers)
+        print(
+            f"uploaded {report.uploaded} files ({report.bytes_uploaded / 1e6:.1f} MB), "
+            f"skipped {report.skipped} already there (same size and checksum)"
+        )
+        return EXIT_OK
+    if args.command == "status":
+        from ops.status import ClusterStatus
+
+        status = ClusterStatus(aws)
+        return status.follow() if args.follow else status.report()
+    if args.command == "runs":
+        from ops.runs import runs
+
+        return runs(aws)
+    if args.command == "results":
+        from ops.runs import results
+
+        return results(aws, args.run, args.dest)
+    raise OpsError(f"unknown command {args.command}")  # argparse prevents this
+
+
+__all__ = ["EXIT_ERROR", "build_parser", "main"]

@@ -1,0 +1,141 @@
+"""``runs`` and ``results [RUN]``: the runs under runs/ and a local copy of one run's report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ops.aws import Aws
+from ops.config import EXIT_OK, RUNS_PREFIX, OpsError
+
+log = logging.getLogger(__name__)
+
+MODES = ("fit", "transform")
+
+
+def run_ids(s3: Any, bucket: str) -> list[str]:
+    ids = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=RUNS_PREFIX, Delimiter="/"):
+        ids.extend(p["Prefix"][len(RUNS_PREFIX) :].rstrip("/") for p in page.get("CommonPrefixes", []))
+    return sorted(ids)
+
+
+def read_manifest(s3: Any, bucket: str, run: str, mode: str) -> dict[str, Any] | None:
+    key = f"{RUNS_PREFIX}{run}/{mode}/manifest.json"
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return None
+        raise
+    try:
+        manifest = json.loads(body)
+    except ValueError:
+        log.warning("s3://%s/%s is not valid JSON; ignored", bucket, key)
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _fmt_int(value: Any) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "-"
+
+
+def _fmt_pct(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def run_row(run: str, fit: dict[str, Any] | None, transform: dict[str, Any] | None) -> list[str]:
+    if fit is None and transform is None:
+        state = "no manifest"
+    elif transform is None:
+        state = "fit only"
+    else:
+        state = "done"
+    k = (fit or {}).get("k", (transform or {}).get("k"))
+    variance = (fit or {}).get("cumulative_variance_at_k", (transform or {}).get("cumulative_variance_at_k"))
+    probe = (transform or {}).get("probe") or {}
+    finished = (transform or fit or {}).get("finished_at", "-")
+    return [
+        run,
+        state,
+        _fmt_int((fit or {}).get("images_featurized")),
+        _fmt_int(k),
+        _fmt_pct(variance),
+        _fmt_int((transform or {}).get("images_featurized")),
+        _fmt_pct(probe.get("accuracy")),
+        str(finished),
+    ]
+
+
+HEADER = ["RUN", "STATE", "FIT_IMAGES", "K", "VARIANCE", "TEST_IMAGES", "ACCURACY", "FINISHED"]
+
+
+def runs(aws: Aws, out: Callable[[str], None] = print) -> int:
+    bucket = aws.bucket()
+    s3 = aws.s3
+    ids = run_ids(s3, bucket)
+    if not ids:
+        out(f"no runs under s3://{bucket}/{RUNS_PREFIX} yet")
+        return EXIT_OK
+    rows = [HEADER]
+    for run in ids:
+        rows.append(run_row(run, *(read_manifest(s3, bucket, run, mode) for mode in MODES)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    for row in rows:
+        out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _check_run_id(run: str) -> str:
+    run = run.strip().strip("/")
+    if not run or "/" in run or run in {".", ".."}:
+        raise OpsError(f"invalid run id: {run!r}")
+    return run
+
+
+def results(aws: Aws, run: str | None, dest: Path | None, out: Callable[[str], None] = print) -> int:
+    """Download the run's manifests and report/ files into ``dest`` and print the summaries."""
+    run = _check_run_id(run or aws.output("RunId"))
+    bucket = aws.bucket()
+    s3 = aws.s3
+    dest = dest or Path("output") / "results" / run
+    prefix = f"{RUNS_PREFIX}{run}/"
+    keys: list[str] = []
+    for mode in MODES:
+        for sub in ("manifest.json", "report/"):
+            paginator = s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}{mode}/{sub}"):
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    if not key.endswith("/") and (sub == "report/" or key.endswith("/manifest.json")):
+                        keys.append(key)
+    if not keys:
+        known = run_ids(s3, bucket)
+        if run not in known:
+            listed = ", ".join(known[-10:]) or "none yet"
+            raise OpsError(f"run {run} not found under s3://{bucket}/{RUNS_PREFIX} (runs: {listed})")
+        raise OpsError(f"run {run} has no manifest or report yet: is it still running? (`make status`)")
+    root = dest.resolve()
+    for key in keys:
+        target = (dest / key[len(prefix) :]).resolve()
+        if not target.is_relative_to(root):
+            raise OpsError(f"refusing to write {key} outside {dest}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(target))
+    log.info("downloaded %d files from s3://%s/%s to %s", len(keys), bucket, prefix, dest)
+    for mode in MODES:
+        if f"{prefix}{mode}/manifest.json" not in keys:
+            log.warning("run %s has no %s manifest yet", run, mode)
+        summary = dest / mode / "report" / "summary.md"
+        if summary.is_file():
+            out(f"==> {summary} <==")
+            out(summary.read_text(encoding="utf-8").rstrip())
+            out("")
+    out(f"Results of run {run} in {dest}/")
+    return EXIT_OK
