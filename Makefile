@@ -53,3 +53,22 @@ deploy: venv ## Deploy every stack to eu-west-3 and run the job (needs AWS crede
 
 destroy: venv ## Remove the stacks (the data bucket is retained unless -c retainData=false)
 	$(CDK) destroy --all --force $(CDK_ARGS)
+
+# Operator CLI (python -m ops --help): before and after `make deploy`.
+.PHONY: upload status follow runs results
+
+upload: $(VENV)/.installed ## Upload DIR=path/to/fruits-360 (Training/, Test/) to s3://<bucket>/data/, resumable
+	@test -n "$(DIR)" || { echo "usage: make upload DIR=path/to/fruits-360" >&2; exit 2; }
+	$(PY) -m ops upload "$(DIR)"
+
+status: $(VENV)/.installed ## The EMR cluster and each step's state and elapsed time (exit 1 if a step failed)
+	$(PY) -m ops status
+
+follow: $(VENV)/.installed ## Wait until the EMR steps end; exit 1 and print the stderr location if one failed
+	$(PY) -m ops status --follow
+
+runs: $(VENV)/.installed ## One line per run under s3://<bucket>/runs/ (images, k, variance, probe accuracy)
+	$(PY) -m ops runs
+
+results: $(VENV)/.installed ## Download a run's manifests and report to output/results/RUN/ (RUN= default: the stack's)
+	$(PY) -m ops results $(RUN)
