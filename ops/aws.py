@@ -59,7 +59,7 @@ def aws_errors() -> Iterator[None]:
             raise OpsError(f"AWS credentials rejected ({code}): refresh them and retry") from exc
         if code in _DENIED:
             raise OpsError(f"access denied by AWS: {message}") from exc
-        raise
+        raise OpsError(f"AWS {exc.operation_name} failed: {code}: {message}") from exc
     except BotoCoreError as exc:
         raise OpsError(f"AWS call failed: {exc}") from exc
 

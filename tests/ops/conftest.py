@@ -1,0 +1,226 @@
+"""Fixtures for the ops CLI tests: an in-process moto server on loopback, reset before every test."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import botocore.waiter
+import pytest
+from moto.emr.models import emr_backends
+from moto.server import ThreadedMotoServer
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-3"
+BUCKET = "fruitsdata-databucket-test"
+RUN_ID = "2026-11-21a"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server in a thread on 127.0.0.1, on a port the OS picks (werkzeug binds port 0)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        _, port = server.get_host_and_port()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def fake_credentials_env(endpoint: str, home: Path) -> dict[str, str]:
+    """Environment for a process talking to the emulator with fake credentials and nothing else."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_CONFIG_FILE=str(home / "aws-config-absent"),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "aws-credentials-absent"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Fake credentials pointed at a freshly reset emulator; returns the environment for subprocesses."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    env = fake_credentials_env(moto_endpoint, tmp_path)
+    for key, value in env.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def session(aws_env: dict[str, str]) -> boto3.Session:
+    return boto3.Session(region_name=REGION)
+
+
+@pytest.fixture
+def s3(session: boto3.Session) -> Any:
+    return session.client("s3")
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return BUCKET
+
+
+def stack_template(outputs: dict[str, str], bucket_name: str | None) -> str:
+    resources: dict[str, Any]
+    if bucket_name:
+        resources = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket_name}}}
+    else:
+        resources = {"Marker": {"Type": "AWS::SNS::Topic"}}
+    return json.dumps(
+        {
+            "Resources": resources,
+            "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+        }
+    )
+
+
+def pipeline_outputs(cluster_id: str, bucket: str = BUCKET, run_id: str = RUN_ID) -> dict[str, str]:
+    """The FruitsPipeline outputs of the contract."""
+    return {
+        "BucketName": bucket,
+        "ClusterId": cluster_id,
+        "RunId": run_id,
+        "RunOutputUri": f"s3://{bucket}/runs/{run_id}/",
+        "LogUri": f"s3://{bucket}/emr-logs/",
+        "ClusterConsoleUrl": f"https://{REGION}.console.aws.amazon.com/emr/home?region={REGION}"
+        f"#/clusterDetails/{cluster_id}",
+    }
+
+
+@pytest.fixture
+def deploy_stack(session: boto3.Session) -> Callable[..., None]:
+    """Create a stack in the emulator with the given outputs (and optionally a bucket resource)."""
+    cfn = session.client("cloudformation")
+
+    def deploy(name: str, outputs: dict[str, str], bucket_name: str | None = None) -> None:
+        cfn.create_stack(StackName=name, TemplateBody=stack_template(outputs, bucket_name))
+        assert cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+    return deploy
+
+
+@dataclass
+class EmrCluster:
+    """A cluster created through the EMR API, with moto's backend objects to set states on."""
+
+    id: str
+    step_ids: dict[str, str]
+
+    @property
+    def model(self) -> Any:
+        # Behind AWS_ENDPOINT_URL=http://127.0.0.1 moto's EMR cannot read the region from the host name
+        # and files the cluster under its default region.
+        for region in (REGION, "us-east-1"):
+            clusters = emr_backends[ACCOUNT][region].clusters
+            if self.id in clusters:
+                return clusters[self.id]
+        raise KeyError(self.id)
+
+    def step(self, name: str) -> Any:
+        return next(s for s in self.model.steps if s.name == name)
+
+    def set_step(
+        self, name: str, state: str, started_ago: float | None = None, ran_for: float | None = None
+    ) -> None:
+        step = self.step(name)
+        step.state = state
+        now = datetime.now(UTC)
+        if state == "PENDING":
+            step.start_date_time = step.end_date_time = None
+        if started_ago is not None:
+            step.start_date_time = now - timedelta(seconds=started_ago)
+        if ran_for is not None:
+            step.end_date_time = step.start_date_time + timedelta(seconds=ran_for)
+
+    def set_cluster(self, state: str, reason: str | None = None) -> None:
+        cluster = self.model
+        cluster.state = state
+        if state.startswith("TERMINATED"):
+            cluster.end_datetime = datetime.now(UTC)
+        if reason:
+            cluster.last_state_change_reason = reason
+
+
+@pytest.fixture
+def emr_cluster(session: boto3.Session, bucket: str) -> Callable[..., EmrCluster]:
+    """Run a job flow with the pipeline's two steps (fit, transform), auto-terminating, like the stack's."""
+    emr = session.client("emr")
+
+    def create(keep_alive: bool = False) -> EmrCluster:
+        steps = [
+            {
+                "Name": name,
+                "ActionOnFailure": "TERMINATE_CLUSTER",
+                "HadoopJarStep": {
+                    "Jar": "command-runner.jar",
+                    "Args": ["spark-submit", f"s3://{bucket}/code/entrypoint.py", name],
+                },
+            }
+            for name in ("fit", "transform")
+        ]
+        cluster_id = emr.run_job_flow(
+            Name="fruits",
+            ReleaseLabel="emr-7.5.0",
+            LogUri=f"s3://{bucket}/emr-logs/",
+            Instances={
+                "MasterInstanceType": "m5.xlarge",
+                "SlaveInstanceType": "m5.xlarge",
+                "InstanceCount": 3,
+                "KeepJobFlowAliveWhenNoSteps": keep_alive,
+            },
+            Steps=steps,
+            JobFlowRole="EMR_EC2_DefaultRole",
+            ServiceRole="EMR_DefaultRole",
+        )["JobFlowId"]
+        listed = emr.list_steps(ClusterId=cluster_id)["Steps"]
+        return EmrCluster(id=cluster_id, step_ids={s["Name"]: s["Id"] for s in listed})
+
+    return create
+
+
+@pytest.fixture
+def waiter_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Callable[[], None]]], list[float]]:
+    """Replace the waiters' sleep: each 'sleep' applies the next scripted change to the emulated cluster.
+
+    Returns the list of requested delays, so tests can assert how many polls the waiters made.
+    No test sleeps: time passes for the cluster when the waiter would have slept.
+    """
+
+    def install(script: list[Callable[[], None]]) -> list[float]:
+        pending = list(script)
+        delays: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            delays.append(seconds)
+            if pending:
+                pending.pop(0)()
+
+        monkeypatch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=sleep))
+        return delays
+
+    return install
