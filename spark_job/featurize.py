@@ -1,0 +1,171 @@
+"""Listing input images and featurizing them with `predict_batch_udf` (pure DataFrame -> DataFrame)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import numpy as np
+from pyspark.accumulators import Accumulator
+from pyspark.ml.functions import predict_batch_udf
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
+
+from spark_job.config import FEATURE_DIM
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
+_IMAGE_PATTERN = r"\.(" + "|".join(IMAGE_EXTENSIONS) + r")$"
+
+FEATURIZE_RETURN_TYPE = StructType(
+    [
+        StructField("features", ArrayType(FloatType()), True),
+        StructField("error", StringType(), True),
+    ]
+)
+
+
+def list_files(spark: SparkSession, input_uri: str) -> DataFrame:
+    """Every file under `input_uri` (recursively), without reading contents: path, length."""
+    return (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(input_uri)
+        .select("path", "length")
+    )
+
+
+def is_image(path: Column) -> Column:
+    """JPEG or PNG by extension, case-insensitive."""
+    return F.lower(path).rlike(_IMAGE_PATTERN)
+
+
+def with_label(files: DataFrame, qualified_input: str) -> DataFrame:
+    """label = the first folder under the input (null for files directly in it: a flat folder)."""
+    prefix_len = len(qualified_input.rstrip("/")) + 1
+    relative = F.expr(f"substring(path, {prefix_len + 1})")
+    return files.withColumn("label", F.when(F.instr(relative, "/") > 0, F.substring_index(relative, "/", 1)))
+
+
+def read_images(spark: SparkSession, input_uri: str, qualified_input: str) -> DataFrame:
+    """Image files with their bytes: path, label, content."""
+    images = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(input_uri)
+        .where(is_image(F.col("path")))
+        .select("path", "content")
+    )
+    return with_label(images, qualified_input).select("path", "label", "content")
+
+
+def make_predict_fn_factory(
+    weights_file_name: str,
+    image_size: int,
+    tf_threads: int,
+    inferred: Accumulator | None = None,
+) -> Callable[[], Callable[[np.ndarray], dict[str, np.ndarray]]]:
+    """The `make_predict_fn` for predict_batch_udf: runs once per Python worker (pyspark's ModelCache)."""
+    accumulator_id = inferred.aid if inferred is not None else None
+
+    def make_predict_fn() -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+        # Referencing the accumulator makes cloudpickle ship it, so each task registers its copy.
+        _ = inferred
+        import tensorflow as tf
+        from pyspark import SparkFiles
+        from pyspark.accumulators import _accumulatorRegistry
+
+        from spark_job.model import build_model, decode_image, preprocess
+
+        # TF sizes its thread pools to every core of the machine unless told; Spark runs one Python worker
+        # per concurrent task, so each gets its share. Must run before TF's first op in this process.
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TF already initialized in this reused worker: keep its pools
+            log.debug("TensorFlow threads already set in this worker")
+
+        model = build_model(SparkFiles.get(weights_file_name), image_size)
+        infer = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
+        )
+
+        def predict(contents: np.ndarray) -> dict[str, np.ndarray]:
+            n = len(contents)
+            features = np.zeros((n, FEATURE_DIM), dtype=np.float32)
+            errors = np.full(n, None, dtype=object)
+            decoded: list[np.ndarray] = []
+            ok: list[int] = []
+            for i, data in enumerate(contents):
+                try:
+                    decoded.append(decode_image(data, image_size))
+                    ok.append(i)
+                except Exception as exc:  # any decoder failure rejects this image only, never the batch
+                    errors[i] = describe_decode_error(exc, data)
+            if ok:
+                features[ok] = infer(preprocess(np.stack(decoded))).numpy()
+            if accumulator_id is not None and accumulator_id in _accumulatorRegistry:
+                # Looked up per batch: ModelCache keeps this closure across tasks, and each task
+                # registers its own copy of the accumulator.
+                _accumulatorRegistry[accumulator_id].add(len(ok))
+            return {"features": features, "error": errors}
+
+        return predict
+
+    return make_predict_fn
+
+
+def describe_decode_error(exc: Exception, data: bytes | None) -> str:
+    """A human-readable reason an image could not be decoded."""
+    if data is None or len(data) == 0:
+        return "empty file (0 bytes)"
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return f"not a decodable image ({len(data)} bytes): {exc}"
+    text = str(exc)
+    if "truncated" in text.lower():
+        return f"truncated image data ({len(data)} bytes): {text}"
+    return f"decode failed ({type(exc).__name__}): {text}"
+
+
+def featurize(
+    images: DataFrame,
+    weights_file_name: str,
+    image_size: int,
+    batch_size: int,
+    tf_threads: int,
+    inferred: Accumulator | None = None,
+) -> DataFrame:
+    """path, label, content -> path, label, features (array<float> 1280, null if rejected), error."""
+    udf = predict_batch_udf(
+        make_predict_fn_factory(weights_file_name, image_size, tf_threads, inferred),
+        return_type=FEATURIZE_RETURN_TYPE,
+        batch_size=batch_size,
+    )
+    out = images.select("path", "label", udf(F.col("content")).alias("r"))
+    return out.select(
+        "path",
+        "label",
+        F.when(F.col("r.error").isNull(), F.col("r.features")).alias("features"),
+        F.col("r.error").alias("error"),
+    )
+
+
+def accepted(featurized: DataFrame) -> DataFrame:
+    return featurized.where(F.col("error").isNull()).select("path", "label", "features")
+
+
+def rejected(featurized: DataFrame) -> DataFrame:
+    return featurized.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason"))
+
+
+def default_tf_threads(spark: SparkSession) -> int:
+    env = os.environ.get("TF_NUM_INTRAOP_THREADS")
+    if env:
+        return int(env)
+    return int(spark.conf.get("spark.task.cpus", "1"))

@@ -1,0 +1,247 @@
+"""Orchestration of a run: validate, list, featurize once, reduce, write outputs, then the manifest.
+
+I/O lives here; the transformations are the pure functions of featurize.py and reduce.py. The manifest is
+written last: a folder without manifest.json is not a finished result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_job import featurize as fz
+from spark_job import reduce as rd
+from spark_job.config import JobConfig
+from spark_job.errors import JobInputError
+from spark_job.model import ResolvedWeights, resolve_weights, temp_workdir
+from spark_job.storage import Storage, join, normalize
+
+log = logging.getLogger(__name__)
+
+FEATURIZER_FILE = "featurizer.json"
+PIPELINE_DIR = "pipeline"
+STAGING_DIR = "staging-featurized"
+
+
+@dataclass
+class Timings:
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        log.info("stage %s: started", name)
+        try:
+            yield
+        finally:
+            self.stages[name] = round(time.perf_counter() - start, 3)
+            log.info("stage %s: done in %.1f s", name, self.stages[name])
+
+
+@dataclass(frozen=True)
+class Inputs:
+    uri: str
+    qualified: str
+    images: int
+    skipped: list[str]  # non-image files, counted apart
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def versions(spark: SparkSession) -> dict[str, str]:
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "spark": spark.version, "tensorflow": tf.__version__}
+
+
+def prepare_output(storage: Storage, output: str, overwrite: bool) -> None:
+    if storage.is_empty_or_missing(output):
+        return
+    if not overwrite:
+        raise JobInputError(
+            f"output {output} already exists and is not empty; use a new --output or --overwrite"
+        )
+    log.info("removing previous output %s (--overwrite)", output)
+    storage.delete(output)
+
+
+def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
+    """List the input once (no contents read); fail clearly when there is nothing to work on."""
+    uri = normalize(input_uri)
+    if not storage.exists(uri):
+        raise JobInputError(f"input not found: {input_uri}")
+    if not storage.is_dir(uri):
+        raise JobInputError(f"input must be a folder (or prefix) of images: {input_uri}")
+    qualified = storage.qualified(uri)
+    files = fz.list_files(spark, uri).withColumn("is_image", fz.is_image(F.col("path")))
+    counts = {
+        row["is_image"]: row["n"] for row in files.groupBy("is_image").agg(F.count("*").alias("n")).collect()
+    }
+    images = int(counts.get(True, 0))
+    skipped = [
+        row["path"] for row in files.where(~F.col("is_image")).select("path").orderBy("path").collect()
+    ]
+    log.info("listed %s: %d image files, %d other files skipped", input_uri, images, len(skipped))
+    if images == 0:
+        raise JobInputError(f"no JPEG or PNG images under {input_uri} ({len(skipped)} other files)")
+    return Inputs(uri=uri, qualified=qualified, images=images, skipped=skipped)
+
+
+def featurize_to(
+    spark: SparkSession,
+    cfg: JobConfig,
+    inputs: Inputs,
+    weights: ResolvedWeights,
+    image_size: int,
+    output: str,
+) -> tuple[DataFrame, DataFrame, int]:
+    """Run inference once, write features/ and rejects/, return them read back from Parquet."""
+    spark.sparkContext.addFile(weights.local_path)
+    inferred = spark.sparkContext.accumulator(0)
+    tf_threads = cfg.tf_threads or fz.default_tf_threads(spark)
+    images = fz.read_images(spark, inputs.uri, inputs.qualified)
+    featurized = fz.featurize(images, weights.file_name, image_size, cfg.batch_size, tf_threads, inferred)
+    staging = join(output, STAGING_DIR)
+    # The UDF's only action: everything downstream reads these Parquet files.
+    featurized.write.mode("overwrite").parquet(staging)
+    staged = spark.read.parquet(staging)
+    fz.accepted(staged).write.mode("overwrite").parquet(join(output, "features"))
+    fz.rejected(staged).write.mode("overwrite").parquet(join(output, "rejects"))
+    Storage(spark).delete(staging)
+    return (
+        spark.read.parquet(join(output, "features")),
+        spark.read.parquet(join(output, "rejects")),
+        int(inferred.value),
+    )
+
+
+def write_model(storage: Storage, model: PipelineModel, model_dir: str, featurizer: dict[str, Any]) -> None:
+    model.write().overwrite().save(join(model_dir, PIPELINE_DIR))
+    storage.write_text(join(model_dir, FEATURIZER_FILE), json.dumps(featurizer, indent=2, sort_keys=True))
+
+
+def load_model(spark: SparkSession, storage: Storage, model_dir: str) -> tuple[PipelineModel, dict[str, Any]]:
+    uri = normalize(model_dir)
+    meta = join(uri, FEATURIZER_FILE)
+    if not storage.exists(meta) or not storage.exists(join(uri, PIPELINE_DIR, "metadata")):
+        raise JobInputError(
+            f"{model_dir} is not a model folder "
+            f"(expected {FEATURIZER_FILE} and {PIPELINE_DIR}/ written by `fit`)"
+        )
+    try:
+        featurizer = json.loads(storage.read_text(meta))
+        model = PipelineModel.load(join(uri, PIPELINE_DIR))
+        rd.pca_stage(model)
+    except Exception as exc:  # corrupt JSON, unreadable Spark ML metadata, wrong stages
+        raise JobInputError(f"{model_dir} is not a readable model: {exc}") from exc
+    return model, featurizer
+
+
+def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
+    """Run `fit` or `transform`; return the manifest (also written to <output>/manifest.json)."""
+    started_at = utc_now()
+    timings = Timings()
+    storage = Storage(spark)
+    output = normalize(cfg.output)
+    workdir = temp_workdir()
+    try:
+        # Everything that can be wrong with the user's arguments is checked before anything is written.
+        model: PipelineModel | None = None
+        featurizer: dict[str, Any] = {}
+        if cfg.mode == "transform":
+            model, featurizer = load_model(spark, storage, cfg.model or "")
+            image_size = int(featurizer["image_size"])
+            weights_source = cfg.weights or featurizer["weights"]["source"]
+        else:
+            image_size = cfg.image_size
+            weights_source = cfg.weights or "imagenet"
+        with timings.stage("list"):
+            inputs = discover(spark, storage, cfg.input)
+        with timings.stage("weights"):
+            weights = resolve_weights(weights_source, image_size, storage, workdir)
+        if featurizer and weights.sha256 != featurizer["weights"]["sha256"]:
+            raise JobInputError(
+                f"weights {weights_source} (sha256 {weights.sha256[:12]}...) differ from the model's "
+                f"({featurizer['weights']['source']}, sha256 {featurizer['weights']['sha256'][:12]}...)"
+            )
+        prepare_output(storage, output, cfg.overwrite)
+
+        with timings.stage("featurize"):
+            features, rejects, inferred = featurize_to(spark, cfg, inputs, weights, image_size, output)
+            featurized = features.count()
+            rejected = rejects.count()
+        log.info("featurized %d images, rejected %d", featurized, rejected)
+        if featurized == 0:
+            raise RuntimeError(f"no image under {cfg.input} could be decoded ({rejected} rejected)")
+
+        if cfg.mode == "fit":
+            with timings.stage("fit_pca"):
+                fit = rd.fit_pca(features, cfg.variance, cfg.components)
+            model = fit.model
+            explained = fit.explained_variance
+            featurizer = {
+                "image_size": image_size,
+                "weights": weights.as_dict(),
+                "feature_dim": 1280,
+                "k": fit.k,
+                "model": "MobileNetV2(include_top=False, pooling='avg')",
+            }
+            with timings.stage("write_model"):
+                write_model(storage, model, join(output, "model"), featurizer)
+        else:
+            assert model is not None
+            explained = [float(v) for v in rd.pca_stage(model).explainedVariance.toArray()]
+
+        with timings.stage("project"):
+            rd.project(model, features).write.mode("overwrite").parquet(join(output, "pca"))
+
+        classes = sorted(
+            r["label"] for r in features.select("label").distinct().collect() if r["label"] is not None
+        )
+        k = len(explained)
+        manifest: dict[str, Any] = {
+            "mode": cfg.mode,
+            "input": cfg.input,
+            "output": cfg.output,
+            "model": join(output, "model") if cfg.mode == "fit" else cfg.model,
+            "images_discovered": inputs.images,
+            "images_featurized": featurized,
+            "images_rejected": rejected,
+            "images_inferred": inferred,
+            "images_skipped": len(inputs.skipped),
+            "skipped_files": inputs.skipped[:100],
+            "classes": classes,
+            "image_size": image_size,
+            "weights": weights.as_dict(),
+            "k": k,
+            "variance_target": cfg.variance if cfg.mode == "fit" else None,
+            "components_requested": cfg.components,
+            "explained_variance": explained,
+            "cumulative_variance_at_k": float(sum(explained)),
+            "timings_s": timings.stages,
+            "throughput_img_s": round(featurized / timings.stages["featurize"], 2) if featurized else 0.0,
+            "versions": versions(spark),
+            "spark_master": spark.sparkContext.master,
+            "default_parallelism": spark.sparkContext.defaultParallelism,
+            "started_at": started_at,
+            "finished_at": utc_now(),
+        }
+        storage.write_text(join(output, "manifest.json"), json.dumps(manifest, indent=2))
+        log.info("wrote %s", join(output, "manifest.json"))
+        return manifest
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

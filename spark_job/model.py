@@ -1,0 +1,118 @@
+"""MobileNetV2 feature extractor: weights resolution (driver side), model building, image decoding.
+
+Shared by the Spark UDF, the golden test and the bare-TensorFlow benchmark so that all three decode,
+resize and preprocess an image the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from spark_job.errors import JobInputError
+
+if TYPE_CHECKING:
+    from spark_job.storage import Storage
+
+log = logging.getLogger(__name__)
+
+# Where keras.applications downloads MobileNetV2 (alpha 1.0) no-top weights from; one file per input size.
+IMAGENET_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+RESAMPLE = Image.Resampling.BILINEAR
+
+
+def imagenet_file_name(image_size: int) -> str:
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{image_size}_no_top.h5"
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    source: str  # what the user asked for: imagenet, a path or a URI
+    local_path: str  # a file on the driver, shipped to executors with SparkContext.addFile
+    sha256: str
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.local_path).name
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source": self.source, "sha256": self.sha256, "file": self.file_name}
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_weights(source: str, image_size: int, storage: Storage, workdir: str) -> ResolvedWeights:
+    """Turn `imagenet`, a local path or a URI into a local file on the driver (downloaded once)."""
+    if source == "imagenet":
+        from keras.utils import get_file
+
+        name = imagenet_file_name(image_size)
+        try:
+            local = get_file(name, IMAGENET_BASE_URL + name, cache_dir=workdir, cache_subdir="weights")
+        except Exception as exc:  # network errors come in many types (URLError, HTTPError, OSError)
+            raise JobInputError(f"could not download the imagenet weights {name}: {exc}") from exc
+    elif "://" in source and not source.startswith("file:"):
+        local = str(Path(workdir) / Path(source).name)
+        try:
+            storage.download(source, local)
+        except Exception as exc:  # py4j wraps the Hadoop IOException
+            raise JobInputError(f"could not read the weights at {source}: {exc}") from exc
+    else:
+        local = source.removeprefix("file:")
+        if not Path(local).is_file():
+            raise JobInputError(f"weights file not found: {source}")
+    weights = ResolvedWeights(source=source, local_path=str(local), sha256=sha256_of(str(local)))
+    check_loadable(weights.local_path, image_size)
+    return weights
+
+
+def check_loadable(weights_path: str, image_size: int) -> None:
+    """Fail on the driver, before any distributed work, when the file is not MobileNetV2 no-top weights."""
+    try:
+        build_model(weights_path, image_size)
+    except Exception as exc:  # h5py/keras raise OSError, ValueError, KeyError... for a bad file
+        raise JobInputError(f"unreadable weights {weights_path}: {type(exc).__name__}: {exc}") from exc
+
+
+def build_model(weights_path: str, image_size: int):
+    """MobileNetV2, ImageNet weights from a file, no top, global average pooling -> 1280 floats."""
+    import tensorflow as tf
+
+    return tf.keras.applications.MobileNetV2(
+        include_top=False, pooling="avg", weights=weights_path, input_shape=(image_size, image_size, 3)
+    )
+
+
+def decode_image(data: bytes, image_size: int) -> np.ndarray:
+    """JPEG/PNG bytes -> float32 RGB array (size, size, 3) in [0, 255]; raises on undecodable input."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # decode the whole file now, so truncated data fails here
+        rgb = image.convert("RGB")
+    if rgb.size != (image_size, image_size):
+        rgb = rgb.resize((image_size, image_size), RESAMPLE)
+    return np.asarray(rgb, dtype=np.float32)
+
+
+def preprocess(batch: np.ndarray) -> np.ndarray:
+    """MobileNetV2's own preprocessing: scale [0, 255] to [-1, 1]."""
+    from tensorflow.keras.applications.mobilenet_v2 import preprocess_input
+
+    return preprocess_input(batch)
+
+
+def temp_workdir() -> str:
+    return tempfile.mkdtemp(prefix="fruits-job-")

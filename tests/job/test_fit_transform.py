@@ -1,0 +1,169 @@
+"""The job end to end on the real Fruits-360 sample: fit on Training, transform on Test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from pyspark.ml import PipelineModel
+
+from spark_job import reduce as rd
+from tests.job.conftest import read_manifest, run_cli
+
+MANIFEST_KEYS = {
+    "mode",
+    "input",
+    "output",
+    "images_discovered",
+    "images_featurized",
+    "images_rejected",
+    "classes",
+    "image_size",
+    "weights",
+    "k",
+    "variance_target",
+    "explained_variance",
+    "cumulative_variance_at_k",
+    "timings_s",
+    "throughput_img_s",
+    "versions",
+    "started_at",
+    "finished_at",
+}
+SAMPLE_CLASSES = [
+    "Apple Braeburn",
+    "Apple Golden 1",
+    "Apple Granny Smith",
+    "Apple Red Delicious",
+    "Banana",
+    "Banana Lady Finger",
+    "Banana Red",
+    "Mango",
+    "Mango Red",
+    "Orange",
+    "Strawberry",
+    "Strawberry Wedge",
+]
+
+
+def test_fit_manifest_counts_and_k(fit_run: Path, weights_path: Path) -> None:
+    m = read_manifest(fit_run)
+    assert m.keys() >= MANIFEST_KEYS
+    assert m["mode"] == "fit"
+    assert (m["images_discovered"], m["images_featurized"], m["images_rejected"]) == (440, 440, 0)
+    assert m["classes"] == SAMPLE_CLASSES
+    assert m["image_size"] == 224
+    assert m["weights"]["sha256"] == "71e4c4ec4aa24c9c951b9265d6de42e1336dcf614c2214fa6a989208615e232c"
+    assert m["weights"]["source"] == str(weights_path)
+    # k is the smallest reaching the target: k components reach it, k-1 do not.
+    ev = np.array(m["explained_variance"])
+    assert len(ev) == m["k"] > 1
+    assert m["variance_target"] == 0.95
+    assert ev.sum() >= 0.95 > ev[:-1].sum()
+    assert m["cumulative_variance_at_k"] == pytest.approx(ev.sum())
+    assert set(m["timings_s"]) >= {"list", "featurize", "fit_pca", "project"}
+    assert m["throughput_img_s"] > 0
+    assert m["versions"]["spark"].startswith("3.5.")
+    assert m["started_at"] <= m["finished_at"]
+
+
+def test_each_image_inferred_exactly_once(fit_run: Path, transform_run: Path) -> None:
+    # images_inferred is a Spark accumulator incremented inside the UDF: PCA fitting and the
+    # projection read features back from Parquet and must not re-run inference.
+    assert read_manifest(fit_run)["images_inferred"] == 440
+    assert read_manifest(transform_run)["images_inferred"] == 180
+
+
+def test_outputs_readable_without_spark(fit_run: Path) -> None:
+    k = read_manifest(fit_run)["k"]
+    features = pq.read_table(fit_run / "features")
+    assert features.schema.names == ["path", "label", "features"]
+    assert str(features.schema.field("features").type) == "list<element: float>"
+    df = features.to_pandas()
+    assert len(df) == 440 and df["features"].map(len).eq(1280).all()
+    assert df["path"].is_unique
+    # label is the class folder directly under --input
+    assert all(
+        Path(p.removeprefix("file:")).parent.name == label for p, label in zip(df.path, df.label, strict=True)
+    )
+    pca = pd.read_parquet(fit_run / "pca")
+    assert list(pca.columns) == ["path", "label", "pca"]
+    assert pca["pca"].map(len).eq(k).all()
+    assert pca["pca"].iloc[0].dtype == np.float32
+    rejects = pq.read_table(fit_run / "rejects")
+    assert rejects.schema.names == ["path", "reason"] and rejects.num_rows == 0
+    assert (fit_run / "model" / "featurizer.json").is_file()
+
+
+def test_saved_model_reloads_and_gives_same_pca(spark, fit_run: Path) -> None:
+    model = PipelineModel.load(str(fit_run / "model" / "pipeline"))
+    features = spark.read.parquet(str(fit_run / "features"))
+    again = rd.project(model, features).toPandas().sort_values("path").reset_index(drop=True)
+    saved = pd.read_parquet(fit_run / "pca").sort_values("path").reset_index(drop=True)
+    assert again["path"].tolist() == saved["path"].tolist()
+    np.testing.assert_allclose(np.stack(again["pca"]), np.stack(saved["pca"]), atol=1e-5)
+
+
+def test_transform_on_test_split(fit_run: Path, transform_run: Path) -> None:
+    fit, tr = read_manifest(fit_run), read_manifest(transform_run)
+    assert tr["mode"] == "transform"
+    assert (tr["images_discovered"], tr["images_featurized"], tr["images_rejected"]) == (180, 180, 0)
+    assert tr["classes"] == SAMPLE_CLASSES
+    assert tr["k"] == fit["k"] and tr["image_size"] == fit["image_size"]
+    assert tr["weights"]["sha256"] == fit["weights"]["sha256"]
+    pca = pd.read_parquet(transform_run / "pca")
+    assert len(pca) == 180 and pca["pca"].map(len).eq(fit["k"]).all()
+    assert not (transform_run / "model").exists()
+
+
+def test_transform_flat_folder_has_null_labels(spark, fit_run, sample_dir, weights_path, tmp_path) -> None:
+    flat = tmp_path / "user-photos"
+    flat.mkdir()
+    picks = (
+        sorted((sample_dir / "Test" / "Orange").glob("*.jpg"))[:3]
+        + sorted((sample_dir / "Test" / "Banana").glob("*.jpg"))[:2]
+    )
+    for i, src in enumerate(picks):
+        shutil.copy(src, flat / f"photo_{i}.JPG")  # upper-case extension counts too
+    out = tmp_path / "out"
+    assert (
+        run_cli(
+            spark,
+            "transform",
+            "--model",
+            fit_run / "model",
+            "--input",
+            flat,
+            "--output",
+            out,
+            "--weights",
+            weights_path,
+        )
+        == 0
+    )
+    m = read_manifest(out)
+    assert m["images_featurized"] == 5 and m["classes"] == []
+    pca = pd.read_parquet(out / "pca")
+    assert len(pca) == 5 and pca["label"].isna().all()
+
+
+def test_fit_with_fixed_components(spark, sample_dir, weights_path, tmp_path) -> None:
+    subset = tmp_path / "subset"
+    for cls in ("Orange", "Banana", "Strawberry"):
+        (subset / cls).mkdir(parents=True)
+        for src in sorted((sample_dir / "Training" / cls).glob("*.jpg"))[:6]:
+            shutil.copy(src, subset / cls / src.name)
+    out = tmp_path / "fit-k"
+    assert (
+        run_cli(
+            spark, "fit", "--input", subset, "--output", out, "--weights", weights_path, "--components", "4"
+        )
+        == 0
+    )
+    m = read_manifest(out)
+    assert m["k"] == 4 and len(m["explained_variance"]) == 4 and m["variance_target"] is None
+    assert pd.read_parquet(out / "pca")["pca"].map(len).eq(4).all()
