@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,14 +13,9 @@ from typing import Any
 import boto3
 import botocore.waiter
 import pytest
-from moto.emr.models import emr_backends
 from moto.server import ThreadedMotoServer
 
-ACCOUNT = "123456789012"
-REGION = "eu-west-3"
-BUCKET = "fruitsdata-databucket-test"
-RUN_ID = "2026-11-21a"
-REPO = Path(__file__).resolve().parents[2]
+from tests.ops.support import BUCKET, REGION, EmrCluster, fake_credentials_env, stack_template
 
 
 @pytest.fixture(scope="session")
@@ -37,21 +29,6 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
-
-
-def fake_credentials_env(endpoint: str, home: Path) -> dict[str, str]:
-    """Environment for a process talking to the emulator with fake credentials and nothing else."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_CONFIG_FILE=str(home / "aws-config-absent"),
-        AWS_SHARED_CREDENTIALS_FILE=str(home / "aws-credentials-absent"),
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    return env
 
 
 @pytest.fixture
@@ -85,33 +62,6 @@ def bucket(s3: Any) -> str:
     return BUCKET
 
 
-def stack_template(outputs: dict[str, str], bucket_name: str | None) -> str:
-    resources: dict[str, Any]
-    if bucket_name:
-        resources = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket_name}}}
-    else:
-        resources = {"Marker": {"Type": "AWS::SNS::Topic"}}
-    return json.dumps(
-        {
-            "Resources": resources,
-            "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-        }
-    )
-
-
-def pipeline_outputs(cluster_id: str, bucket: str = BUCKET, run_id: str = RUN_ID) -> dict[str, str]:
-    """The FruitsPipeline outputs of the contract."""
-    return {
-        "BucketName": bucket,
-        "ClusterId": cluster_id,
-        "RunId": run_id,
-        "RunOutputUri": f"s3://{bucket}/runs/{run_id}/",
-        "LogUri": f"s3://{bucket}/emr-logs/",
-        "ClusterConsoleUrl": f"https://{REGION}.console.aws.amazon.com/emr/home?region={REGION}"
-        f"#/clusterDetails/{cluster_id}",
-    }
-
-
 @pytest.fixture
 def deploy_stack(session: boto3.Session) -> Callable[..., None]:
     """Create a stack in the emulator with the given outputs (and optionally a bucket resource)."""
@@ -122,48 +72,6 @@ def deploy_stack(session: boto3.Session) -> Callable[..., None]:
         assert cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
 
     return deploy
-
-
-@dataclass
-class EmrCluster:
-    """A cluster created through the EMR API, with moto's backend objects to set states on."""
-
-    id: str
-    step_ids: dict[str, str]
-
-    @property
-    def model(self) -> Any:
-        # Behind AWS_ENDPOINT_URL=http://127.0.0.1 moto's EMR cannot read the region from the host name
-        # and files the cluster under its default region.
-        for region in (REGION, "us-east-1"):
-            clusters = emr_backends[ACCOUNT][region].clusters
-            if self.id in clusters:
-                return clusters[self.id]
-        raise KeyError(self.id)
-
-    def step(self, name: str) -> Any:
-        return next(s for s in self.model.steps if s.name == name)
-
-    def set_step(
-        self, name: str, state: str, started_ago: float | None = None, ran_for: float | None = None
-    ) -> None:
-        step = self.step(name)
-        step.state = state
-        now = datetime.now(UTC)
-        if state == "PENDING":
-            step.start_date_time = step.end_date_time = None
-        if started_ago is not None:
-            step.start_date_time = now - timedelta(seconds=started_ago)
-        if ran_for is not None:
-            step.end_date_time = step.start_date_time + timedelta(seconds=ran_for)
-
-    def set_cluster(self, state: str, reason: str | None = None) -> None:
-        cluster = self.model
-        cluster.state = state
-        if state.startswith("TERMINATED"):
-            cluster.end_datetime = datetime.now(UTC)
-        if reason:
-            cluster.last_state_change_reason = reason
 
 
 @pytest.fixture

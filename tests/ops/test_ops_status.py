@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import BUCKET, REPO, EmrCluster, pipeline_outputs
 
 from ops.cli import main
+from tests.ops.support import BUCKET, REPO, EmrCluster, pipeline_outputs
 
 STACK = "FruitsPipeline"
 
