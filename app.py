@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""CDK app: read the configuration (cdk.json context, -c overrides), create the stacks, check, synth."""
+
+import aws_cdk as cdk
+from aws_cdk import Validations
+from cdk_nag import AwsSolutionsChecks
+
+from stacks import build_stacks
+from stacks.config import AppConfig
+
+app = cdk.App()
+build_stacks(app, AppConfig.from_context(app.node.try_get_context))
+Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+app.synth()

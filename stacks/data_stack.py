@@ -1,0 +1,142 @@
+"""FruitsData: the stateful stack. The data bucket (data/, runs/, emr-logs/) and its access-log bucket."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Size, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3_deployment
+from constructs import Construct
+
+from stacks.config import AppConfig
+
+DATA_PREFIX = "data/"
+RUNS_PREFIX = "runs/"
+LOGS_PREFIX = "emr-logs/"
+# Construct id of the data bucket: its logical id must never change (a new one replaces the bucket).
+DATA_BUCKET_ID = "DataBucket"
+DATA_BUCKET_LOGICAL_ID = "DataBucketE3889A50"  # pinned by tests/infra
+# What Spark (EMRFS) does under runs/: read back, write, delete its temporary files, multipart uploads.
+RUNS_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+
+
+class DataStack(Stack):
+    """Bucket layout: data/ (input images), runs/<run-id>/ (job outputs), emr-logs/ (cluster logs).
+
+    Retained on `cdk destroy` by default; `-c retainData=false` makes destroy empty and delete both buckets.
+    `-c uploadDir=path` uploads a local dataset into data/ during deploy (never deletes anything there).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        auto_delete = not config.retain_data
+
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=removal,
+            auto_delete_objects=auto_delete,
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(365))],
+        )
+        Validations.of(self.access_logs_bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This is the server access log target of the data bucket; logging it into itself "
+                "would log its own log deliveries",
+            )
+        )
+        self.bucket = s3.Bucket(
+            self,
+            DATA_BUCKET_ID,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="data-bucket/",
+            removal_policy=removal,
+            auto_delete_objects=auto_delete,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7)
+                )
+            ],
+        )
+
+        if config.upload_dir is not None:
+            # Lambda-backed copy: /tmp must hold the zipped dataset and its extraction.
+            s3_deployment.BucketDeployment(
+                self,
+                "UploadData",
+                sources=[s3_deployment.Source.asset(str(config.upload_dir))],
+                destination_bucket=self.bucket,
+                destination_key_prefix=DATA_PREFIX,
+                prune=False,
+                retain_on_delete=True,
+                memory_limit=2048,
+                ephemeral_storage_size=Size.gibibytes(10),
+            )
+
+        self.node_access_policy = self._node_access_policy(read_data_prefix=config.input_uri is None)
+
+        CfnOutput(self, "BucketName", value=self.bucket.bucket_name, description="Data bucket")
+
+    def _node_access_policy(self, *, read_data_prefix: bool) -> iam.ManagedPolicy:
+        """What the EMR nodes may do in this bucket; attached to their role by FruitsPipeline.
+
+        Read data/ (when it holds the input), read/write runs/, write emr-logs/. Kept next to the bucket
+        so the prefixes and the grants live in one place.
+        """
+        bucket = self.bucket
+        statements = [
+            # EMRFS probes prefixes with and without a trailing slash: listing is not prefix-limited.
+            iam.PolicyStatement(
+                sid="ListDataBucket",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[bucket.bucket_arn],
+            ),
+            iam.PolicyStatement(
+                sid="ReadWriteRuns",
+                actions=RUNS_ACTIONS,
+                resources=[bucket.arn_for_objects(f"{RUNS_PREFIX}*")],
+            ),
+            iam.PolicyStatement(
+                sid="WriteEmrLogs",
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{LOGS_PREFIX}*")],
+            ),
+        ]
+        acks = {
+            RUNS_PREFIX: "runs/ holds one folder per run id; Spark writes, reads back and cleans up its "
+            "temporary files under it",
+            LOGS_PREFIX: "EMR pushes logs under emr-logs/<cluster-id>/; the cluster id exists only at launch",
+        }
+        if read_data_prefix:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ReadInput",
+                    actions=["s3:GetObject"],
+                    resources=[bucket.arn_for_objects(f"{DATA_PREFIX}*")],
+                )
+            )
+            acks[DATA_PREFIX] = "the input is every image under data/<split>/<class>/"
+        policy = iam.ManagedPolicy(
+            self,
+            "ClusterNodeDataAccess",
+            description="EMR nodes of FruitsPipeline: read data/, read/write runs/, write emr-logs/",
+            statements=statements,
+        )
+        Validations.of(policy).acknowledge(
+            *(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::<{DATA_BUCKET_LOGICAL_ID}.Arn>/{prefix}*]", reason=reason
+                )
+                for prefix, reason in acks.items()
+            )
+        )
+        return policy

@@ -1,0 +1,168 @@
+"""FruitsPipeline: network, security groups, roles, KMS, security configuration and the cluster + steps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Stack, Tags, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks import packaging
+from stacks.access import EmrRoles
+from stacks.cluster import ClusterNetwork, EmrCluster, StepInputs
+from stacks.config import AppConfig
+from stacks.data_stack import DATA_PREFIX, LOGS_PREFIX, RUNS_PREFIX
+from stacks.job_code import JobCode, JobFiles
+from stacks.network import Network
+from stacks.security_configuration import EmrSecurityConfiguration
+from stacks.security_groups import EmrSecurityGroups
+from stacks.sg_rule_revoker import SecurityGroupRuleRevoker, order_teardown
+from stacks.spark_settings import SPARK_DEFAULTS, SPARK_ENV_EXPORTS
+
+# Lets AmazonEMRServicePolicy_v2 act on a resource: set on the VPC, subnets, security groups and cluster.
+EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
+_S3_URI = re.compile(r"^s3://([^/]+)(?:/(.*))?$")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    match = _S3_URI.match(uri)
+    if not match:
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    return match.group(1), (match.group(2) or "").strip("/")
+
+
+class PipelineStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        data_bucket: s3.IBucket,
+        data_access_policy: iam.IManagedPolicy,
+        project_root: Path,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+
+        network = Network(self, "Network")
+        groups = EmrSecurityGroups(self, "SecurityGroups", vpc=network.vpc)
+        access = EmrRoles(self, "Access")
+        security = EmrSecurityConfiguration(
+            self, "Encryption", ec2_role=access.ec2_role, service_role=access.service_role
+        )
+        settings = {
+            "config": config.job_fingerprint(),
+            "sparkDefaults": dict(SPARK_DEFAULTS),
+            "sparkEnv": dict(SPARK_ENV_EXPORTS),
+        }
+        code = JobCode(
+            self,
+            "JobCode",
+            files=JobFiles.under(project_root),
+            build_dir=project_root / packaging.BUILD_DIR,
+            settings=settings,
+            run_id=config.run_id,
+        )
+        self.run_id = code.run_id
+
+        bucket_name = data_bucket.bucket_name
+        run_uri = f"s3://{bucket_name}/{RUNS_PREFIX}{self.run_id}"
+        log_uri = f"s3://{bucket_name}/{LOGS_PREFIX}"
+        input_uri = config.input_uri or f"s3://{bucket_name}/{DATA_PREFIX.rstrip('/')}"
+
+        self._grant_node_access(access.ec2_role, code, data_access_policy)
+
+        cluster = EmrCluster(
+            self,
+            "Cluster",
+            config=config,
+            name=f"fruits-pipeline-{self.run_id}",
+            network=ClusterNetwork(
+                subnet_id=network.emr_subnet.subnet_id,
+                primary_group_id=groups.primary.security_group_id,
+                core_group_id=groups.core.security_group_id,
+                service_access_group_id=groups.service_access.security_group_id,
+            ),
+            instance_profile_name=access.instance_profile_name,
+            service_role_arn=access.service_role.role_arn,
+            security_configuration=security.name,
+            log_uri=log_uri,
+            bootstrap_script_url=code.bootstrap.s3_object_url,
+            requirements_url=code.requirements.s3_object_url,
+            steps=StepInputs(
+                package_url=code.package.s3_object_url,
+                entry_url=code.entry.s3_object_url,
+                input_uri=input_uri,
+                run_uri=run_uri,
+                weights=config.weights,
+                variance_target=config.variance_target,
+                components=config.components,
+                image_size=config.image_size,
+            ),
+        )
+        # Created only once the nodes can work: roles with their policies (bootstrap downloads, PassRole),
+        # the NAT route (PyPI) and the S3 endpoint.
+        for role in (access.ec2_role, access.service_role):
+            cluster.node.add_dependency(role.node.find_child("DefaultPolicy"))
+        cluster.node.add_dependency(network.emr_subnet.internet_connectivity_established)
+        cluster.node.add_dependency(network.s3_endpoint)
+
+        revoker = SecurityGroupRuleRevoker(self, "SgRuleRevoker", groups=groups.all)
+        order_teardown(revoker, groups.rule_resources(), cluster.resource)
+
+        for scope in (network, groups, cluster):
+            Tags.of(scope).add(*EMR_MANAGED_TAG)
+
+        self.cluster = cluster
+        region = Aws.REGION
+        CfnOutput(self, "BucketName", value=bucket_name, description="Data bucket")
+        CfnOutput(self, "ClusterId", value=cluster.cluster_id, description="EMR cluster of this run")
+        CfnOutput(self, "RunId", value=self.run_id, description="Run id: outputs under runs/<run-id>/")
+        CfnOutput(self, "RunOutputUri", value=f"{run_uri}/", description="This run's outputs")
+        CfnOutput(self, "LogUri", value=log_uri, description="EMR logs: <LogUri><cluster-id>/")
+        CfnOutput(
+            self,
+            "ClusterConsoleUrl",
+            value=f"https://{region}.console.aws.amazon.com/emr/home?region={region}"
+            f"#/clusterDetails/{cluster.cluster_id}",
+            description="The cluster in the EMR console",
+        )
+
+    def _grant_node_access(self, role: iam.IRole, code: JobCode, data_access: iam.IManagedPolicy) -> None:
+        """Exactly what the nodes need in S3: the job code, the data bucket's prefixes (policy owned by
+        FruitsData), an input bucket other than ours (read only) and S3-hosted weights (read only)."""
+        code.grant_read(role)
+        role.add_managed_policy(data_access)
+        if self.config.input_uri is not None:
+            other, prefix = split_s3_uri(self.config.input_uri)
+            objects = f"arn:{self.partition}:s3:::{other}/{prefix + '/' if prefix else ''}*"
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ListInputBucket",
+                    actions=["s3:ListBucket"],
+                    resources=[f"arn:{self.partition}:s3:::{other}"],
+                )
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(sid="ReadInput", actions=["s3:GetObject"], resources=[objects])
+            )
+            Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{objects}]",
+                    reason=f"inputUri={self.config.input_uri}: the input is every image under that prefix",
+                )
+            )
+        if self.config.weights.startswith("s3://"):
+            weights_bucket, weights_key = split_s3_uri(self.config.weights)
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ReadWeights",
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{self.partition}:s3:::{weights_bucket}/{weights_key}"],
+                )
+            )

@@ -1,0 +1,60 @@
+"""Spark settings of the EMR cluster: THE one place to tune them (spark-defaults and spark-env).
+
+They become the cluster's `spark-defaults` and `spark-env` classifications (stacks/cluster.py), so every
+spark-submit step gets them without `--conf` arguments (CloudFormation rejects duplicate items in a step's
+Args, and two `--conf` tokens would be duplicates). They are part of the run id: changing a value here
+re-runs the job on the next deploy, on a new cluster, under a new runs/<run-id>/.
+
+Starting values for the default 1 primary + 2 core m5.xlarge (4 vCPU, 16 GiB) nodes; tune them after
+benchmarking. Values must be strings (EMR configuration properties are string maps).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+# The interpreter PySpark runs on: EMR 7.x (Amazon Linux 2023) keeps /usr/bin/python3 at 3.9; the bootstrap
+# action installs the job's pins for python3.11, which EMR 7.1+ ships beside it.
+PYSPARK_PYTHON = "/usr/bin/python3.11"
+
+# spark-env "export" classification: the environment spark-submit and the daemons start with.
+SPARK_ENV_EXPORTS = MappingProxyType(
+    {
+        "PYSPARK_PYTHON": PYSPARK_PYTHON,
+        "PYSPARK_DRIVER_PYTHON": PYSPARK_PYTHON,
+    }
+)
+
+# spark-defaults classification (/etc/spark/conf/spark-defaults.conf on every node).
+SPARK_DEFAULTS = MappingProxyType(
+    {
+        # python3.11 for the driver (cluster deploy mode: it runs in the YARN application master) and the
+        # executors' Python workers; spark-env alone does not reach YARN containers.
+        "spark.pyspark.python": PYSPARK_PYTHON,
+        "spark.pyspark.driver.python": PYSPARK_PYTHON,
+        "spark.yarn.appMasterEnv.PYSPARK_PYTHON": PYSPARK_PYTHON,
+        "spark.executorEnv.PYSPARK_PYTHON": PYSPARK_PYTHON,
+        # One executor per core node using its 4 vCPUs. YARN offers 12 GiB per m5.xlarge: an executor
+        # (5g heap + 3g overhead) fits beside the driver (cluster mode: 2g + 1g, in the application master
+        # on a core node). TensorFlow runs in the Python workers, outside the JVM heap: hence the overhead.
+        "spark.executor.cores": "4",
+        "spark.executor.memory": "5g",
+        "spark.executor.memoryOverhead": "3g",
+        "spark.driver.memory": "2g",
+        "spark.driver.memoryOverhead": "1g",
+        # Keep Python workers (and the model each one loads) alive across tasks.
+        "spark.python.worker.reuse": "true",
+        # Arrow batches feeding the pandas UDF: images per batch bound the worker's memory.
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "256",
+        # One TensorFlow thread pool per Python worker: 4 workers x 1 thread on 4 vCPUs, no oversubscription.
+        "spark.executorEnv.TF_NUM_INTRAOP_THREADS": "1",
+        "spark.executorEnv.TF_NUM_INTEROP_THREADS": "1",
+        "spark.executorEnv.OMP_NUM_THREADS": "1",
+        "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
+        "spark.yarn.appMasterEnv.TF_CPP_MIN_LOG_LEVEL": "2",
+        # A failed task is retried a few times, a failed application is not resubmitted by YARN (a second
+        # attempt would find the first one's partial output).
+        "spark.yarn.maxAppAttempts": "1",
+    }
+)
