@@ -1,0 +1,360 @@
+"""Step contract: run the EMR steps of the synthesized template, as deployed, on local Spark.
+
+What CloudFormation would hand to EMR is read from the cloud assembly (`cdk synth` through the pinned CLI,
+into a temporary folder): the AWS::EMR::Cluster's Steps, with every intrinsic resolved (Fn::Sub, Fn::Join,
+Ref, Fn::GetStackOutput / Fn::ImportValue to the data stack). Then each step's command line is run with
+.venv/bin/spark-submit, in template order, with only these substitutions:
+
+- asset URIs (s3://cdk-hnb659fds-assets-.../<hash>.<ext>) -> the staged files in the cloud assembly that
+  `cdk deploy` uploads to those keys (read from the stack's *.assets.json);
+- every other s3://<bucket>/<key> -> <tmp>/s3/<bucket>/<key>; the data bucket's data/ prefix holds a copy
+  of ../shared/data/fruits-360-sample (Training, Test);
+- `--deploy-mode cluster` -> `--master local[2]` (no YARN here);
+- `--weights imagenet` -> the shared MobileNetV2 weights file: the ONLY argument value replaced besides
+  URIs (no network to download ImageNet weights here);
+- the interpreter: the cluster's spark-defaults classification is passed as a --properties-file, with
+  /usr/bin/python3.11 (what the bootstrap action provisions) replaced by this venv's python.
+
+Every other argument is kept as is. This proves the packaging (--py-files zip, entry file), the argument
+names and the ordering of the deployed command lines, not a copy of them.
+
+Set FRUITS_CDK_OUT=<dir> to reuse an assembly synthesized just before (make deploy-check does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO.parent / "shared" / "data" / "fruits-360-sample"
+WEIGHTS = REPO.parent / "shared" / "models" / "mobilenet_v2" / "mobilenet_v2_1.0_224_no_top_rebuilt.h5"
+SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+CLUSTER_PYTHON = "/usr/bin/python3.11"
+EXPECTED_IMAGES = {"fit": 440, "transform": 180}  # the sample: Training 440, Test 180
+# Stand-ins for values CloudFormation knows only at deploy time.
+PSEUDO = {
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NoValue": None,
+}
+SYNTH_ENV = {
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "CDK_DISABLE_CLI_TELEMETRY": "true",
+}
+
+
+# --- the cloud assembly ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Assembly:
+    """The stacks' templates and the asset URIs `cdk deploy` would publish, from a cdk.out folder."""
+
+    root: Path
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    regions: dict[str, str] = field(default_factory=dict)
+    assets: dict[str, Path] = field(default_factory=dict)  # s3://bucket/key -> staged file or folder
+
+    @classmethod
+    def load(cls, root: Path) -> Assembly:
+        manifest = json.loads((root / "manifest.json").read_text())
+        assembly = cls(root)
+        asset_manifests = []
+        for artifact_id, artifact in manifest["artifacts"].items():
+            props = artifact.get("properties", {})
+            if artifact["type"] == "aws:cloudformation:stack":
+                name = props.get("stackName", artifact_id)
+                assembly.templates[name] = json.loads((root / props["templateFile"]).read_text())
+                assembly.regions[name] = artifact["environment"].rsplit("/", 1)[-1]
+            elif artifact["type"] == "cdk:asset-manifest":
+                asset_manifests.append(root / props["file"])
+        for path in asset_manifests:
+            for entry in json.loads(path.read_text()).get("files", {}).values():
+                for destination in entry["destinations"].values():
+                    bucket = assembly.sub(destination["bucketName"], region=destination["region"])
+                    uri = f"s3://{bucket}/{destination['objectKey']}"
+                    assembly.assets[uri] = root / entry["source"]["path"]
+        return assembly
+
+    def sub(self, text: str, *, region: str, variables: dict[str, Any] | None = None, stack: str = "") -> str:
+        """Fn::Sub: ${Name} and ${Resource.Attr}; ${!Literal} stays literal."""
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if variables and name in variables:
+                return str(variables[name])
+            if "." in name:
+                logical_id, attribute = name.split(".", 1)
+                return self.get_att(stack, logical_id, attribute)
+            return str(self.ref(stack, name, region=region))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def ref(self, stack: str, name: str, *, region: str) -> Any:
+        if name == "AWS::Region":
+            return region
+        if name == "AWS::StackName":
+            return stack
+        if name in PSEUDO:
+            return PSEUDO[name]
+        template = self.templates[stack]
+        if name in template.get("Parameters", {}):
+            return template["Parameters"][name].get("Default")
+        resource = template["Resources"][name]
+        if resource["Type"] == "AWS::S3::Bucket":
+            # Ref is the bucket name: the one in the template, else CloudFormation generates one.
+            given = resource.get("Properties", {}).get("BucketName")
+            return self.resolve(given, stack) if given else f"{stack}-{name}".lower()[:63]
+        return f"{name}-physical-id"
+
+    def get_att(self, stack: str, logical_id: str, attribute: str) -> str:
+        if attribute == "Arn" and self.templates[stack]["Resources"][logical_id]["Type"] == "AWS::S3::Bucket":
+            return f"arn:aws:s3:::{self.ref(stack, logical_id, region=self.regions[stack])}"
+        return f"{logical_id}-{attribute}"
+
+    def resolve(self, node: Any, stack: str) -> Any:
+        """A template value as CloudFormation would pass it to the resource's API."""
+        region = self.regions[stack]
+        if isinstance(node, list):
+            return [self.resolve(item, stack) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((function, arg),) = node.items()
+            if function == "Ref":
+                return self.ref(stack, arg, region=region)
+            if function == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                variables = {k: self.resolve(v, stack) for k, v in variables.items()}
+                return self.sub(text, region=region, variables=variables, stack=stack)
+            if function == "Fn::Join":
+                separator, items = arg
+                return separator.join(str(self.resolve(item, stack)) for item in items)
+            if function == "Fn::Select":
+                index, items = arg
+                return self.resolve(items, stack)[int(self.resolve(index, stack))]
+            if function == "Fn::GetAtt":
+                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(stack, logical_id, attribute)
+            if function == "Fn::GetStackOutput":
+                other = arg["StackName"]
+                return self.resolve(self.templates[other]["Outputs"][arg["OutputName"]]["Value"], other)
+            if function == "Fn::ImportValue":
+                export = self.resolve(arg, stack)
+                for other, template in self.templates.items():
+                    for output in template.get("Outputs", {}).values():
+                        if self.resolve(output.get("Export", {}).get("Name"), other) == export:
+                            return self.resolve(output["Value"], other)
+                raise KeyError(f"no stack exports {export}")
+            if function.startswith("Fn::"):
+                raise NotImplementedError(f"{function} in a step argument: teach this test to resolve it")
+        return {key: self.resolve(value, stack) for key, value in node.items()}
+
+    def cluster(self) -> tuple[str, dict[str, Any]]:
+        """(stack name, resolved Properties) of the one AWS::EMR::Cluster."""
+        found = [
+            (stack, resource)
+            for stack, template in self.templates.items()
+            for resource in template["Resources"].values()
+            if resource["Type"] == "AWS::EMR::Cluster"
+        ]
+        assert len(found) == 1, f"expected one AWS::EMR::Cluster, found {len(found)}"
+        stack, resource = found[0]
+        return stack, self.resolve(resource["Properties"], stack)
+
+    def buckets(self) -> dict[str, str]:
+        """Resolved names of the S3 buckets declared in the assembly: name -> 'stack/logical id'."""
+        return {
+            self.ref(stack, logical_id, region=self.regions[stack]): f"{stack}/{logical_id}"
+            for stack, template in self.templates.items()
+            for logical_id, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::S3::Bucket"
+        }
+
+
+def synthesize(outdir: Path) -> Path:
+    reuse = os.environ.get("FRUITS_CDK_OUT")
+    if reuse:
+        return Path(reuse).resolve()
+    env = {**os.environ, **SYNTH_ENV}
+    command = ["npx", "--no-install", "cdk", "synth", "--all", "--quiet", "--no-notices", "-o", str(outdir)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"cdk synth failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+    return outdir
+
+
+# --- from the deployed command line to a local one --------------------------------------------------------
+
+
+@dataclass
+class LocalMapping:
+    assembly: Assembly
+    s3_root: Path
+
+    def path(self, uri: str) -> str:
+        if uri in self.assembly.assets:
+            staged = self.assembly.assets[uri]
+            assert staged.exists(), f"{uri} maps to {staged}, which the assembly does not hold"
+            return str(staged)
+        assert not uri.startswith("s3://cdk-"), f"{uri}: a CDK asset URI that no asset manifest publishes"
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return str(self.s3_root / bucket / key)
+
+    def value(self, token: str) -> str:
+        if token.startswith("s3://"):
+            return self.path(token)
+        flag, eq, rest = token.partition("=")
+        if eq and flag.startswith("--") and rest.startswith("s3://"):
+            return f"{flag}={self.path(rest)}"
+        return token
+
+
+def option(args: list[str], flag: str) -> str:
+    """The value of `--flag value` or `--flag=value` in args."""
+    for i, token in enumerate(args):
+        if token == flag:
+            return args[i + 1]
+        if token.startswith(flag + "="):
+            return token.split("=", 1)[1]
+    raise AssertionError(f"{flag} not in {args}")
+
+
+def local_command(args: list[str], mapping: LocalMapping, properties_file: Path) -> list[str]:
+    assert args[0] == "spark-submit", args
+    rest = list(args[1:])
+    i = rest.index("--deploy-mode")
+    assert rest[i + 1] == "cluster", rest
+    del rest[i : i + 2]
+    mapped = [mapping.value(token) for token in rest]
+    for i, token in enumerate(mapped):
+        if token == "--weights" and mapped[i + 1] == "imagenet":
+            mapped[i + 1] = str(WEIGHTS)  # the one value replaced besides URIs: no network here
+        elif token == "--weights=imagenet":
+            mapped[i] = f"--weights={WEIGHTS}"
+    return [str(SPARK_SUBMIT), "--master", "local[2]", "--properties-file", str(properties_file), *mapped]
+
+
+def local_spark_defaults(configurations: list[dict[str, Any]], path: Path) -> Path:
+    """The cluster's spark-defaults, with the cluster interpreter replaced by this venv's python."""
+    defaults: dict[str, str] = {}
+    for configuration in configurations:
+        if configuration["Classification"] == "spark-defaults":
+            defaults.update(configuration.get("ConfigurationProperties", {}))
+    assert defaults.get("spark.pyspark.python") == CLUSTER_PYTHON, defaults
+    local = {k: (sys.executable if v == CLUSTER_PYTHON else v) for k, v in defaults.items()}
+    local["spark.ui.enabled"] = "false"  # local only: several test runs may share this machine
+    path.write_text("".join(f"{key} {value}\n" for key, value in sorted(local.items())))
+    return path
+
+
+# --- the test ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory) -> dict[str, Any]:
+    """The synthesized assembly and the cluster's resolved properties."""
+    assembly = Assembly.load(synthesize(tmp_path_factory.mktemp("cdk") / "cdk.out"))
+    stack, cluster = assembly.cluster()
+    return {"assembly": assembly, "stack": stack, "cluster": cluster}
+
+
+def test_steps_are_fit_then_transform_on_the_fit_model(deployed):
+    steps = deployed["cluster"]["Steps"]
+    assert [s["Name"] for s in steps] == ["fit", "transform"]
+    for step in steps:
+        assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
+        assert all(isinstance(a, str) for a in step["HadoopJarStep"]["Args"]), "unresolved argument"
+    fit, transform = (s["HadoopJarStep"]["Args"] for s in steps)
+    assert fit[fit.index("fit") - 1] == transform[transform.index("transform") - 1], "same entry file"
+    assert option(transform, "--model") == option(fit, "--output") + "/model"
+
+
+def test_code_uris_are_staged_assets(deployed):
+    """--py-files, the entry file, the bootstrap script and its argument are what `cdk deploy` uploads."""
+    assembly = deployed["assembly"]
+    cluster = deployed["cluster"]
+    for step in cluster["Steps"]:
+        args = step["HadoopJarStep"]["Args"]
+        package = assembly.assets[option(args, "--py-files")]
+        entry = assembly.assets[args[args.index("--py-files") + 2]]
+        with zipfile.ZipFile(package) as archive:
+            names = set(archive.namelist())
+        assert {"spark_job/__init__.py", "spark_job/cli.py", "spark_job/requirements.txt"} <= names
+        assert entry.read_bytes() == (REPO / "spark_job" / "entrypoint.py").read_bytes()
+    (action,) = cluster["BootstrapActions"]
+    script = action["ScriptBootstrapAction"]
+    bootstrap = (REPO / "bootstrap" / "install_python_deps.sh").read_bytes()
+    assert assembly.assets[script["Path"]].read_bytes() == bootstrap
+    (requirements_uri,) = script["Args"]
+    staged = assembly.assets[requirements_uri]
+    assert staged.read_bytes() == (REPO / "spark_job" / "requirements.txt").read_bytes()
+
+
+def test_data_uris_are_in_the_data_bucket(deployed):
+    assembly = deployed["assembly"]
+    buckets = assembly.buckets()
+    used = set()
+    for step in deployed["cluster"]["Steps"]:
+        for token in step["HadoopJarStep"]["Args"]:
+            uri = token.split("=", 1)[1] if token.startswith("--") and "=" in token else token
+            if uri.startswith("s3://") and uri not in assembly.assets:
+                used.add(uri.removeprefix("s3://").split("/", 1)[0])
+    assert len(used) == 1, f"steps use several non-asset buckets: {used}"
+    (bucket,) = used
+    assert bucket in buckets, f"{bucket} is not a bucket of this app ({buckets})"
+
+
+@pytest.mark.slow
+def test_steps_run_on_local_spark(deployed, tmp_path):
+    assembly: Assembly = deployed["assembly"]
+    cluster = deployed["cluster"]
+    mapping = LocalMapping(assembly, tmp_path / "s3")
+    properties = local_spark_defaults(cluster["Configurations"], tmp_path / "spark-defaults.conf")
+    steps = {s["Name"]: s["HadoopJarStep"]["Args"] for s in cluster["Steps"]}
+
+    # The data bucket's input prefix holds the sample: fit reads <input>/Training, transform <input>/Test.
+    fit_input = Path(mapping.path(option(steps["fit"], "--input")))
+    transform_input = Path(mapping.path(option(steps["transform"], "--input")))
+    assert (fit_input.name, transform_input.name) == ("Training", "Test")
+    assert fit_input.parent == transform_input.parent
+    for part in ("Training", "Test"):
+        shutil.copytree(SAMPLE / part, fit_input.parent / part)
+    assert WEIGHTS.is_file(), f"the shared MobileNetV2 weights are missing: {WEIGHTS}"
+
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("SPARK_HOME", None)  # the venv's pyspark, the Spark EMR 7.x runs (3.5)
+    for name in ("fit", "transform"):  # template order
+        command = local_command(steps[name], mapping, properties)
+        log = tmp_path / f"{name}.log"
+        with log.open("w") as handle:
+            result = subprocess.run(
+                command, cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=1800
+            )
+        assert result.returncode == 0, f"{name} step failed: {command}\n{log.read_text()[-6000:]}"
+
+        output = Path(mapping.path(option(steps[name], "--output")))
+        manifest = json.loads((output / "manifest.json").read_text())
+        assert manifest["mode"] == name
+        assert manifest["images_featurized"] == EXPECTED_IMAGES[name]
+        assert manifest["images_rejected"] == 0
+        assert pq.read_table(output / "features").num_rows == EXPECTED_IMAGES[name]
+        assert pq.read_table(output / "pca").num_rows == EXPECTED_IMAGES[name]
+        if name == "fit":
+            assert (output / "model" / "featurizer.json").is_file()
+            assert (output / "model" / "pipeline").is_dir()
