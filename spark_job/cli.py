@@ -12,7 +12,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from spark_job.config import JobConfig, build_parser, config_from_args
-from spark_job.errors import JobInputError
+from spark_job.errors import JobFailedError, JobInputError
 
 log = logging.getLogger("spark_job")
 
@@ -64,9 +64,13 @@ def summarize(run_dirs: Sequence[str]) -> str:
         target = f" (target {m['variance_target']})" if m.get("variance_target") else ""
         lines.append(f"  PCA k={m['k']}, variance kept {m['cumulative_variance_at_k']:.4f}{target}")
         lines.append(f"  featurize throughput {m['throughput_img_s']} img/s at {m['image_size']} px")
-        if m.get("probe"):
-            p = m["probe"]
-            lines.append(f"  probe accuracy {p['accuracy']:.4f}, weighted F1 {p['weighted_f1']:.4f}")
+        for key, what in (("probe_train", "on its training images"), ("probe", "on held-out images")):
+            if m.get(key):
+                p = m[key]
+                lines.append(
+                    f"  probe (logistic regression on PCA) {what}: accuracy {p['accuracy']:.4f}, "
+                    f"weighted F1 {p['weighted_f1']:.4f}"
+                )
         lines.append(
             f"  outputs: {Path(run_dir).resolve()}/ (manifest.json, features/, pca/, rejects/"
             + (", model/" if m["mode"] == "fit" else "")
@@ -99,6 +103,9 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
         log.error("%s", exc)
         sys.stderr.write(f"{parser.prog} {cfg.mode}: error: {exc}\n")
         return EXIT_USAGE
+    except JobFailedError as exc:
+        log.error("%s run failed: %s", cfg.mode, exc)
+        return 1
     except Exception:
         log.exception("%s run failed", cfg.mode)
         return 1

@@ -3,3 +3,7 @@
 
 class JobInputError(Exception):
     """The user's input, weights, model or output location cannot be used as given."""
+
+
+class JobFailedError(Exception):
+    """The run could not produce a result (e.g. not one image could be decoded); exit status 1."""

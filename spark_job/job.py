@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pyspark.ml import PipelineModel
@@ -22,9 +23,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_job import featurize as fz
+from spark_job import probe as pb
 from spark_job import reduce as rd
-from spark_job.config import JobConfig
-from spark_job.errors import JobInputError
+from spark_job import report as rp
+from spark_job.config import FEATURE_DIM, JobConfig
+from spark_job.errors import JobFailedError, JobInputError
 from spark_job.model import ResolvedWeights, resolve_weights, temp_workdir
 from spark_job.storage import Storage, join, normalize
 
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 FEATURIZER_FILE = "featurizer.json"
 PIPELINE_DIR = "pipeline"
+PROBE_DIR = "probe"
 STAGING_DIR = "staging-featurized"
 
 
@@ -129,9 +133,22 @@ def featurize_to(
     )
 
 
-def write_model(storage: Storage, model: PipelineModel, model_dir: str, featurizer: dict[str, Any]) -> None:
+def write_model(
+    storage: Storage,
+    model: PipelineModel,
+    probe: PipelineModel | None,
+    model_dir: str,
+    featurizer: dict[str, Any],
+) -> None:
     model.write().overwrite().save(join(model_dir, PIPELINE_DIR))
+    if probe is not None:
+        probe.write().overwrite().save(join(model_dir, PROBE_DIR))
     storage.write_text(join(model_dir, FEATURIZER_FILE), json.dumps(featurizer, indent=2, sort_keys=True))
+
+
+def load_probe(storage: Storage, model_dir: str) -> PipelineModel | None:
+    uri = join(normalize(model_dir), PROBE_DIR)
+    return PipelineModel.load(uri) if storage.exists(join(uri, "metadata")) else None
 
 
 def load_model(spark: SparkSession, storage: Storage, model_dir: str) -> tuple[PipelineModel, dict[str, Any]]:
@@ -149,6 +166,26 @@ def load_model(spark: SparkSession, storage: Storage, model_dir: str) -> tuple[P
     except Exception as exc:  # corrupt JSON, unreadable Spark ML metadata, wrong stages
         raise JobInputError(f"{model_dir} is not a readable model: {exc}") from exc
     return model, featurizer
+
+
+def write_run_report(
+    spark: SparkSession,
+    storage: Storage,
+    output: str,
+    manifest: dict[str, Any],
+    spectrum: list[float],
+    pca: DataFrame,
+    rejects: DataFrame,
+    workdir: str,
+) -> None:
+    total = manifest["images_featurized"]
+    points = pca.select(F.col("pca")[0].alias("pc1"), F.col("pca")[1].alias("pc2"), "label")
+    if total > rp.SCATTER_MAX_POINTS:
+        points = points.sample(fraction=rp.SCATTER_MAX_POINTS / total, seed=7)
+    reject_rows = [(r["path"], r["reason"]) for r in rejects.orderBy("path").limit(1000).collect()]
+    local = Path(workdir) / "report"
+    for file in rp.write_report(local, manifest, spectrum, points.toPandas(), reject_rows):
+        storage.upload(str(file), join(output, "report", file.name))
 
 
 def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
@@ -184,35 +221,50 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
             features, rejects, inferred = featurize_to(spark, cfg, inputs, weights, image_size, output)
             featurized = features.count()
             rejected = rejects.count()
-        log.info("featurized %d images, rejected %d", featurized, rejected)
+        log.info("featurized %d of %d images, rejected %d", featurized, inputs.images, rejected)
         if featurized == 0:
-            raise RuntimeError(f"no image under {cfg.input} could be decoded ({rejected} rejected)")
+            raise JobFailedError(
+                f"none of the {inputs.images} images under {cfg.input} could be decoded; "
+                f"reasons are in {join(output, 'rejects')}"
+            )
 
+        probe: PipelineModel | None = None
         if cfg.mode == "fit":
             with timings.stage("fit_pca"):
                 fit = rd.fit_pca(features, cfg.variance, cfg.components)
-            model = fit.model
-            explained = fit.explained_variance
-            featurizer = {
-                "image_size": image_size,
-                "weights": weights.as_dict(),
-                "feature_dim": 1280,
-                "k": fit.k,
-                "model": "MobileNetV2(include_top=False, pooling='avg')",
-            }
-            with timings.stage("write_model"):
-                write_model(storage, model, join(output, "model"), featurizer)
+            model, spectrum = fit.model, fit.full_spectrum
+            explained, variance_target = fit.explained_variance, cfg.variance
         else:
             assert model is not None
             explained = [float(v) for v in rd.pca_stage(model).explainedVariance.toArray()]
+            spectrum, variance_target = featurizer["spectrum"], featurizer.get("variance_target")
+            probe = load_probe(storage, cfg.model or "")
 
         with timings.stage("project"):
             rd.project(model, features).write.mode("overwrite").parquet(join(output, "pca"))
+            pca = spark.read.parquet(join(output, "pca"))
+
+        with timings.stage("probe"):
+            if cfg.mode == "fit":
+                probe = pb.fit_probe(pca)
+            evaluation = pb.evaluate_probe(probe, pca) if probe is not None else None
+
+        if cfg.mode == "fit":
+            featurizer = {
+                "image_size": image_size,
+                "weights": weights.as_dict(),
+                "feature_dim": FEATURE_DIM,
+                "k": len(explained),
+                "variance_target": variance_target,
+                "spectrum": spectrum,
+                "model": "MobileNetV2(include_top=False, pooling='avg')",
+            }
+            with timings.stage("write_model"):
+                write_model(storage, model, probe, join(output, "model"), featurizer)
 
         classes = sorted(
             r["label"] for r in features.select("label").distinct().collect() if r["label"] is not None
         )
-        k = len(explained)
         manifest: dict[str, Any] = {
             "mode": cfg.mode,
             "input": cfg.input,
@@ -227,19 +279,24 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
             "classes": classes,
             "image_size": image_size,
             "weights": weights.as_dict(),
-            "k": k,
-            "variance_target": cfg.variance if cfg.mode == "fit" else None,
+            "k": len(explained),
+            "variance_target": variance_target,
             "components_requested": cfg.components,
             "explained_variance": explained,
             "cumulative_variance_at_k": float(sum(explained)),
+            # fit: accuracy on its own training images; transform: on held-out labelled images.
+            ("probe_train" if cfg.mode == "fit" else "probe"): evaluation,
             "timings_s": timings.stages,
-            "throughput_img_s": round(featurized / timings.stages["featurize"], 2) if featurized else 0.0,
+            "throughput_img_s": round(featurized / timings.stages["featurize"], 2),
             "versions": versions(spark),
             "spark_master": spark.sparkContext.master,
             "default_parallelism": spark.sparkContext.defaultParallelism,
+            "report": join(output, "report"),
             "started_at": started_at,
-            "finished_at": utc_now(),
         }
+        with timings.stage("report"):
+            manifest["finished_at"] = utc_now()
+            write_run_report(spark, storage, output, manifest, spectrum, pca, rejects, workdir)
         storage.write_text(join(output, "manifest.json"), json.dumps(manifest, indent=2))
         log.info("wrote %s", join(output, "manifest.json"))
         return manifest
