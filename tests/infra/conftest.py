@@ -1,0 +1,105 @@
+"""Helpers for the CDK assertion tests: synth the real app (offline, region-only env) once per module."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import Validations
+from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
+
+from stacks import PROJECT_ROOT, FruitsStacks, build_stacks
+from stacks.config import AppConfig
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+CDK_JSON = PROJECT_ROOT / "cdk.json"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    return json.loads(CDK_JSON.read_text())["context"]
+
+
+@dataclass
+class Synth:
+    app: cdk.App
+    stacks: FruitsStacks
+    outdir: Path
+
+    @property
+    def data(self) -> Template:
+        return Template.from_stack(self.stacks.data)
+
+    @property
+    def pipeline(self) -> Template:
+        return Template.from_stack(self.stacks.pipeline)
+
+
+def build_app(
+    outdir: Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    nag: bool = False,
+    project_root: Path = PROJECT_ROOT,
+) -> Synth:
+    """The app as app.py builds it, with cdk.json's context plus `overrides` (as `-c key=value` would)."""
+    context = {**cdk_json_context(), **(overrides or {})}
+    app = cdk.App(context=context, outdir=str(outdir))
+    config = AppConfig.from_context(app.node.try_get_context, base_dir=PROJECT_ROOT)
+    stacks = build_stacks(app, config, project_root=project_root)
+    if nag:
+        Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return Synth(app=app, stacks=stacks, outdir=outdir)
+
+
+def resources(template: Template, type_name: str) -> dict[str, dict[str, Any]]:
+    return template.find_resources(type_name)
+
+
+def only(template: Template, type_name: str) -> tuple[str, dict[str, Any]]:
+    found = template.find_resources(type_name)
+    assert len(found) == 1, f"expected one {type_name}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def render(value: Any) -> Any:
+    """CloudFormation values as readable strings: Ref X -> ${X}, GetAtt X.Y -> ${X.Y}, the data bucket's
+    name from FruitsData -> ${FruitsData.BucketName}, Fn::Sub kept as its text, Fn::Join joined."""
+    if isinstance(value, list):
+        return [render(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1:
+        return {k: render(v) for k, v in value.items()}
+    ((key, arg),) = value.items()
+    if key == "Ref":
+        return f"${{{arg}}}"
+    if key == "Fn::GetAtt":
+        return "${" + ".".join(arg) + "}"
+    if key == "Fn::Sub" and isinstance(arg, str):
+        return arg
+    if key == "Fn::Join":
+        separator, parts = arg
+        return separator.join(str(render(p)) for p in parts)
+    if key == "Fn::GetStackOutput":
+        output = arg["OutputName"]
+        if output.startswith("PublishOutputRefDataBucket"):
+            return "${FruitsData.BucketName}"
+        if output.startswith("PublishOutputFnGetAttDataBucket"):
+            return "${FruitsData.BucketArn}"
+        return f"${{{arg['StackName']}.{output}}}"
+    return {key: render(arg)}
+
+
+@pytest.fixture(scope="module")
+def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The app with cdk.json's defaults, one per test module."""
+    return build_app(tmp_path_factory.mktemp("cdk-out"))
