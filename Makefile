@@ -15,7 +15,7 @@ CDK     := npx --no-install cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv demo test lint synth deploy destroy
+.PHONY: help venv demo test lint synth deploy-check deploy destroy
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test: venv ## Lint and run every test (job, infra, bootstrap, step contract, emu
 
 synth: venv ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
 	$(CDK) synth --all --quiet $(CDK_ARGS)
+
+deploy-check: venv ## Before deploying: synth, cdk-nag, cfn-lint, shellcheck, step contract run; PASS/FAIL summary
+	bash scripts/deploy_check.sh $(CDK_ARGS)
 
 deploy: venv ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy --all --require-approval never $(CDK_ARGS)

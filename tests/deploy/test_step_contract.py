@@ -11,7 +11,8 @@ Ref, Fn::GetStackOutput / Fn::ImportValue to the data stack). Then each step's c
   of ../shared/data/fruits-360-sample (Training, Test);
 - `--deploy-mode cluster` -> `--master local[2]` (no YARN here);
 - `--weights imagenet` -> the shared MobileNetV2 weights file: the ONLY argument value replaced besides
-  URIs (no network to download ImageNet weights here);
+  URIs (no network to download ImageNet weights here); an s3:// weights URI (-c weights=...) maps like
+  any other URI, to a local copy of that same file;
 - the interpreter: the cluster's spark-defaults classification is passed as a --properties-file, with
   /usr/bin/python3.11 (what the bootstrap action provisions) replaced by this venv's python.
 
@@ -193,7 +194,7 @@ def synthesize(outdir: Path) -> Path:
     if reuse:
         return Path(reuse).resolve()
     env = {**os.environ, **SYNTH_ENV}
-    command = ["npx", "--no-install", "cdk", "synth", "--all", "--quiet", "--no-notices", "-o", str(outdir)]
+    command = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "-o", str(outdir)]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"cdk synth failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
     return outdir
@@ -306,18 +307,18 @@ def test_code_uris_are_staged_assets(deployed):
     assert staged.read_bytes() == (REPO / "spark_job" / "requirements.txt").read_bytes()
 
 
-def test_data_uris_are_in_the_data_bucket(deployed):
-    assembly = deployed["assembly"]
-    buckets = assembly.buckets()
-    used = set()
-    for step in deployed["cluster"]["Steps"]:
-        for token in step["HadoopJarStep"]["Args"]:
-            uri = token.split("=", 1)[1] if token.startswith("--") and "=" in token else token
-            if uri.startswith("s3://") and uri not in assembly.assets:
-                used.add(uri.removeprefix("s3://").split("/", 1)[0])
-    assert len(used) == 1, f"steps use several non-asset buckets: {used}"
-    (bucket,) = used
-    assert bucket in buckets, f"{bucket} is not a bucket of this app ({buckets})"
+def test_run_outputs_are_in_the_data_bucket(deployed):
+    """What the steps write (and transform reads back) lives in a bucket of this app; only --input and
+    --weights may point elsewhere (-c inputUri=..., -c weights=s3://...)."""
+    buckets = deployed["assembly"].buckets()
+    steps = {s["Name"]: s["HadoopJarStep"]["Args"] for s in deployed["cluster"]["Steps"]}
+    written = [option(steps["fit"], "--output"), option(steps["transform"], "--output")]
+    written.append(option(steps["transform"], "--model"))
+    for uri in written:
+        assert uri.startswith("s3://"), uri
+        bucket = uri.removeprefix("s3://").split("/", 1)[0]
+        assert bucket in buckets, f"{uri}: {bucket} is not a bucket of this app ({sorted(buckets)})"
+    assert len({uri.removeprefix("s3://").split("/", 1)[0] for uri in written}) == 1
 
 
 @pytest.mark.slow
@@ -336,6 +337,12 @@ def test_steps_run_on_local_spark(deployed, tmp_path):
     for part in ("Training", "Test"):
         shutil.copytree(SAMPLE / part, fit_input.parent / part)
     assert WEIGHTS.is_file(), f"the shared MobileNetV2 weights are missing: {WEIGHTS}"
+    for args in steps.values():  # -c weights=s3://...: that object holds the shared weights
+        weights = option(args, "--weights")
+        if weights.startswith("s3://"):
+            local = Path(mapping.path(weights))
+            local.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(WEIGHTS, local)
 
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     env.pop("SPARK_HOME", None)  # the venv's pyspark, the Spark EMR 7.x runs (3.5)

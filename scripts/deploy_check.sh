@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# deploy_check.sh: the offline checks to pass before `cdk deploy` (`make deploy-check` runs it).
+#
+# Checks, each reported PASS or FAIL with its duration, every one run even when an earlier one failed:
+#   - synth           `cdk synth` of every stack into $CDK_OUT (offline, pinned CLI from node_modules)
+#   - cdk-nag         AwsSolutionsChecks is registered in app.py and $CDK_OUT/validation-report.json holds no
+#                     unacknowledged finding (findings also make synth fail)
+#   - cfn-lint        every $CDK_OUT/*.template.json (settings: .cfnlintrc.yaml)
+#   - shellcheck      bootstrap/*.sh (the EMR bootstrap action) and scripts/*.sh
+#   - step-contract   tests/deploy: the synthesized cluster's fit and transform steps run on local Spark
+# Usage: scripts/deploy_check.sh [CDK CLI ARGS...]   e.g. -c coreCount=3 (checks that configuration)
+# Environment: CDK_OUT (default cdk.out), VENV (default .venv). Logs: build/deploy-check/<check>.log.
+# Exit status: 0 when every check passed, 1 otherwise.
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+CDK_OUT="${CDK_OUT:-cdk.out}"
+VENV="${VENV:-.venv}"
+LOG_DIR="build/deploy-check"
+mkdir -p "$LOG_DIR"
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true
+
+names=()
+verdicts=()
+failed=0
+
+# run_check NAME COMMAND...: runs COMMAND with its output in $LOG_DIR/NAME.log; on failure shows its tail.
+run_check() {
+  local name=$1 log="$LOG_DIR/$1.log" start status
+  shift
+  printf '== %s: %s\n' "$name" "$*"
+  start=$SECONDS
+  "$@" >"$log" 2>&1
+  status=$?
+  names+=("$name")
+  if [[ $status -eq 0 ]]; then
+    verdicts+=("PASS  $((SECONDS - start))s  $(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | cut -c1-80)")
+  else
+    verdicts+=("FAIL  $((SECONDS - start))s, exit $status, log $log")
+    failed=1
+    tail -n 40 "$log" | sed 's/^/   | /'
+  fi
+}
+
+skip_check() {
+  printf '== %s: not run (%s)\n' "$1" "$2"
+  names+=("$1")
+  verdicts+=("FAIL  not run: $2")
+  failed=1
+}
+
+nag_findings() {
+  grep -q 'AwsSolutionsChecks' app.py || {
+    echo "app.py does not register cdk-nag's AwsSolutionsChecks"
+    return 1
+  }
+  [[ -f "$CDK_OUT/validation-report.json" ]] || {
+    echo "no $CDK_OUT/validation-report.json: synth stopped before validation"
+    return 1
+  }
+  "$VENV/bin/python" - "$CDK_OUT/validation-report.json" <<'PY'
+import json
+import sys
+
+report = json.load(open(sys.argv[1], encoding="utf-8"))
+open_findings = acknowledged = 0
+for plugin in report.get("pluginReports", []):
+    acknowledged += len(plugin.get("suppressedViolations", []))
+    for violation in plugin.get("violations", []):
+        for construct in violation.get("violatingConstructs", []):
+            open_findings += 1
+            print(f"{violation['ruleName']}  {construct.get('constructPath')}")
+print(f"{open_findings} unacknowledged finding(s), {acknowledged} acknowledged in the report")
+sys.exit(1 if open_findings else 0)
+PY
+}
+
+# A fresh assembly: no template of a removed stack is linted. Only ever delete a cloud assembly.
+if [[ -f "$CDK_OUT/manifest.json" ]]; then
+  rm -rf "$CDK_OUT"
+elif [[ -e "$CDK_OUT" && -n "$(ls -A "$CDK_OUT" 2>/dev/null)" ]]; then
+  echo "CDK_OUT=$CDK_OUT exists and is not a cloud assembly (no manifest.json): choose another folder" >&2
+  exit 1
+fi
+run_check synth npx --no-install cdk synth --quiet --no-notices -o "$CDK_OUT" "$@"
+synth_ok=$((failed == 0))
+run_check cdk-nag nag_findings
+
+shopt -s nullglob
+templates=("$CDK_OUT"/*.template.json)
+if ((${#templates[@]})); then
+  run_check cfn-lint "$VENV/bin/cfn-lint" "${templates[@]}"
+else
+  skip_check cfn-lint "no template in $CDK_OUT"
+fi
+run_check shellcheck shellcheck bootstrap/*.sh scripts/*.sh
+if ((synth_ok)); then
+  run_check step-contract env FRUITS_CDK_OUT="$CDK_OUT" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/deploy
+else
+  skip_check step-contract "synth failed"
+fi
+
+printf '\ndeploy-check summary\n'
+for i in "${!names[@]}"; do
+  printf '  %-14s %s\n' "${names[$i]}" "${verdicts[$i]}"
+done
+if ((failed)); then
+  printf 'deploy-check: FAIL (logs in %s/)\n' "$LOG_DIR"
+  exit 1
+fi
+printf "deploy-check: PASS (the checked assembly is in %s/)\n" "$CDK_OUT"
