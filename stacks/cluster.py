@@ -200,10 +200,9 @@ class EmrCluster(Construct):
             ),
             Acknowledgment(
                 id="AwsSolutions-EMR5",
-                reason="In-transit encryption needs a PEM certificate bundle for *.<region>.compute.internal;"
-                " "
-                "the nodes talk only inside one private subnet behind the EMR security groups, and to S3 "
-                "over TLS",
+                reason="In-transit encryption needs a PEM certificate bundle for the nodes' private DNS "
+                "names; the nodes talk only inside one private subnet behind the EMR security groups, and "
+                "to S3 over TLS",
             ),
             Acknowledgment(
                 id="AwsSolutions-EMR6",
