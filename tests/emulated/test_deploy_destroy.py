@@ -1,0 +1,283 @@
+"""The user's deploy and destroy, for real, against moto's server on loopback.
+
+`cdk bootstrap`, then `make deploy` and `make destroy` exactly as a user runs them (extra CDK arguments
+through CDK_ARGS), checked through the AWS APIs: stacks, outputs, the deployed template's step and bootstrap
+URIs against the published assets, the operator CLI against the deployed bucket, and data retention.
+Run alone with `pytest -m emulated`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+pytestmark = pytest.mark.emulated
+
+REPO = Path(__file__).resolve().parents[2]
+ACCOUNT = "123456789012"  # what moto's STS GetCallerIdentity answers
+REGION = "eu-west-3"
+ASSET_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
+READY_TIMEOUT_S = 30
+COMMAND_TIMEOUT_S = 600
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    """Bounded readiness poll: an HTTP request every 0.1 s for at most READY_TIMEOUT_S."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"moto server exited with {server.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"moto server not answering on {url} after {READY_TIMEOUT_S}s:\n{log.read_text()[-2000:]}")
+
+
+@dataclass
+class Emulator:
+    env: dict[str, str]
+    workdir: Path
+    endpoint: str
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def run(self, *cmd: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+        )
+        assert done.returncode == 0, (
+            f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+        return done
+
+    def make(self, target: str, *context: str, **variables: str) -> subprocess.CompletedProcess[str]:
+        # Synth into our own folder: other cdk commands in this checkout lock cdk.out.
+        cdk_args = " ".join([*context, "--no-notices", f"--output {self.workdir / 'cdk.out'}"])
+        assignments = [f"{k}={v}" for k, v in variables.items()]
+        return self.run("make", "--no-print-directory", target, f"CDK_ARGS={cdk_args}", *assignments)
+
+    def stacks(self) -> dict[str, str]:
+        listed = self.client("cloudformation").describe_stacks()["Stacks"]
+        return {s["StackName"]: s["StackStatus"] for s in listed}
+
+    def outputs(self, stack: str) -> dict[str, str]:
+        described = self.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+    def resources(self, stack: str, resource_type: str) -> dict[str, str]:
+        listed = self.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"]
+        return {
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in listed
+            if r["ResourceType"] == resource_type
+        }
+
+    def bucket_exists(self, name: str) -> bool:
+        try:
+            self.client("s3").head_bucket(Bucket=name)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] in {"404", "NoSuchBucket"}, exc
+            return False
+        return True
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """moto_server (with the gaps the CDK CLI hits filled) on a free loopback port; always stopped."""
+    workdir = tmp_path_factory.mktemp("emulated")
+    port = free_loopback_port()
+    log = workdir / "moto_server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        # moto reads a change set's TemplateURL path-style only when the host says localhost.
+        AWS_ENDPOINT_URL=f"http://localhost:{port}",
+        AWS_CONFIG_FILE=str(workdir / "no-aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "no-aws-credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+        CDK_DISABLE_CLI_TELEMETRY="true",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+    )
+    with log.open("wb") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.emulated.patched_moto_server", "-H", "127.0.0.1", "-p", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}/moto-api/", server, log)
+            yield Emulator(env=env, workdir=workdir, endpoint=f"http://127.0.0.1:{port}")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def bootstrapped(emulator: Emulator) -> Emulator:
+    emulator.run(
+        "npx", "--no-install", "cdk", "bootstrap", "--no-notices",
+        "--output", str(emulator.workdir / "cdk.out"), f"aws://{ACCOUNT}/{REGION}",
+    )  # fmt: skip
+    assert emulator.stacks() == {"CDKToolkit": "CREATE_COMPLETE"}
+    assert emulator.bucket_exists(ASSET_BUCKET)
+    return emulator
+
+
+def resolve(value: Any, emulator: Emulator) -> str:
+    """A template value as CloudFormation resolves it (the intrinsics the step arguments use)."""
+    if isinstance(value, str):
+        return value
+    (fn, arg), *rest = value.items()
+    assert not rest, value
+    if fn == "Fn::Sub" and isinstance(arg, str):
+        pseudo = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::URLSuffix": "amazonaws.com"}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: pseudo[m.group(1)], arg)
+    if fn == "Fn::Join":
+        separator, parts = arg
+        return separator.join(resolve(p, emulator) for p in parts)
+    if fn == "Fn::GetStackOutput":
+        return emulator.outputs(arg["StackName"])[arg["OutputName"]]
+    if fn == "Ref" and arg in {"AWS::Region", "AWS::AccountId"}:
+        return {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT}[arg]
+    raise AssertionError(f"unexpected intrinsic in a deployed value: {value}")
+
+
+def asset(uri: str, emulator: Emulator) -> bytes:
+    """The object an s3:// URI of the deployed template points at, which must be a published asset."""
+    assert uri.startswith(f"s3://{ASSET_BUCKET}/"), uri
+    key = uri.removeprefix(f"s3://{ASSET_BUCKET}/")
+    return emulator.client("s3").get_object(Bucket=ASSET_BUCKET, Key=key)["Body"].read()
+
+
+def option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def small_dataset(root: Path) -> Path:
+    for split in ("Training", "Test"):
+        for cls in ("Banana", "Kiwi"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(2):
+                (root / split / cls / f"{i}_100.jpg").write_bytes(b"\xff\xd8\xff" + bytes([i]) * 700)
+    return root
+
+
+def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulator) -> None:
+    emu = bootstrapped
+    emu.make("deploy")
+
+    assert emu.stacks() == {
+        "CDKToolkit": "CREATE_COMPLETE",
+        "FruitsData": "CREATE_COMPLETE",
+        "FruitsPipeline": "CREATE_COMPLETE",
+    }
+    outputs = emu.outputs("FruitsPipeline")
+    bucket, run_id = outputs["BucketName"], outputs["RunId"]
+    assert list(emu.resources("FruitsData", "AWS::S3::Bucket").values()).count(bucket) == 1
+    (cluster_id,) = emu.resources("FruitsPipeline", "AWS::EMR::Cluster").values()
+    assert outputs["ClusterId"] == cluster_id
+    assert outputs["RunOutputUri"] == f"s3://{bucket}/runs/{run_id}/"
+    assert outputs["LogUri"] == f"s3://{bucket}/emr-logs/"
+    assert outputs["ClusterConsoleUrl"].endswith(f"region={REGION}#/clusterDetails/{cluster_id}")
+
+    # The deployed template: steps and bootstrap action point at the published assets and the outputs.
+    template = emu.client("cloudformation").get_template(StackName="FruitsPipeline")["TemplateBody"]
+    template = json.loads(template) if isinstance(template, str) else template
+    (cluster,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::EMR::Cluster"]
+    assert resolve(cluster["LogUri"], emu) == outputs["LogUri"]
+    steps = {s["Name"]: [resolve(a, emu) for a in s["HadoopJarStep"]["Args"]] for s in cluster["Steps"]}
+    assert list(steps) == ["fit", "transform"]
+    for name, args in steps.items():
+        code = [a for a in args if a.startswith("s3://cdk-")]
+        package, entry = option(args, "--py-files"), args[args.index(name) - 1]
+        assert code == [package, entry], args
+        names = zipfile.ZipFile(io.BytesIO(asset(package, emu))).namelist()
+        assert {"spark_job/__init__.py", "spark_job/job.py"} <= set(names)
+        assert asset(entry, emu) == (REPO / "spark_job" / "entrypoint.py").read_bytes()
+    assert option(steps["fit"], "--input") == f"s3://{bucket}/data/Training"
+    assert option(steps["fit"], "--output") == f"{outputs['RunOutputUri']}fit"
+    assert option(steps["transform"], "--input") == f"s3://{bucket}/data/Test"
+    assert option(steps["transform"], "--model") == f"{outputs['RunOutputUri']}fit/model"
+    assert option(steps["transform"], "--output") == f"{outputs['RunOutputUri']}transform"
+    (action,) = cluster["BootstrapActions"]
+    script = action["ScriptBootstrapAction"]
+    assert (
+        asset(resolve(script["Path"], emu), emu)
+        == (REPO / "bootstrap" / "install_python_deps.sh").read_bytes()
+    )
+    (requirements,) = [resolve(a, emu) for a in script["Args"]]
+    assert asset(requirements, emu) == (REPO / "spark_job" / "requirements.txt").read_bytes()
+
+    # The operator CLI finds the deployed bucket through the stack outputs.
+    upload = emu.make("upload", DIR=str(small_dataset(emu.workdir / "fruits")))
+    assert "uploaded 8 files" in upload.stdout
+    runs = emu.make("runs")
+    assert f"no runs under s3://{bucket}/runs/ yet" in runs.stdout
+
+    emu.make("destroy")
+
+    assert emu.stacks() == {"CDKToolkit": "CREATE_COMPLETE"}
+    assert emu.bucket_exists(bucket), "retainData=true (the default) keeps the data bucket"
+    kept = emu.client("s3").list_objects_v2(Bucket=bucket, Prefix="data/")["KeyCount"]
+    assert kept == 8
+
+
+def test_deploy_then_destroy_without_retention_deletes_the_buckets(bootstrapped: Emulator) -> None:
+    emu = bootstrapped
+    emu.make("deploy", "-c retainData=false")
+
+    assert emu.stacks()["FruitsData"] == emu.stacks()["FruitsPipeline"] == "CREATE_COMPLETE"
+    bucket = emu.outputs("FruitsPipeline")["BucketName"]
+    buckets = set(emu.resources("FruitsData", "AWS::S3::Bucket").values())
+    assert bucket in buckets
+    assert len(buckets) == 2, "the data bucket and its access-log bucket"
+    assert all(emu.bucket_exists(b) for b in buckets)
+
+    emu.make("destroy", "-c retainData=false")
+
+    assert "FruitsPipeline" not in emu.stacks()
+    assert "FruitsData" not in emu.stacks()
+    assert not any(emu.bucket_exists(b) for b in buckets), "retainData=false: destroy deletes the buckets"
