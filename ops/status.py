@@ -122,7 +122,8 @@ class ClusterStatus:
         if status["State"] == "TERMINATED_WITH_ERRORS":
             failed = True
             reason = status.get("StateChangeReason", {})
-            self.out(f"Cluster failed: {reason.get('Code', '?')}: {reason.get('Message', '')}".rstrip())
+            detail = ": ".join(part for part in (reason.get("Code"), reason.get("Message")) if part)
+            self.out(f"Cluster failed: {detail or 'no reason given'}")
         log_uri = self.log_uri(cluster)
         for step in steps:
             if step.state not in STEP_BAD:

@@ -105,6 +105,7 @@ def test_failed_step_prints_its_stderr_location_and_whether_it_is_there(
     out = capsys.readouterr().out
     where = stderr_path(cluster, "fit")
     assert f"Step fit FAILED; its stderr: {where} (not in S3 yet" in out
+    assert "Cluster failed: Step failure\n" in out
     assert "Step transform CANCELLED" in out
 
     s3.put_object(Bucket=BUCKET, Key=where.split("/", 3)[3], Body=b"\x1f\x8b gzip")
