@@ -73,5 +73,5 @@ follow: $(VENV)/.installed ## Wait until the EMR steps end; exit 1 and print the
 runs: $(VENV)/.installed ## One line per run under s3://<bucket>/runs/ (images, k, variance, probe accuracy)
 	$(PY) -m ops runs
 
-results: $(VENV)/.installed ## Download a run's manifests and report to output/results/RUN/ (RUN= default: the stack's)
-	$(PY) -m ops results $(RUN)
+results: $(VENV)/.installed ## Download RUN's manifests and report (default: the stack's run) to DEST=output/results/RUN
+	$(PY) -m ops results $(RUN) $(if $(DEST),--dest "$(DEST)")

@@ -4,7 +4,6 @@ contract, and the lead's real local run (output/demo) when `make demo` has produ
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import zlib
@@ -185,16 +184,17 @@ def test_make_runs_and_results(runs_in_bucket, aws_env, tmp_path) -> None:
     runs = subprocess.run(["make", "-s", "runs"], cwd=REPO, env=aws_env, capture_output=True, text=True)
     assert runs.returncode == 0, runs.stderr
     assert len(runs.stdout.splitlines()) == 4
+    dest = tmp_path / "fetched"
     made = subprocess.run(
-        ["make", "-s", "results", "RUN=2026-11-20a"], cwd=REPO, env=aws_env, capture_output=True, text=True
+        ["make", "-s", "results", "RUN=2026-11-20a", f"DEST={dest}"],
+        cwd=REPO,
+        env=aws_env,
+        capture_output=True,
+        text=True,
     )
     assert made.returncode == 0, made.stderr
     assert "# Fruits! transform - run 2026-11-20a" in made.stdout
-    dest = REPO / "output" / "results" / "2026-11-20a"
-    try:
-        assert json.loads((dest / "transform" / "manifest.json").read_text())["probe"]["accuracy"] == 0.973
-    finally:
-        shutil.rmtree(dest, ignore_errors=True)
+    assert json.loads((dest / "transform" / "manifest.json").read_text())["probe"]["accuracy"] == 0.973
 
 
 @pytest.mark.skipif(
