@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ from spark_job.config import FEATURE_DIM
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
-_IMAGE_PATTERN = r"\.(" + "|".join(IMAGE_EXTENSIONS) + r")$"
+IMAGE_PATTERN = re.compile(r"\.(" + "|".join(IMAGE_EXTENSIONS) + r")$")
 
 FEATURIZE_RETURN_TYPE = StructType(
     [
@@ -28,19 +29,9 @@ FEATURIZE_RETURN_TYPE = StructType(
 )
 
 
-def list_files(spark: SparkSession, input_uri: str) -> DataFrame:
-    """Every file under `input_uri` (recursively), without reading contents: path, length."""
-    return (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(input_uri)
-        .select("path", "length")
-    )
-
-
 def is_image(path: Column) -> Column:
     """JPEG or PNG by extension, case-insensitive."""
-    return F.lower(path).rlike(_IMAGE_PATTERN)
+    return F.lower(path).rlike(IMAGE_PATTERN.pattern)
 
 
 def with_label(files: DataFrame, qualified_input: str) -> DataFrame:
@@ -131,6 +122,15 @@ def describe_decode_error(exc: Exception, data: bytes | None) -> str:
     if "truncated" in text.lower():
         return f"truncated image data ({len(data)} bytes): {text}"
     return f"decode failed ({type(exc).__name__}): {text}"
+
+
+def unread_reason(path: str, length: int) -> str:
+    """Why an image file that was listed never reached the decoder (Spark's file source skipped it)."""
+    if length == 0:
+        return "empty file (0 bytes)"
+    return (
+        "not read: Spark ignores files and folders whose names start with '_' or '.'; rename it to include it"
+    )
 
 
 def featurize(

@@ -58,7 +58,7 @@ class Timings:
 class Inputs:
     uri: str
     qualified: str
-    images: int
+    images: dict[str, int]  # path -> bytes, every JPEG/PNG found
     skipped: list[str]  # non-image files, counted apart
 
 
@@ -91,16 +91,16 @@ def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
     if not storage.is_dir(uri):
         raise JobInputError(f"input must be a folder (or prefix) of images: {input_uri}")
     qualified = storage.qualified(uri)
-    files = fz.list_files(spark, uri).withColumn("is_image", fz.is_image(F.col("path")))
-    counts = {
-        row["is_image"]: row["n"] for row in files.groupBy("is_image").agg(F.count("*").alias("n")).collect()
-    }
-    images = int(counts.get(True, 0))
-    skipped = [
-        row["path"] for row in files.where(~F.col("is_image")).select("path").orderBy("path").collect()
-    ]
-    log.info("listed %s: %d image files, %d other files skipped", input_uri, images, len(skipped))
-    if images == 0:
+    images: dict[str, int] = {}
+    skipped: list[str] = []
+    for path, length in storage.list_files(uri):
+        if fz.IMAGE_PATTERN.search(path.lower()):
+            images[path] = length
+        else:
+            skipped.append(path)
+    skipped.sort()
+    log.info("listed %s: %d image files, %d other files skipped", input_uri, len(images), len(skipped))
+    if not images:
         raise JobInputError(f"no JPEG or PNG images under {input_uri} ({len(skipped)} other files)")
     return Inputs(uri=uri, qualified=qualified, images=images, skipped=skipped)
 
@@ -124,7 +124,15 @@ def featurize_to(
     featurized.write.mode("overwrite").parquet(staging)
     staged = spark.read.parquet(staging)
     fz.accepted(staged).write.mode("overwrite").parquet(join(output, "features"))
-    fz.rejected(staged).write.mode("overwrite").parquet(join(output, "rejects"))
+    read_paths = {row["path"] for row in staged.select("path").collect()}
+    unread = spark.createDataFrame(
+        [
+            (path, fz.unread_reason(path, inputs.images[path]))
+            for path in sorted(set(inputs.images) - read_paths)
+        ],
+        "path string, reason string",
+    )
+    fz.rejected(staged).unionByName(unread).write.mode("overwrite").parquet(join(output, "rejects"))
     Storage(spark).delete(staging)
     return (
         spark.read.parquet(join(output, "features")),
@@ -221,10 +229,10 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
             features, rejects, inferred = featurize_to(spark, cfg, inputs, weights, image_size, output)
             featurized = features.count()
             rejected = rejects.count()
-        log.info("featurized %d of %d images, rejected %d", featurized, inputs.images, rejected)
+        log.info("featurized %d of %d images, rejected %d", featurized, len(inputs.images), rejected)
         if featurized == 0:
             raise JobFailedError(
-                f"none of the {inputs.images} images under {cfg.input} could be decoded; "
+                f"none of the {len(inputs.images)} images under {cfg.input} could be decoded; "
                 f"reasons are in {join(output, 'rejects')}"
             )
 
@@ -270,7 +278,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
             "input": cfg.input,
             "output": cfg.output,
             "model": join(output, "model") if cfg.mode == "fit" else cfg.model,
-            "images_discovered": inputs.images,
+            "images_discovered": len(inputs.images),
             "images_featurized": featurized,
             "images_rejected": rejected,
             "images_inferred": inferred,

@@ -167,3 +167,28 @@ def test_fit_with_fixed_components(spark, sample_dir, weights_path, tmp_path) ->
     m = read_manifest(out)
     assert m["k"] == 4 and len(m["explained_variance"]) == 4 and m["variance_target"] is None
     assert pd.read_parquet(out / "pca")["pca"].map(len).eq(4).all()
+
+
+def test_probe_accuracy_on_the_test_split(fit_run: Path, transform_run: Path) -> None:
+    probe = read_manifest(transform_run)["probe"]
+    assert probe["images"] == 180
+    assert probe["accuracy"] >= 0.97
+    assert 0.9 <= probe["weighted_f1"] <= 1.0
+    assert sorted(probe["per_class_recall"]) == SAMPLE_CLASSES
+    assert read_manifest(fit_run)["probe_train"]["accuracy"] >= probe["accuracy"]
+    assert (fit_run / "model" / "probe" / "metadata").is_dir()
+
+
+@pytest.mark.parametrize("run", ["fit_run", "transform_run"])
+def test_report_files(run: str, request) -> None:
+    from PIL import Image
+
+    run_dir: Path = request.getfixturevalue(run)
+    m = read_manifest(run_dir)
+    report = run_dir / "report"
+    for name in ("explained_variance.png", "pca_scatter.png"):
+        with Image.open(report / name) as image:
+            assert image.format == "PNG" and image.width > 400 and image.height > 300
+    summary = (report / "summary.md").read_text()
+    assert f"k = {m['k']} components" in summary
+    assert "| 440 |" in summary if m["mode"] == "fit" else "Accuracy **" in summary
