@@ -15,7 +15,7 @@ CDK     := npx --no-install cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv demo test lint synth deploy-check deploy destroy
+.PHONY: help venv demo test lint synth deploy-check deploy-data deploy destroy bench bench-scaling
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,14 @@ demo: $(VENV)/.installed ## Run the job locally: fit on $(DATA)/Training, transf
 	$(PY) -m spark_job transform --model "$(OUT)/fit/model" --input "$(DATA)/Test" --output "$(OUT)/transform" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
 	$(PY) -m spark_job summary "$(OUT)/fit" "$(OUT)/transform"
 
+# Benchmark options: make bench BENCH_ARGS="--images 2000 --image-size 224 --cores 2 --repeats 3"
+BENCH_ARGS ?=
+bench: $(VENV)/.installed ## Featurize stage vs bare TensorFlow, same images and cores (last line: the ratio)
+	$(PY) -m bench.featurize_bench --mode ratio $(BENCH_ARGS)
+
+bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N images (last line: the time ratio)
+	$(PY) -m bench.featurize_bench --mode scaling $(BENCH_ARGS)
+
 lint: $(VENV)/.installed ## ruff on the whole repo
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -46,10 +54,13 @@ test: venv ## Lint and run every test (job, infra, bootstrap, step contract, emu
 	$(PY) -m pytest
 
 synth: venv ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
-	$(CDK) synth --all --quiet $(CDK_ARGS)
+	$(CDK) synth --quiet $(CDK_ARGS)
 
 deploy-check: venv ## Before deploying: synth, cdk-nag, cfn-lint, shellcheck, step contract run; PASS/FAIL summary
 	bash scripts/deploy_check.sh $(CDK_ARGS)
+
+deploy-data: venv ## Deploy only the data bucket (FruitsData), to upload data before the first run
+	$(CDK) deploy FruitsData --require-approval never $(CDK_ARGS)
 
 deploy: venv ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy --all --require-approval never $(CDK_ARGS)

@@ -124,14 +124,14 @@ def featurize_to(
     featurized.write.mode("overwrite").parquet(staging)
     staged = spark.read.parquet(staging)
     fz.accepted(staged).write.mode("overwrite").parquet(join(output, "features"))
-    read_paths = {row["path"] for row in staged.select("path").collect()}
-    unread = spark.createDataFrame(
-        [
-            (path, fz.unread_reason(path, inputs.images[path]))
-            for path in sorted(set(inputs.images) - read_paths)
-        ],
-        "path string, reason string",
-    )
+    # Spark's file source silently skips empty and hidden files: find them by difference (usually none,
+    # and then the row count, read from Parquet metadata, is enough to tell).
+    missing: list[str] = []
+    if staged.count() != len(inputs.images):
+        read_paths = {row["path"] for row in staged.select("path").collect()}
+        missing = sorted(set(inputs.images) - read_paths)
+    unread_rows = [(path, fz.unread_reason(path, inputs.images[path])) for path in missing]
+    unread = spark.createDataFrame(unread_rows, "path string, reason string")
     fz.rejected(staged).unionByName(unread).write.mode("overwrite").parquet(join(output, "rejects"))
     Storage(spark).delete(staging)
     return (

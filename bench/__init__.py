@@ -1,0 +1,1 @@
+"""Benchmarks: the job's featurize stage against bare TensorFlow on the same images and cores."""

@@ -1,0 +1,145 @@
+"""`make bench`: the job's featurize stage vs bare TensorFlow, same images, same cores, one invocation.
+
+Each measurement runs in its own child process (a fresh Spark session or TF runtime, so no warm model
+cache carries over), alternating job / bare TF, `--repeats` times; the table reports medians.
+Modes:
+  ratio    (default) last line `featurize_ratio_vs_bare_tf=<job img/s / bare TF img/s>`
+  scaling  the job at N and 4N images; last line `scaling_time_ratio_4x=<time(4N) / time(N)>`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.dataset import replicate
+
+log = logging.getLogger("bench")
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def measure(module: str, directory: Path, args: argparse.Namespace) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        "-m",
+        module,
+        "--dir",
+        str(directory),
+        "--weights",
+        args.weights,
+        "--image-size",
+        str(args.image_size),
+        "--cores",
+        str(args.cores),
+        "--batch-size",
+        str(args.batch_size),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    log.info(
+        "%s: %d images in %.2f s = %.1f img/s", module, result["images"], result["seconds"], result["img_s"]
+    )
+    return result
+
+
+def run_ratio(args: argparse.Namespace, work: Path) -> str:
+    images = work / "images"
+    replicate(Path(args.sample), images, args.images)
+    job, bare = [], []
+    for rep in range(args.repeats):
+        log.info("repetition %d/%d", rep + 1, args.repeats)
+        job.append(measure("bench.spark_featurize", images, args)["img_s"])
+        bare.append(measure("bench.bare_tf", images, args)["img_s"])
+    job_med, bare_med = statistics.median(job), statistics.median(bare)
+    ratio = job_med / bare_med
+    rows = [
+        ("bare TF (1 process)", bare_med, bare),
+        ("Spark job featurize", job_med, job),
+    ]
+    lines = [
+        *header(args),
+        "| pipeline | median img/s | runs (img/s) |",
+        "|---|---:|---|",
+        *[f"| {name} | {med:.1f} | {', '.join(f'{v:.1f}' for v in runs)} |" for name, med, runs in rows],
+        f"| ratio job / bare TF | {ratio:.3f} | |",
+        "",
+        f"featurize_ratio_vs_bare_tf={ratio:.3f}",
+    ]
+    return "\n".join(lines)
+
+
+def run_scaling(args: argparse.Namespace, work: Path) -> str:
+    small, large = work / "small", work / "large"
+    replicate(Path(args.sample), small, args.images)
+    replicate(Path(args.sample), large, 4 * args.images)
+    t_small, t_large = [], []
+    for rep in range(args.repeats):
+        log.info("repetition %d/%d", rep + 1, args.repeats)
+        t_small.append(measure("bench.spark_featurize", small, args)["seconds"])
+        t_large.append(measure("bench.spark_featurize", large, args)["seconds"])
+    ratio = statistics.median(t_large) / statistics.median(t_small)
+    lines = [
+        *header(args),
+        "| images | median seconds | runs (s) |",
+        "|---:|---:|---|",
+        *[
+            f"| {n} | {statistics.median(times):.1f} | {', '.join(f'{v:.1f}' for v in times)} |"
+            for n, times in ((args.images, t_small), (4 * args.images, t_large))
+        ],
+        "",
+        f"scaling_time_ratio_4x={ratio:.3f}",
+    ]
+    return "\n".join(lines)
+
+
+def header(args: argparse.Namespace) -> list[str]:
+    return [
+        f"# featurize benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}",
+        f"cores={args.cores} (machine has {os.cpu_count()}), image_size={args.image_size}, "
+        f"images={args.images}, batch_size={args.batch_size}, repeats={args.repeats} (medians)",
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.featurize_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--mode", choices=("ratio", "scaling"), default="ratio")
+    parser.add_argument("--images", type=int, default=2000, help="images (scaling: N, then 4N)")
+    parser.add_argument("--image-size", type=int, default=224, choices=(96, 128, 160, 192, 224))
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--sample", default=str(SHARED / "data" / "fruits-360-sample"))
+    parser.add_argument(
+        "--weights",
+        default=str(SHARED / "models" / "mobilenet_v2" / "mobilenet_v2_1.0_224_no_top_rebuilt.h5"),
+    )
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.repeats < 1 or args.cores < 1:
+        parser.error("--images, --repeats and --cores must be >= 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="fruits-bench-") as tmp:
+        report = (run_ratio if args.mode == "ratio" else run_scaling)(args, Path(tmp))
+    sys.stdout.write(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The job's featurize stage through its real code path, in a fresh Spark local[N] session.
+
+Same functions as `python -m spark_job`: spark_session, discover, resolve_weights, featurize_to (list,
+read bytes, decode, resize, infer, write Parquet). Prints one JSON line like bench.bare_tf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+
+from spark_job.cli import spark_session
+from spark_job.config import JobConfig
+from spark_job.job import discover, featurize_to
+from spark_job.model import resolve_weights
+from spark_job.storage import Storage
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.spark_featurize")
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--cores", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
+        cfg = JobConfig(
+            mode="transform",
+            input=args.dir,
+            output=f"{tmp}/out",
+            master=f"local[{args.cores}]",
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+        )
+        spark = spark_session(cfg)
+        spark.sparkContext.setLogLevel("ERROR")
+        storage = Storage(spark)
+        try:
+            weights = resolve_weights(args.weights, args.image_size, storage, tmp)
+            start = time.perf_counter()
+            inputs = discover(spark, storage, args.dir)
+            features, _, _ = featurize_to(spark, cfg, inputs, weights, args.image_size, cfg.output)
+            done = features.count()
+            seconds = time.perf_counter() - start
+        finally:
+            spark.stop()
+    sys.stdout.write(json.dumps({"images": done, "seconds": seconds, "img_s": done / seconds}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
