@@ -120,10 +120,12 @@ class AppConfig:
     def job_fingerprint(self) -> dict[str, Any]:
         """The settings that change what a run computes or the cluster it runs on (part of the run id).
 
-        Left out: idleTimeoutSeconds (updated in place, no re-run), retainData, uploadDir and runId.
+        idleTimeoutSeconds is in: the cluster of a finished run is TERMINATED, so its AutoTerminationPolicy
+        cannot be updated in place; a new value means a new cluster (and run), like any other cluster setting.
+        Left out: retainData and uploadDir (the data stack only) and runId (it replaces the derived id).
         """
         fields = asdict(self)
-        for key in ("idle_timeout_seconds", "retain_data", "upload_dir", "run_id"):
+        for key in ("retain_data", "upload_dir", "run_id"):
             fields.pop(key)
         return fields
 

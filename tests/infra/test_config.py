@@ -151,3 +151,25 @@ def test_bad_value_fails_the_real_app_with_the_message(tmp_path: Path):
     assert result.returncode != 0
     assert "Invalid context value coreCount='zero': expected an integer from 1 to 50" in result.stderr
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_job_fingerprint_holds_every_cluster_and_job_setting():
+    """The run id (and so the cluster) follows every setting of the cluster or the job, the idle timeout
+    included: a finished run's cluster is TERMINATED and cannot take an in-place update."""
+    base = config_from_mapping({}).job_fingerprint()
+    assert set(base) == {
+        "region",
+        "release_label",
+        "primary_instance_type",
+        "core_instance_type",
+        "core_count",
+        "root_volume_size_gib",
+        "idle_timeout_seconds",
+        "variance_target",
+        "components",
+        "image_size",
+        "weights",
+        "input_uri",
+    }
+    assert config_from_mapping({"idleTimeoutSeconds": "300"}).job_fingerprint() != base
+    assert config_from_mapping({"retainData": "false", "runId": "x1"}).job_fingerprint() == base

@@ -216,7 +216,9 @@ def test_run_id_is_stable_and_follows_code_and_config(
 ):
     copy_id = synth_run_id(tmp_path_factory, {}, project_copy)
     assert copy_id == run_id  # same code, same config: same run
-    assert synth_run_id(tmp_path_factory, {"idleTimeoutSeconds": 300}, project_copy) == run_id
+    # a TERMINATED cluster's AutoTerminationPolicy cannot be updated in place: a new timeout is a new cluster
+    assert synth_run_id(tmp_path_factory, {"idleTimeoutSeconds": 300}, project_copy) != run_id
+    assert synth_run_id(tmp_path_factory, {"retainData": "false"}, project_copy) == run_id  # data stack only
     assert synth_run_id(tmp_path_factory, {"imageSize": "160"}, project_copy) != run_id
     script = project_copy / "bootstrap" / "install_python_deps.sh"
     script.write_text(script.read_text() + "\n# changed\n")
