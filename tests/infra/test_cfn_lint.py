@@ -23,7 +23,7 @@ ENV = {
 
 
 def cli_synth(outdir: Path, *context: str) -> list[Path]:
-    args = ["npx", "--no-install", "cdk", "synth", "--quiet", "--output", str(outdir)]
+    args = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "--output", str(outdir)]
     for item in context:
         args += ["--context", item]
     result = subprocess.run(args, cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=600)

@@ -18,6 +18,7 @@ from tests.infra.conftest import CDK_JSON, cdk_json_context
 def test_cdk_json_holds_every_default_and_runs_the_venv_python():
     document = json.loads(CDK_JSON.read_text())
     assert document["app"] == ".venv/bin/python app.py"
+    assert document["notices"] is False  # the CLI never fetches notices over HTTPS (offline synth and tests)
     context = cdk_json_context()
     assert {k: context[k] for k in DEFAULTS} == DEFAULTS
     # the recommended feature flags of `cdk init` are there too
