@@ -53,13 +53,9 @@ class DataStack(Stack):
             auto_delete_objects=auto_delete,
             lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(365))],
         )
-        Validations.of(self.access_logs_bucket).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-S1",
-                reason="This is the server access log target of the data bucket; logging it into itself "
-                "would log its own log deliveries",
-            )
-        )
+        # No AwsSolutions-S1 acknowledgement here: cdk-nag's S1 already passes a bucket that is the server
+        # access log target of another bucket in the stack (a log bucket is not logged into itself), and an
+        # acknowledgement nothing needs would hide a real finding later (tests/infra/test_nag.py).
         self.bucket = s3.Bucket(
             self,
             DATA_BUCKET_ID,
