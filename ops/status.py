@@ -172,6 +172,10 @@ class ClusterStatus:
                 log.info("step %s ended %s", step.name, state)
                 return self.report()
             log.info("step %s completed", step.name)
+        if any(step.state in STEP_BAD for step in self.steps()):
+            # A failed step cancels the ones after it (CANCEL_AND_WAIT): the run is over. The cluster ends
+            # by itself (no step left, or the idle timeout if it sits in WAITING): no need to wait for it.
+            return self.report()
         cluster = self.describe_cluster()
         if cluster.get("AutoTerminate") and cluster["Status"]["State"] not in CLUSTER_DONE:
             log.info("waiting for cluster %s to terminate", self.cluster_id)

@@ -15,7 +15,14 @@ import botocore.waiter
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.ops.support import BUCKET, REGION, EmrCluster, fake_credentials_env, stack_template
+from tests.ops.support import (
+    BUCKET,
+    REGION,
+    STEP_ACTION_ON_FAILURE,
+    EmrCluster,
+    fake_credentials_env,
+    stack_template,
+)
 
 
 @pytest.fixture(scope="session")
@@ -76,14 +83,15 @@ def deploy_stack(session: boto3.Session) -> Callable[..., None]:
 
 @pytest.fixture
 def emr_cluster(session: boto3.Session, bucket: str) -> Callable[..., EmrCluster]:
-    """Run a job flow with the pipeline's two steps (fit, transform), auto-terminating, like the stack's."""
+    """Run a job flow with the pipeline's two steps (fit, transform), auto-terminating, like the stack's:
+    same ActionOnFailure (a failed fit cancels transform, the cluster is not terminated by the step)."""
     emr = session.client("emr")
 
     def create(keep_alive: bool = False) -> EmrCluster:
         steps = [
             {
                 "Name": name,
-                "ActionOnFailure": "TERMINATE_CLUSTER",
+                "ActionOnFailure": STEP_ACTION_ON_FAILURE,
                 "HadoopJarStep": {
                     "Jar": "command-runner.jar",
                     "Args": ["spark-submit", f"s3://{bucket}/code/entrypoint.py", name],

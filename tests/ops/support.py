@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from dataclasses import dataclass
@@ -16,6 +17,21 @@ REGION = "eu-west-3"
 BUCKET = "fruitsdata-databucket-test"
 RUN_ID = "2026-11-21a"
 REPO = Path(__file__).resolve().parents[2]
+
+
+def stack_action_on_failure() -> str:
+    """ACTION_ON_FAILURE of stacks/cluster.py (the steps' ActionOnFailure in the deployed template), read
+    without importing aws_cdk."""
+    tree = ast.parse((REPO / "stacks" / "cluster.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "ACTION_ON_FAILURE" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise LookupError("ACTION_ON_FAILURE not found in stacks/cluster.py")
+
+
+STEP_ACTION_ON_FAILURE = stack_action_on_failure()  # CANCEL_AND_WAIT
 
 
 def fake_credentials_env(endpoint: str, home: Path) -> dict[str, str]:

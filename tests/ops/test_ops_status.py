@@ -114,6 +114,41 @@ def test_failed_step_prints_its_stderr_location_and_whether_it_is_there(
     assert f"Step fit FAILED; its stderr: {where}\n" in out
 
 
+def test_failed_fit_with_the_cluster_left_waiting(deployed, session, capsys, waiter_clock) -> None:
+    """The stack's ActionOnFailure is CANCEL_AND_WAIT: a failed fit cancels transform and the cluster may sit
+    in WAITING until its idle timeout ends it. The run has failed: `status` exits 1 with fit's stderr path,
+    while WAITING and once terminated; `--follow` returns at once instead of waiting for the termination."""
+    cluster = deployed()
+    steps = session.client("emr").list_steps(ClusterId=cluster.id)["Steps"]
+    assert {s["ActionOnFailure"] for s in steps} == {"CANCEL_AND_WAIT"}
+    cluster.set_cluster("WAITING")
+    cluster.set_step("fit", "FAILED", started_ago=100, ran_for=40)
+    cluster.set_step("transform", "CANCELLED")
+    where = stderr_path(cluster, "fit")
+
+    assert main(["status"], session=session) == 1
+    out = capsys.readouterr().out
+    assert f"{cluster.id}  WAITING " in out
+    assert f"Step fit FAILED; its stderr: {where}" in out
+    assert "Step transform CANCELLED" in out
+    assert "Cluster failed" not in out
+
+    delays = waiter_clock(
+        [lambda: cluster.set_cluster("TERMINATING"), lambda: cluster.set_cluster("TERMINATED")]
+    )
+    assert main(["status", "--follow"], session=session) == 1
+    assert delays == [], "returned on the failed step, without waiting for the cluster"
+    out = capsys.readouterr().out
+    assert f"{cluster.id}  WAITING " in out
+    assert f"Step fit FAILED; its stderr: {where}" in out
+
+    cluster.set_cluster("TERMINATED", reason="Idle timeout")
+    assert main(["status"], session=session) == 1
+    out = capsys.readouterr().out
+    assert f"{cluster.id}  TERMINATED " in out
+    assert f"Step fit FAILED; its stderr: {where}" in out
+
+
 def test_follow_waits_with_the_waiters_until_the_steps_end(deployed, session, capsys, waiter_clock) -> None:
     cluster = deployed()
     cluster.set_cluster("STARTING")
