@@ -22,14 +22,16 @@ from ops.config import (
     PIPELINE_STACK,
     OpsConfig,
     OpsError,
+    default_region,
 )
 
 log = logging.getLogger("ops")
 
-EPILOG = """\
+EPILOG = f"""\
 exit codes: 0 ok; 1 an EMR step (or the cluster) failed; 2 bad usage; 3 error (stack not deployed,
 run not found, no credentials...). AWS_PROFILE and AWS_ENDPOINT_URL are honoured; the region is
---region (the stacks are deployed to eu-west-3), not AWS_REGION.
+--region, not AWS_REGION: by default the context "region" of cdk.json in the working directory (where
+`make deploy` put the stacks), else {DEFAULT_REGION}.
 """
 
 
@@ -51,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--region", default=DEFAULT_REGION, help="AWS region (default: %(default)s)")
+    parser.add_argument(
+        "--region",
+        default=default_region(),
+        help="AWS region (default: cdk.json's context region in the working directory, else "
+        f"{DEFAULT_REGION}; here %(default)s)",
+    )
     parser.add_argument("--profile", default=None, help="AWS profile (default: AWS_PROFILE or the default)")
     parser.add_argument("--stack", default=PIPELINE_STACK, help="pipeline stack name (default: %(default)s)")
     parser.add_argument("--data-stack", default=DATA_STACK, help="data stack name (default: %(default)s)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
-DEFAULT_REGION = "eu-west-3"
+DEFAULT_REGION = "eu-west-3"  # when no cdk.json says otherwise
+CDK_JSON = "cdk.json"
 PIPELINE_STACK = "FruitsPipeline"
 DATA_STACK = "FruitsData"
 DATA_PREFIX = "data/"
@@ -14,6 +17,17 @@ EXIT_OK = 0
 EXIT_STEP_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ERROR = 3
+
+
+def default_region(directory: Path | None = None) -> str:
+    """The region the stacks are deployed to: cdk.json's context "region" when run from the repository
+    (`make status` and co.: cdk.json in the working directory), else DEFAULT_REGION."""
+    try:
+        document = json.loads(((directory or Path.cwd()) / CDK_JSON).read_text(encoding="utf-8"))
+        region = document["context"]["region"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_REGION
+    return region.strip() if isinstance(region, str) and region.strip() else DEFAULT_REGION
 
 
 @dataclass(frozen=True)

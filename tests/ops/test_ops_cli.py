@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 from ops.cli import main
-from tests.ops.support import REPO
+from ops.config import default_region
+from tests.ops.support import REPO, pipeline_outputs
 
 
 @pytest.mark.parametrize(
@@ -77,3 +79,35 @@ def test_missing_credentials_from_the_command_line(no_credentials) -> None:
 def test_unknown_profile_is_a_one_line_error(aws_env, capsys) -> None:
     assert main(["--profile", "nope", "runs"]) == 3
     assert capsys.readouterr().err == "error: AWS profile not found: nope (see ~/.aws/config)\n"
+
+
+def test_default_region_is_cdk_json_context_region_else_eu_west_3(tmp_path) -> None:
+    assert default_region(tmp_path) == "eu-west-3"  # no cdk.json
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(json.dumps({"app": "x", "context": {"region": "us-west-2"}}))
+    assert default_region(tmp_path) == "us-west-2"
+    for document in (
+        "{not json",
+        json.dumps({"context": {}}),
+        json.dumps({"context": {"region": None}}),
+        "[]",
+    ):
+        cdk_json.write_text(document)
+        assert default_region(tmp_path) == "eu-west-3", document
+    assert default_region(REPO) == json.loads((REPO / "cdk.json").read_text())["context"]["region"]
+
+
+def test_commands_use_the_region_of_cdk_json_in_the_working_directory(
+    aws_env, deploy_stack, tmp_path, monkeypatch, capsys
+) -> None:
+    """`make status` runs from the repository: its cdk.json names the region the stacks were deployed to."""
+    deploy_stack("FruitsPipeline", pipeline_outputs("j-NOTACLUSTER0"))  # in eu-west-3
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {"region": "us-west-2"}}))
+    assert main(["status"]) == 3
+    assert "stack FruitsPipeline is not deployed in us-west-2" in capsys.readouterr().err
+    assert main(["--region", "eu-west-3", "status"]) == 3  # --region wins; the stack is found there
+    assert "EMR cluster j-NOTACLUSTER0 (output ClusterId of stack FruitsPipeline)" in capsys.readouterr().err
+    monkeypatch.chdir(REPO)
+    assert main(["status"]) == 3  # cdk.json's eu-west-3
+    assert "EMR cluster j-NOTACLUSTER0" in capsys.readouterr().err
