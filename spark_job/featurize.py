@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 IMAGE_PATTERN = re.compile(r"\.(" + "|".join(IMAGE_EXTENSIONS) + r")$")
 
+EMPTY_FILE_REASON = "empty file (0 bytes)"
+
 FEATURIZE_RETURN_TYPE = StructType(
     [
         StructField("features", ArrayType(FloatType()), True),
@@ -41,15 +43,18 @@ def with_label(files: DataFrame, qualified_input: str) -> DataFrame:
     return files.withColumn("label", F.when(F.instr(relative, "/") > 0, F.substring_index(relative, "/", 1)))
 
 
-def read_images(spark: SparkSession, input_uri: str, qualified_input: str) -> DataFrame:
+def binary_files(spark: SparkSession, input_uri: str) -> DataFrame:
+    """Every file under input_uri, recursively: path, modificationTime, length, content (read lazily).
+
+    Spark's file source leaves out hidden files and folders (names starting with '_' or '.') and never
+    reads empty files; the job accounts for the latter itself.
+    """
+    return spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(input_uri)
+
+
+def images_of(files: DataFrame, qualified_input: str) -> DataFrame:
     """Image files with their bytes: path, label, content."""
-    images = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(input_uri)
-        .where(is_image(F.col("path")))
-        .select("path", "content")
-    )
+    images = files.where(is_image(F.col("path"))).select("path", "content")
     return with_label(images, qualified_input).select("path", "label", "content")
 
 
@@ -113,7 +118,7 @@ def make_predict_fn_factory(
 def describe_decode_error(exc: Exception, data: bytes | None) -> str:
     """A human-readable reason an image could not be decoded."""
     if data is None or len(data) == 0:
-        return "empty file (0 bytes)"
+        return EMPTY_FILE_REASON
     from PIL import UnidentifiedImageError
 
     if isinstance(exc, UnidentifiedImageError):

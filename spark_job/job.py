@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
@@ -58,7 +59,9 @@ class Timings:
 class Inputs:
     uri: str
     qualified: str
-    images: dict[str, int]  # path -> bytes, every JPEG/PNG found
+    files: DataFrame  # binaryFile over the input: listed once, reused by the featurize stage
+    images: int  # every JPEG/PNG found, empty ones included
+    empty_images: list[str]  # images of 0 bytes: Spark never hands them to the UDF
     skipped: list[str]  # non-image files, counted apart
 
 
@@ -83,6 +86,12 @@ def prepare_output(storage: Storage, output: str, overwrite: bool) -> None:
     storage.delete(output)
 
 
+def _uri_to_path(uri: object) -> str:
+    """inputFiles() gives URIs (file:///a%20b); binaryFile's path column gives Hadoop paths (file:/a b)."""
+    text = unquote(str(uri))
+    return "file:/" + text.removeprefix("file:///") if text.startswith("file:///") else text
+
+
 def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
     """List the input once (no contents read); fail clearly when there is nothing to work on."""
     uri = normalize(input_uri)
@@ -91,18 +100,32 @@ def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
     if not storage.is_dir(uri):
         raise JobInputError(f"input must be a folder (or prefix) of images: {input_uri}")
     qualified = storage.qualified(uri)
-    images: dict[str, int] = {}
-    skipped: list[str] = []
-    for path, length in storage.list_files(uri):
-        if fz.IMAGE_PATTERN.search(path.lower()):
-            images[path] = length
-        else:
-            skipped.append(path)
-    skipped.sort()
-    log.info("listed %s: %d image files, %d other files skipped", input_uri, len(images), len(skipped))
+    files = fz.binary_files(spark, uri)
+    listing = files.select("path", fz.is_image(F.col("path")).alias("is_image"))
+    images = listing.where("is_image").count()
+    skipped = [row["path"] for row in listing.where("NOT is_image").select("path").orderBy("path").collect()]
+    # The file index also lists empty files, which the scan above never returns. Comparing counts costs
+    # one call; only when they differ are the names fetched (element by element through py4j).
+    listed = files._jdf.inputFiles()
+    empty: list[str] = []
+    if len(listed) != images + len(skipped):
+        seen = {row["path"] for row in listing.select("path").collect()}
+        empty_files = sorted(p for p in map(_uri_to_path, listed) if p not in seen)
+        empty = [p for p in empty_files if fz.IMAGE_PATTERN.search(p.lower())]
+        skipped = sorted(skipped + [p for p in empty_files if p not in empty])
+        images += len(empty)
+    log.info(
+        "listed %s: %d image files (%d empty), %d other files skipped",
+        input_uri,
+        images,
+        len(empty),
+        len(skipped),
+    )
     if not images:
         raise JobInputError(f"no JPEG or PNG images under {input_uri} ({len(skipped)} other files)")
-    return Inputs(uri=uri, qualified=qualified, images=images, skipped=skipped)
+    return Inputs(
+        uri=uri, qualified=qualified, files=files, images=images, empty_images=empty, skipped=skipped
+    )
 
 
 def featurize_to(
@@ -117,22 +140,17 @@ def featurize_to(
     spark.sparkContext.addFile(weights.local_path)
     inferred = spark.sparkContext.accumulator(0)
     tf_threads = cfg.tf_threads or fz.default_tf_threads(spark)
-    images = fz.read_images(spark, inputs.uri, inputs.qualified)
+    images = fz.images_of(inputs.files, inputs.qualified)
     featurized = fz.featurize(images, weights.file_name, image_size, cfg.batch_size, tf_threads, inferred)
     staging = join(output, STAGING_DIR)
     # The UDF's only action: everything downstream reads these Parquet files.
     featurized.write.mode("overwrite").parquet(staging)
     staged = spark.read.parquet(staging)
     fz.accepted(staged).write.mode("overwrite").parquet(join(output, "features"))
-    # Spark's file source silently skips empty and hidden files: find them by difference (usually none,
-    # and then the row count, read from Parquet metadata, is enough to tell).
-    missing: list[str] = []
-    if staged.count() != len(inputs.images):
-        read_paths = {row["path"] for row in staged.select("path").collect()}
-        missing = sorted(set(inputs.images) - read_paths)
-    unread_rows = [(path, fz.unread_reason(path, inputs.images[path])) for path in missing]
-    unread = spark.createDataFrame(unread_rows, "path string, reason string")
-    fz.rejected(staged).unionByName(unread).write.mode("overwrite").parquet(join(output, "rejects"))
+    empty = spark.createDataFrame(
+        [(p, fz.EMPTY_FILE_REASON) for p in inputs.empty_images], "path string, reason string"
+    )
+    fz.rejected(staged).unionByName(empty).write.mode("overwrite").parquet(join(output, "rejects"))
     Storage(spark).delete(staging)
     return (
         spark.read.parquet(join(output, "features")),
@@ -229,10 +247,10 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
             features, rejects, inferred = featurize_to(spark, cfg, inputs, weights, image_size, output)
             featurized = features.count()
             rejected = rejects.count()
-        log.info("featurized %d of %d images, rejected %d", featurized, len(inputs.images), rejected)
+        log.info("featurized %d of %d images, rejected %d", featurized, inputs.images, rejected)
         if featurized == 0:
             raise JobFailedError(
-                f"none of the {len(inputs.images)} images under {cfg.input} could be decoded; "
+                f"none of the {inputs.images} images under {cfg.input} could be decoded; "
                 f"reasons are in {join(output, 'rejects')}"
             )
 
@@ -278,7 +296,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
             "input": cfg.input,
             "output": cfg.output,
             "model": join(output, "model") if cfg.mode == "fit" else cfg.model,
-            "images_discovered": len(inputs.images),
+            "images_discovered": inputs.images,
             "images_featurized": featurized,
             "images_rejected": rejected,
             "images_inferred": inferred,

@@ -61,20 +61,6 @@ class Storage:
             return False
         return len(fs.listStatus(path)) == 0
 
-    def list_files(self, uri: str) -> list[tuple[str, int]]:
-        """Every file under uri, recursively, as (qualified path, length in bytes).
-
-        Unlike Spark's file sources this sees empty and hidden ("_x", ".x") files too, so that the job
-        can account for every file it was given.
-        """
-        fs, path = self._path(uri)
-        found = []
-        iterator = fs.listFiles(path, True)
-        while iterator.hasNext():
-            status = iterator.next()
-            found.append((str(status.getPath().toString()), int(status.getLen())))
-        return found
-
     def delete(self, uri: str) -> None:
         fs, path = self._path(uri)
         if fs.exists(path):
