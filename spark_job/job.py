@@ -102,8 +102,11 @@ def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
     qualified = storage.qualified(uri)
     files = fz.binary_files(spark, uri)
     listing = files.select("path", fz.is_image(F.col("path")).alias("is_image"))
-    images = listing.where("is_image").count()
-    skipped = [row["path"] for row in listing.where("NOT is_image").select("path").orderBy("path").collect()]
+    summary = listing.agg(
+        F.count_if("is_image").alias("images"),
+        F.sort_array(F.collect_list(F.when(~F.col("is_image"), F.col("path")))).alias("skipped"),
+    ).first()  # one pass over the file index, no contents read
+    images, skipped = int(summary["images"]), list(summary["skipped"])
     # The file index also lists empty files, which the scan above never returns. Comparing counts costs
     # one call; only when they differ are the names fetched (element by element through py4j).
     listed = files._jdf.inputFiles()
