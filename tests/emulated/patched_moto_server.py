@@ -1,4 +1,4 @@
-"""`moto_server` with three gaps of moto 5.2.5 filled, the ones `cdk deploy` / `cdk destroy` of this app hit.
+"""`moto_server` with four gaps of moto 5.2.5 filled, the ones `cdk deploy` / `cdk destroy` of this app hit.
 
 Run as ``python -m tests.emulated.patched_moto_server -H 127.0.0.1 -p PORT`` (same options as
 ``moto_server``). Each patch makes the emulator do what CloudFormation does; none of them knows this app:
@@ -9,6 +9,13 @@ Run as ``python -m tests.emulated.patched_moto_server -H 127.0.0.1 -p PORT`` (sa
 3. ``AWS::EC2::RouteTable`` can be deleted by CloudFormation (with its subnet associations); moto has no
    delete for it, so the VPC (which moto refuses to delete while it has extra route tables) stays and
    `cdk destroy` fails with "The vpc ... has dependencies and cannot be deleted".
+4. Change sets are looked up by name within their stack (the CLI names every stack's change set
+   `cdk-deploy-change-set`), and one that is gone is reported as ChangeSetNotFoundException. moto ignores
+   StackName, so updating a deployed stack (`cdk deploy FruitsData -c retainData=false`) deleted another
+   stack's change set and the CLI waited forever for its own to be gone.
+5. A stack update keeps an SSM-typed parameter with UsePreviousValue (the CLI does so for BootstrapVersion):
+   moto hands back the value it resolved at creation and then looks that value up in SSM as if it were the
+   parameter's path, which fails; a value that is not an SSM path is taken as the resolved one.
 """
 
 from __future__ import annotations
@@ -18,12 +25,16 @@ from typing import Any
 
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
-from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.exceptions import CloudFormationError, ValidationError
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.models.route_tables import RouteTable
 from moto.server import main
+from moto.ssm.models import ssm_backends
 
 _apply = cfn_models.ChangeSet.apply
 _clean_json = parsing.clean_json
+_parse_ssm_parameter = parsing.ResourceMap.parse_ssm_parameter
 
 
 def apply_with_outputs(self: Any) -> None:
@@ -58,7 +69,59 @@ def delete_route_table(
         backend.delete_route_table(resource_name)
 
 
+class ChangeSetNotFoundException(CloudFormationError):
+    code = "ChangeSetNotFoundException"
+
+
+def change_set_id(backend: Any, name: str, stack_name: str | None) -> str:
+    """The key moto stores the change set under: `name` is its ARN, or its name within the live stack
+    `stack_name` (the newest such change set)."""
+    if name in backend.change_sets:
+        return name
+    for key, change_set in reversed(backend.change_sets.items()):
+        if (
+            change_set.change_set_name == name
+            and change_set.stack_id in backend.stacks  # not one of a deleted stack of the same name
+            and stack_name in (None, change_set.stack_name, change_set.stack_id)
+        ):
+            return key
+    raise ChangeSetNotFoundException(f"ChangeSet [{name}] does not exist")
+
+
+def describe_change_set(self: Any) -> ActionResult:
+    backend = self.cloudformation_backend
+    key = change_set_id(backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
+    return ActionResult(backend.describe_change_set(change_set_name=key))
+
+
+def delete_change_set(self: Any) -> EmptyResult:
+    backend = self.cloudformation_backend
+    backend.delete_change_set(
+        change_set_name=change_set_id(backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
+    )
+    return EmptyResult()
+
+
+def execute_change_set(self: Any) -> EmptyResult:
+    backend = self.cloudformation_backend
+    stack_name = self._get_param("StackName")
+    key = change_set_id(backend, self._get_param("ChangeSetName"), stack_name)
+    backend.execute_change_set(change_set_name=key, stack_name=stack_name)
+    return EmptyResult()
+
+
+def parse_ssm_parameter(self: Any, value: str, value_type: str) -> str:
+    ssm = ssm_backends[self._account_id][self._region_name]
+    if not str(value).startswith("/") and ssm.get_parameter(value) is None:
+        return value  # UsePreviousValue on update: already resolved
+    return _parse_ssm_parameter(self, value, value_type)
+
+
 cfn_models.ChangeSet.apply = apply_with_outputs
+parsing.ResourceMap.parse_ssm_parameter = parse_ssm_parameter
+CloudFormationResponse.describe_change_set = describe_change_set
+CloudFormationResponse.delete_change_set = delete_change_set
+CloudFormationResponse.execute_change_set = execute_change_set
 parsing.clean_json = clean_json
 RouteTable.delete_from_cloudformation_json = delete_route_table
 
