@@ -121,19 +121,19 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--mode", choices=("ratio", "scaling"), default="ratio")
-    parser.add_argument("--images", type=int, default=2000, help="images (scaling: N, then 4N)")
+    parser.add_argument("--images", type=int, default=8000, help="images, >= 2000 (scaling: N, then 4N)")
     parser.add_argument("--image-size", type=int, default=224, choices=(96, 128, 160, 192, 224))
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sample", default=str(SHARED / "data" / "fruits-360-sample"))
     parser.add_argument(
         "--weights",
         default=str(SHARED / "models" / "mobilenet_v2" / "mobilenet_v2_1.0_224_no_top_rebuilt.h5"),
     )
     args = parser.parse_args(argv)
-    if args.images < 1 or args.repeats < 1 or args.cores < 1:
-        parser.error("--images, --repeats and --cores must be >= 1")
+    if args.images < 2000 or args.repeats < 1 or args.cores < 1:
+        parser.error("--images must be >= 2000, --repeats and --cores >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="fruits-bench-") as tmp:
         report = (run_ratio if args.mode == "ratio" else run_scaling)(args, Path(tmp))

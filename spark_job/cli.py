@@ -48,6 +48,9 @@ def spark_session(cfg: JobConfig) -> SparkSession:
     # each task costs a fixed ~0.3 s in the Python worker. ~128 files per task keeps thousands of tasks on
     # the full dataset (load balance) with a quarter of the overhead.
     builder = builder.config("spark.sql.files.openCostInBytes", str(1 << 20))
+    # Arrow batches of one inference batch: the Python worker starts on the first images while the JVM
+    # still reads the task's other files (one Arrow batch per task would make it wait for all of them).
+    builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.batch_size))
     return builder.getOrCreate()
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 ALLOWED_IMAGE_SIZES = (96, 128, 160, 192, 224)
 FEATURE_DIM = 1280
 DEFAULT_VARIANCE = 0.95
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 32
 
 Mode = Literal["fit", "transform"]
 

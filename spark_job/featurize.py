@@ -74,13 +74,15 @@ def speed_up_worker_imports() -> None:
     if sys.version_info >= (3, 12) or getattr(original, "only_when_changed", False):
         return
 
+    stamps: dict[str, int | None] = {}  # archive -> mtime when last read, shared by its importers
+
     def invalidate_caches(self: zipimport.zipimporter) -> None:
         try:
-            stamp = Path(self.archive).stat().st_mtime_ns
+            stamp: int | None = Path(self.archive).stat().st_mtime_ns
         except OSError:
             stamp = None
-        if stamp is None or getattr(self, "_archive_stamp", None) != stamp:
-            self._archive_stamp = stamp
+        if stamp is None or stamps.get(self.archive) != stamp:
+            stamps[self.archive] = stamp
             original(self)
 
     invalidate_caches.only_when_changed = True  # type: ignore[attr-defined]
