@@ -1,10 +1,17 @@
-"""Shared paths: the real Fruits-360 sample and MobileNetV2 weights in ../shared (never copied here)."""
+"""Shared fixtures: the real Fruits-360 sample and MobileNetV2 weights in ../shared (never copied here), one
+SparkSession (local[2]) and the sample's fit and transform runs, made once per session and used by the job
+tests and by the ops tests (real job outputs uploaded to the emulated bucket)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
+
+from tests.job_support import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -22,3 +29,47 @@ def sample_dir() -> Path:
 def weights_path() -> Path:
     assert WEIGHTS.is_file(), f"the shared MobileNetV2 weights are missing: {WEIGHTS}"
     return WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def spark() -> SparkSession:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("fruits-tests")
+        .config("spark.python.worker.reuse", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def fit_run(spark, sample_dir, weights_path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "fit"
+    assert (
+        run_cli(spark, "fit", "--input", sample_dir / "Training", "--output", out, "--weights", weights_path)
+        == 0
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def transform_run(spark, sample_dir, weights_path, fit_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "transform"
+    code = run_cli(
+        spark,
+        "transform",
+        "--model",
+        fit_run / "model",
+        "--input",
+        sample_dir / "Test",
+        "--output",
+        out,
+        "--weights",
+        weights_path,
+    )
+    assert code == 0
+    return out

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.job.conftest import read_manifest, run_cli
+from tests.job_support import read_manifest, run_cli
 
 NESTED_CLASS = "Pommes rôties"
 

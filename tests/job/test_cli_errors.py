@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spark_job.cli import main
-from tests.job.conftest import run_cli
+from tests.job_support import run_cli
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from pyspark.ml import PipelineModel
 
 from spark_job import reduce as rd
-from tests.job.conftest import read_manifest, run_cli
+from tests.job_support import read_manifest, run_cli
 
 MANIFEST_KEYS = {
     "mode",

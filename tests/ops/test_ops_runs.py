@@ -16,7 +16,6 @@ from ops.cli import main
 from tests.ops.support import BUCKET, REPO, RUN_ID, pipeline_outputs
 
 CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon"]
-DEMO = REPO / "output" / "demo"
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
@@ -197,27 +196,27 @@ def test_make_runs_and_results(runs_in_bucket, aws_env, tmp_path) -> None:
     assert json.loads((dest / "transform" / "manifest.json").read_text())["probe"]["accuracy"] == 0.973
 
 
-@pytest.mark.skipif(
-    not (DEMO / "fit" / "manifest.json").is_file(), reason="no local run: `make demo` writes output/demo/"
-)
-def test_runs_and_results_of_the_real_local_run(session, bucket, deploy_stack, tmp_path, capsys) -> None:
-    """The job's own output (make demo), uploaded as a run: what `runs` and `results` show of it."""
-    deploy_stack("FruitsPipeline", pipeline_outputs("j-PLACEHOLDER0000", run_id="demo"))
-    for mode in ("fit", "transform"):
-        if (DEMO / mode).is_dir():
-            assert main(["upload", str(DEMO / mode), "--prefix", f"runs/demo/{mode}/"], session=session) == 0
-    fit = json.loads((DEMO / "fit" / "manifest.json").read_text())
+def test_runs_and_results_of_a_real_local_run(
+    fit_run: Path, transform_run: Path, session, bucket, deploy_stack, tmp_path, capsys
+) -> None:
+    """The job's own outputs (fit + transform on the shared sample), uploaded as a run: what `runs` and
+    `results` show of them."""
+    deploy_stack("FruitsPipeline", pipeline_outputs("j-PLACEHOLDER0000", run_id="local"))
+    for mode, run_dir in (("fit", fit_run), ("transform", transform_run)):
+        assert main(["upload", str(run_dir), "--prefix", f"runs/local/{mode}/"], session=session) == 0
+    fit = json.loads((fit_run / "manifest.json").read_text())
     capsys.readouterr()
 
     assert main(["runs"], session=session) == 0
     line = capsys.readouterr().out.splitlines()[1].split()
-    assert line[0] == "demo"
+    assert line[0] == "local"
     assert line[2:4] == [str(fit["images_featurized"]), str(fit["k"])]
     assert line[4] == f"{100 * fit['cumulative_variance_at_k']:.1f}%"
 
-    dest = tmp_path / "demo"
+    dest = tmp_path / "local"
     assert main(["results", "--dest", str(dest)], session=session) == 0
     assert json.loads((dest / "fit" / "manifest.json").read_text()) == fit
-    for rel in ("report/summary.md", "report/explained_variance.png", "report/pca_scatter.png"):
-        if (DEMO / "fit" / rel).is_file():
-            assert (dest / "fit" / rel).read_bytes() == (DEMO / "fit" / rel).read_bytes()
+    for mode, run_dir in (("fit", fit_run), ("transform", transform_run)):
+        for rel in ("report/summary.md", "report/explained_variance.png", "report/pca_scatter.png"):
+            assert (dest / mode / rel).read_bytes() == (run_dir / rel).read_bytes()
+    assert "Probe (logistic regression" in capsys.readouterr().out

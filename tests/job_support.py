@@ -1,0 +1,19 @@
+"""Helpers shared by tests that run the job: its CLI in-process, and reading a run's manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from spark_job.cli import main
+
+
+def run_cli(spark: SparkSession, *argv: object) -> int:
+    return main([str(a) for a in argv], spark=spark)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "manifest.json").read_text())
