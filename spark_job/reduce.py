@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from pyspark.ml import PipelineModel
-from pyspark.ml.feature import PCA, PCAModel, StandardScaler
+from pyspark.ml.common import _py2java
+from pyspark.ml.feature import PCAModel, StandardScaler
 from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.ml.linalg import DenseMatrix, DenseVector
+from pyspark.mllib.linalg.distributed import RowMatrix
+from pyspark.mllib.util import MLUtils
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-
-from spark_job.config import FEATURE_DIM
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +48,49 @@ def choose_k(explained_variance: np.ndarray, target: float) -> int:
 
 
 def fit_pca(features: DataFrame, variance: float | None, components: int | None) -> PcaFit:
-    """StandardScaler(mean, std) then PCA; k from `components`, or the smallest reaching `variance`."""
+    """StandardScaler(mean, std) then PCA; k from `components`, or the smallest reaching `variance`.
+
+    The covariance of the standardized features is computed by Spark (RowMatrix, distributed); its
+    eigen-decomposition (1280 x 1280) is done with NumPy on the driver and becomes a Spark ML PCAModel.
+    Why not PCA.fit: with no native LAPACK (the usual case, locally and on EMR) Spark's PCA falls back to
+    the pure-Java dgesdd, which here returned a wrong spectrum in about one fit out of four on the same
+    covariance (a flat spectrum: k = 191 instead of 111 for 95%, and a chance-level probe), while the
+    covariance itself matched NumPy to 1e-13 every time.
+    """
     vectors = to_vectors(features).select(VECTOR_COL).cache()
     try:
         scaler = StandardScaler(inputCol=VECTOR_COL, outputCol=SCALED_COL, withMean=True, withStd=True)
         scaler_model = scaler.fit(vectors)
-        scaled = scaler_model.transform(vectors).select(SCALED_COL).cache()
-        # One fit at full rank gives the whole spectrum (covariance + SVD on the driver: 1280x1280).
-        full: PCAModel = PCA(k=FEATURE_DIM, inputCol=SCALED_COL, outputCol=PCA_COL).fit(scaled)
-        spectrum = full.explainedVariance.toArray()
-        k = components if components is not None else choose_k(spectrum, float(variance or 1.0))
-        pca_model = PCA(k=k, inputCol=SCALED_COL, outputCol=PCA_COL).fit(scaled)
-        scaled.unpersist()
+        scaled = scaler_model.transform(vectors).select(SCALED_COL)
+        # Stays in the JVM: the DataFrame of (old-API) vectors goes straight to RowMatrix.
+        rows = MLUtils.convertVectorColumnsFromML(scaled, SCALED_COL)
+        covariance = RowMatrix(rows).computeCovariance().toArray()
     finally:
         vectors.unpersist()
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # ascending
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues = np.clip(eigenvalues[order], 0.0, None)  # round-off makes the null space slightly < 0
+    eigenvectors = eigenvectors[:, order]
+    spectrum = eigenvalues / eigenvalues.sum()
+    k = components if components is not None else choose_k(spectrum, float(variance or 1.0))
+    pca_model = pca_model_from(features.sparkSession, eigenvectors[:, :k], spectrum[:k])
     model = PipelineModel(stages=[scaler_model, pca_model])
-    explained = [float(v) for v in pca_model.explainedVariance.toArray()]
+    explained = [float(v) for v in spectrum[:k]]
     log.info("PCA: k=%d keeps %.4f of the variance", k, float(np.sum(explained)))
     return PcaFit(model=model, k=k, explained_variance=explained, full_spectrum=[float(v) for v in spectrum])
+
+
+def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.ndarray) -> PCAModel:
+    """A Spark ML PCAModel (transform, save, load as usual) from principal components (n x k)."""
+    n, k = components.shape
+    sc = spark.sparkContext
+    java_pc = _py2java(sc, DenseMatrix(n, k, components.flatten(order="F").tolist()))
+    java_explained = _py2java(sc, DenseVector(explained.tolist()))
+    uid = sc._jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca")
+    model = PCAModel(sc._jvm.org.apache.spark.ml.feature.PCAModel(uid, java_pc, java_explained))
+    model._transfer_params_from_java()
+    model._set(k=k)
+    return model.setInputCol(SCALED_COL).setOutputCol(PCA_COL)
 
 
 def project(model: PipelineModel, features: DataFrame) -> DataFrame:

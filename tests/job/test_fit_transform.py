@@ -192,3 +192,15 @@ def test_report_files(run: str, request) -> None:
     summary = (report / "summary.md").read_text()
     assert f"k = {m['k']} components" in summary
     assert "| 440 |" in summary if m["mode"] == "fit" else "Accuracy **" in summary
+
+
+def test_pca_spectrum_matches_numpy(fit_run: Path) -> None:
+    # Reference: eigenvalues of the covariance of the standardized features, computed with NumPy. Guards
+    # against the pure-Java LAPACK fallback that sometimes returned a wrong spectrum (see reduce.fit_pca).
+    x = np.stack(pd.read_parquet(fit_run / "features")["features"]).astype(np.float64)
+    sd = x.std(axis=0, ddof=1)
+    z = (x - x.mean(axis=0)) / np.where(sd == 0, 1.0, sd)
+    eigenvalues = np.clip(np.linalg.eigvalsh(np.cov(z, rowvar=False))[::-1], 0, None)
+    expected = eigenvalues / eigenvalues.sum()
+    m = read_manifest(fit_run)
+    np.testing.assert_allclose(m["explained_variance"], expected[: m["k"]], atol=1e-8)
