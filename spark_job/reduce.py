@@ -30,10 +30,6 @@ class PcaFit:
     explained_variance: list[float]  # per component, k of them (fraction of total variance)
     full_spectrum: list[float]  # all components, for the report's curve
 
-    @property
-    def cumulative_variance(self) -> float:
-        return float(np.sum(self.explained_variance))
-
 
 def to_vectors(features: DataFrame) -> DataFrame:
     return features.withColumn(VECTOR_COL, array_to_vector(F.col("features")))
