@@ -48,9 +48,9 @@ def fit_pca(features: DataFrame, variance: float | None, components: int | None)
 
     The covariance of the standardized features is computed by Spark (RowMatrix, distributed); its
     eigen-decomposition (1280 x 1280) is done with NumPy on the driver and becomes a Spark ML PCAModel.
-    Why not PCA.fit: with no native LAPACK (the usual case, locally and on EMR) Spark's PCA falls back to
-    the pure-Java dgesdd, which here returned a wrong spectrum in about one fit out of four on the same
-    covariance (a flat spectrum: k = 191 instead of 111 for 95%, and a chance-level probe), while the
+    Why not PCA.fit: with no native LAPACK (as on this machine; EMR nodes not checked) Spark's PCA falls
+    back to the pure-Java dgesdd, which here returned a wrong spectrum in about one fit out of four on the
+    same covariance (a flat spectrum: k = 191 instead of 111 for 95%, and a chance-level probe), while the
     covariance itself matched NumPy to 1e-13 every time.
     """
     vectors = to_vectors(features).select(VECTOR_COL).cache()
