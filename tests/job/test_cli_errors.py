@@ -121,11 +121,11 @@ def test_transform_with_a_folder_that_is_not_a_model(
 def test_transform_with_other_weights_than_the_model(
     spark, fit_run, sample_dir, tmp_path, weights_path, capsys
 ) -> None:
-    # Same file under another name would pass; a different file must not: copy and alter one byte.
-    other = tmp_path / "other.h5"
-    data = bytearray(weights_path.read_bytes())
-    data[-1] ^= 0xFF
-    other.write_bytes(bytes(data))
+    # A valid weights file (it loads) that is not the model's: the sha256 check must refuse it.
+    from spark_job.model import build_model
+
+    other = tmp_path / "other.weights.h5"
+    build_model(str(weights_path), 224).save_weights(str(other))
     assert (
         run_cli(
             spark,
@@ -141,6 +141,7 @@ def test_transform_with_other_weights_than_the_model(
         )
         == 2
     )
+    assert "differ from the model's" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
