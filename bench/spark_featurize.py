@@ -1,7 +1,8 @@
 """The job's featurize stage through its real code path, in a fresh Spark local[N] session.
 
-Same functions as `python -m spark_job`: spark_session, discover, resolve_weights, featurize_to (list,
-read bytes, decode, resize, infer, write Parquet). Prints one JSON line like bench.bare_tf.
+Same functions as `python -m spark_job`: spark_session, resolve_weights, then featurize_input (build the
+model in the workers while listing, read bytes, decode, resize, infer, write Parquet), timed from the
+start of featurize_input to the features counted. Prints one JSON line like bench.bare_tf.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 
 from spark_job.cli import spark_session
 from spark_job.config import JobConfig
-from spark_job.job import discover, featurize_to
+from spark_job.job import Timings, featurize_input
 from spark_job.model import resolve_weights
 from spark_job.storage import Storage
 
@@ -43,9 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             weights = resolve_weights(args.weights, args.image_size, storage, tmp)
             start = time.perf_counter()
-            inputs = discover(spark, storage, args.dir)
-            features, _, _ = featurize_to(spark, cfg, inputs, weights, args.image_size, cfg.output)
-            done = features.count()
+            stage = featurize_input(spark, cfg, weights, args.image_size, cfg.output, Timings())
+            done = stage.features.count()
             seconds = time.perf_counter() - start
         finally:
             spark.stop()

@@ -45,9 +45,10 @@ def spark_session(cfg: JobConfig) -> SparkSession:
     # predict_batch_udf caches the model per Python worker only when workers are reused.
     builder = builder.config("spark.python.worker.reuse", "true")
     # Fruits-360 images are ~5 KB: with the default 4 MB open cost Spark packs only ~32 files in a task, and
-    # each task costs a fixed ~0.3 s in the Python worker. ~128 files per task keeps thousands of tasks on
-    # the full dataset (load balance) with a quarter of the overhead.
-    builder = builder.config("spark.sql.files.openCostInBytes", str(1 << 20))
+    # each task has a fixed cost (~0.1 s here: JVM and Python worker turnaround, one Parquet file). 256 KB
+    # packs ~500 per task: still hundreds of tasks on the full dataset (balance), and on small inputs Spark
+    # splits down to one task per core anyway.
+    builder = builder.config("spark.sql.files.openCostInBytes", str(256 << 10))
     # Arrow batches of one inference batch: the Python worker starts on the first images while the JVM
     # still reads the task's other files (one Arrow batch per task would make it wait for all of them).
     builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.batch_size))

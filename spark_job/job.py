@@ -10,7 +10,9 @@ import json
 import logging
 import platform
 import shutil
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +39,6 @@ log = logging.getLogger(__name__)
 FEATURIZER_FILE = "featurizer.json"
 PIPELINE_DIR = "pipeline"
 PROBE_DIR = "probe"
-STAGING_DIR = "staging-featurized"
 
 
 @dataclass
@@ -60,9 +61,12 @@ class Inputs:
     uri: str
     qualified: str
     files: DataFrame  # binaryFile over the input: listed once, reused by the featurize stage
-    images: int  # every JPEG/PNG found, empty ones included
-    empty_images: list[str]  # images of 0 bytes: Spark never hands them to the UDF
+    image_paths: list[str]  # every JPEG/PNG found, empty ones included, as binaryFile's path column
     skipped: list[str]  # non-image files, counted apart
+
+    @property
+    def images(self) -> int:
+        return len(self.image_paths)
 
 
 def utc_now() -> str:
@@ -86,49 +90,103 @@ def prepare_output(storage: Storage, output: str, overwrite: bool) -> None:
     storage.delete(output)
 
 
-def _uri_to_path(uri: object) -> str:
+def _uri_to_path(uri: str) -> str:
     """inputFiles() gives URIs (file:///a%20b); binaryFile's path column gives Hadoop paths (file:/a b)."""
-    text = unquote(str(uri))
+    text = unquote(uri)
     return "file:/" + text.removeprefix("file:///") if text.startswith("file:///") else text
 
 
-def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
-    """List the input once (no contents read); fail clearly when there is nothing to work on."""
+def listed_paths(files: DataFrame) -> list[str]:
+    """Every file in the DataFrame's file index (empty files included), spelled as in its path column."""
+    jvm = files.sparkSession.sparkContext._jvm
+    # One py4j call for the whole listing: iterating the Java array would cost a round trip per file
+    # (~1 s per 10,000 files). Hadoop's join takes String[] as such; py4j matches no Object[] overload.
+    joined = str(jvm.org.apache.hadoop.util.StringUtils.join("\n", files._jdf.inputFiles()))
+    return [_uri_to_path(uri) for uri in joined.split("\n")] if joined else []
+
+
+def require_input_folder(storage: Storage, input_uri: str) -> str:
     uri = normalize(input_uri)
     if not storage.exists(uri):
         raise JobInputError(f"input not found: {input_uri}")
     if not storage.is_dir(uri):
         raise JobInputError(f"input must be a folder (or prefix) of images: {input_uri}")
-    qualified = storage.qualified(uri)
+    return uri
+
+
+def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
+    """List the input once, on the driver (no Spark job, no contents read); fail when there is no image."""
+    uri = require_input_folder(storage, input_uri)
     files = fz.binary_files(spark, uri)
-    listing = files.select("path", fz.is_image(F.col("path")).alias("is_image"))
-    summary = listing.agg(
-        F.count_if("is_image").alias("images"),
-        F.sort_array(F.collect_list(F.when(~F.col("is_image"), F.col("path")))).alias("skipped"),
-    ).first()  # one pass over the file index, no contents read
-    images, skipped = int(summary["images"]), list(summary["skipped"])
-    # The file index also lists empty files, which the scan above never returns. Comparing counts costs
-    # one call; only when they differ are the names fetched (element by element through py4j).
-    listed = files._jdf.inputFiles()
-    empty: list[str] = []
-    if len(listed) != images + len(skipped):
-        seen = {row["path"] for row in listing.select("path").collect()}
-        empty_files = sorted(p for p in map(_uri_to_path, listed) if p not in seen)
-        empty = [p for p in empty_files if fz.IMAGE_PATTERN.search(p.lower())]
-        skipped = sorted(skipped + [p for p in empty_files if p not in empty])
-        images += len(empty)
-    log.info(
-        "listed %s: %d image files (%d empty), %d other files skipped",
-        input_uri,
-        images,
-        len(empty),
-        len(skipped),
-    )
-    if not images:
+    listed = listed_paths(files)
+    image_paths = sorted(p for p in listed if fz.IMAGE_PATTERN.search(p.lower()))
+    skipped = sorted(p for p in listed if not fz.IMAGE_PATTERN.search(p.lower()))
+    log.info("listed %s: %d image files, %d other files skipped", input_uri, len(image_paths), len(skipped))
+    if not image_paths:
         raise JobInputError(f"no JPEG or PNG images under {input_uri} ({len(skipped)} other files)")
     return Inputs(
-        uri=uri, qualified=qualified, files=files, images=images, empty_images=empty, skipped=skipped
+        uri=uri, qualified=storage.qualified(uri), files=files, image_paths=image_paths, skipped=skipped
     )
+
+
+class WorkerWarmUp:
+    """warm_up_workers in a background thread: the model gets built in the workers while the driver lists.
+
+    Its Spark job runs in its own job group, so a run that fails meanwhile (bad input) cancels it.
+    """
+
+    def __init__(self, spark: SparkSession, weights_file_name: str, image_size: int, tf_threads: int) -> None:
+        from pyspark import InheritableThread
+
+        self._spark = spark
+        self._group = f"fruits-warm-up-{uuid.uuid4().hex[:8]}"
+        self._args = (weights_file_name, image_size, tf_threads)
+        self._error: BaseException | None = None
+        self._cancelled = threading.Event()
+        self.workers = 0
+        self.seconds = 0.0
+        self._thread = InheritableThread(target=self._run, name="warm-up-workers", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        self._spark.sparkContext.setJobGroup(self._group, "build the model in the Python workers", True)
+        try:
+            if not self._cancelled.is_set():
+                self.workers = fz.warm_up_workers(self._spark, *self._args)
+        except BaseException as exc:  # reported by wait(); featurize builds the model on demand anyway
+            self._error = exc
+        self.seconds = round(time.perf_counter() - start, 3)
+
+    def cancel(self) -> None:
+        """Stop the warm-up, also when its job gets submitted while this runs (cancelling is not sticky)."""
+        self._cancelled.set()
+        while self._thread.is_alive():
+            self._spark.sparkContext.cancelJobGroup(self._group)
+            self._thread.join(timeout=0.2)
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            log.warning(
+                "warming up the Python workers failed (featurize tasks built the model themselves): %s",
+                str(self._error).splitlines()[0] if str(self._error) else type(self._error).__name__,
+            )
+        else:
+            log.info("model built ahead in %d Python worker(s) in %.1f s", self.workers, self.seconds)
+
+
+def reject_rows(
+    storage: Storage, image_paths: list[str], features: DataFrame, reasons: dict[str, str]
+) -> list[tuple[str, str]]:
+    """Every listed image without a row in features/, with a reason: the decoder's when the UDF rejected it,
+    else why Spark's file source never read it (it skips empty files). Complete by construction."""
+    if features.count() + len(reasons) == len(image_paths) and reasons.keys() <= set(image_paths):
+        return sorted(reasons.items())  # a Parquet count reads only the footers: no path is fetched
+    featurized = {row["path"] for row in features.select("path").collect()}
+    return [
+        (p, reasons.get(p) or fz.unread_reason(storage.length(p))) for p in image_paths if p not in featurized
+    ]
 
 
 def featurize_to(
@@ -137,29 +195,64 @@ def featurize_to(
     inputs: Inputs,
     weights: ResolvedWeights,
     image_size: int,
+    tf_threads: int,
     output: str,
 ) -> tuple[DataFrame, DataFrame, int]:
     """Run inference once, write features/ and rejects/, return them read back from Parquet."""
-    spark.sparkContext.addFile(weights.local_path)
-    inferred = spark.sparkContext.accumulator(0)
-    tf_threads = cfg.tf_threads or fz.default_tf_threads(spark)
+    sc = spark.sparkContext
+    inferred = sc.accumulator(0)
+    rejected = sc.accumulator([], fz.RejectsParam())
     images = fz.images_of(inputs.files, inputs.qualified)
-    featurized = fz.featurize(images, weights.file_name, image_size, cfg.batch_size, tf_threads, inferred)
-    staging = join(output, STAGING_DIR)
-    # The UDF's only action: everything downstream reads these Parquet files.
-    featurized.write.mode("overwrite").parquet(staging)
-    staged = spark.read.parquet(staging)
-    fz.accepted(staged).write.mode("overwrite").parquet(join(output, "features"))
-    empty = spark.createDataFrame(
-        [(p, fz.EMPTY_FILE_REASON) for p in inputs.empty_images], "path string, reason string"
+    featurized = fz.featurize(
+        images, weights.file_name, image_size, cfg.batch_size, tf_threads, inferred, rejected
     )
-    fz.rejected(staged).unionByName(empty).write.mode("overwrite").parquet(join(output, "rejects"))
-    Storage(spark).delete(staging)
-    return (
-        spark.read.parquet(join(output, "features")),
-        spark.read.parquet(join(output, "rejects")),
-        int(inferred.value),
-    )
+    # The UDF's only action. Accepted images go straight to features/; the rejected ones' paths and reasons
+    # come back in the accumulator, which Spark updates once per successful task of an action.
+    fz.accepted(featurized).write.mode("overwrite").parquet(join(output, "features"))
+    features = spark.read.parquet(join(output, "features"))
+    rejects = reject_rows(Storage(spark), inputs.image_paths, features, dict(rejected.value))
+    rejects_df = spark.createDataFrame(rejects, "path string, reason string")
+    rejects_df.coalesce(1).write.mode("overwrite").parquet(join(output, "rejects"))
+    return features, spark.read.parquet(join(output, "rejects")), int(inferred.value)
+
+
+@dataclass(frozen=True)
+class Featurized:
+    inputs: Inputs
+    features: DataFrame
+    rejects: DataFrame
+    inferred: int  # inferences the UDF ran (accumulator): equals the images decoded, each inferred once
+
+
+def featurize_input(
+    spark: SparkSession,
+    cfg: JobConfig,
+    weights: ResolvedWeights,
+    image_size: int,
+    output: str,
+    timings: Timings,
+) -> Featurized:
+    """The featurize stage as `run` and the benchmark run it: build the model in the Python workers while
+    the driver lists the input, check the output folder, then featurize once to features/ and rejects/."""
+    storage = Storage(spark)
+    spark.sparkContext.addFile(weights.local_path)
+    tf_threads = cfg.tf_threads or fz.default_tf_threads(spark)
+    warm_up = WorkerWarmUp(spark, weights.file_name, image_size, tf_threads)
+    try:
+        with timings.stage("list"):
+            inputs = discover(spark, storage, cfg.input)
+        prepare_output(storage, output, cfg.overwrite)
+        with timings.stage("featurize"):
+            # Submitted without waiting for the warm-up: its tasks queue behind the warm-up's (FIFO).
+            features, rejects, inferred = featurize_to(
+                spark, cfg, inputs, weights, image_size, tf_threads, output
+            )
+    except BaseException:
+        warm_up.cancel()
+        raise
+    warm_up.wait()
+    timings.stages["warm_up_workers"] = warm_up.seconds  # overlaps "list"
+    return Featurized(inputs, features, rejects, inferred)
 
 
 def write_model(
@@ -235,8 +328,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
         else:
             image_size = cfg.image_size
             weights_source = cfg.weights or "imagenet"
-        with timings.stage("list"):
-            inputs = discover(spark, storage, cfg.input)
+        require_input_folder(storage, cfg.input)  # before the weights: a download can take a while
         with timings.stage("weights"):
             weights = resolve_weights(weights_source, image_size, storage, workdir)
         if featurizer and weights.sha256 != featurizer["weights"]["sha256"]:
@@ -244,10 +336,9 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
                 f"weights {weights_source} (sha256 {weights.sha256[:12]}...) differ from the model's "
                 f"({featurizer['weights']['source']}, sha256 {featurizer['weights']['sha256'][:12]}...)"
             )
-        prepare_output(storage, output, cfg.overwrite)
-
-        with timings.stage("featurize"):
-            features, rejects, inferred = featurize_to(spark, cfg, inputs, weights, image_size, output)
+        stage = featurize_input(spark, cfg, weights, image_size, output, timings)
+        inputs, features, rejects, inferred = stage.inputs, stage.features, stage.rejects, stage.inferred
+        with timings.stage("count"):
             featurized = features.count()
             rejected = rejects.count()
         log.info("featurized %d of %d images, rejected %d", featurized, inputs.images, rejected)

@@ -61,6 +61,11 @@ class Storage:
             return False
         return len(fs.listStatus(path)) == 0
 
+    def length(self, uri: str) -> int | None:
+        """Size in bytes of a file, None when it does not exist (any more)."""
+        fs, path = self._path(uri)
+        return int(fs.getFileStatus(path).getLen()) if fs.exists(path) else None
+
     def delete(self, uri: str) -> None:
         fs, path = self._path(uri)
         if fs.exists(path):
