@@ -47,9 +47,9 @@ SPARK_DEFAULTS = MappingProxyType(
         "spark.driver.memoryOverhead": "1g",
         # Keep Python workers (and the model each one loads) alive across tasks.
         "spark.python.worker.reuse": "true",
-        # Arrow batches feeding the pandas UDF: images per batch bound the worker's memory.
+        # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding the
+        # UDF (one inference batch) and the file packing (~500 small files per task) itself, in its session.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "256",
         # One TensorFlow thread per Python worker: 4 workers x 1 thread on 4 vCPUs, no oversubscription.
         # Measured here (make bench): two single-threaded workers beat one two-threaded process.
         "spark.executorEnv.TF_NUM_INTRAOP_THREADS": "1",
