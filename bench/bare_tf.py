@@ -29,13 +29,10 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.cores)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from spark_job.model import build_model, decode_image, preprocess
+    from spark_job.model import decode_image, inference_function, preprocess
 
     size = args.image_size
-    model = build_model(args.weights, size)
-    infer = tf.function(
-        lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)]
-    )
+    infer = inference_function(args.weights, size)
     infer(np.zeros((2, size, size, 3), np.float32))  # trace once, outside the timing
 
     files = sorted(p for p in args.dir.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})

@@ -2,7 +2,8 @@
 
 Same functions as `python -m spark_job`: spark_session, resolve_weights, then featurize_input (build the
 model in the workers while listing, read bytes, decode, resize, infer, write Parquet), timed from the
-start of featurize_input to the features counted. Prints one JSON line like bench.bare_tf.
+start of featurize_input to its return (features/ and rejects/ written and counted). Prints one JSON
+line like bench.bare_tf.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             weights = resolve_weights(args.weights, args.image_size, storage, tmp)
             start = time.perf_counter()
             stage = featurize_input(spark, cfg, weights, args.image_size, cfg.output, Timings())
-            done = stage.features.count()
+            done = stage.featurized
             seconds = time.perf_counter() - start
         finally:
             spark.stop()

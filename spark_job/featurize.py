@@ -107,7 +107,7 @@ def worker_model(weights_file_name: str, image_size: int, tf_threads: int) -> Ca
     import tensorflow as tf
     from pyspark import SparkFiles
 
-    from spark_job.model import build_model, decode_image, preprocess
+    from spark_job.model import decode_image, inference_function, preprocess
 
     # TF sizes its thread pools to every core of the machine unless told; Spark runs one Python worker
     # per concurrent task, so each gets its share. Must run before TF's first op in this process.
@@ -117,11 +117,7 @@ def worker_model(weights_file_name: str, image_size: int, tf_threads: int) -> Ca
     except RuntimeError:  # TF already initialized in this reused worker: keep its pools
         log.debug("TensorFlow threads already set in this worker")
 
-    model = build_model(SparkFiles.get(weights_file_name), image_size)
-    infer = tf.function(
-        lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
-    )
+    infer = inference_function(SparkFiles.get(weights_file_name), image_size)
     # One synthetic JPEG through decode, preprocess and inference: traces the function and loads the
     # decoder now. (A single image: a full batch would also warm its kernels, ~0.25 s, but costs ~0.5 s.)
     infer(preprocess(decode_image(sample_jpeg(), image_size)[np.newaxis]))
@@ -280,10 +276,6 @@ def featurize(
 
 def accepted(featurized: DataFrame) -> DataFrame:
     return featurized.where(F.col("error").isNull()).select("path", "label", "features")
-
-
-def rejected(featurized: DataFrame) -> DataFrame:
-    return featurized.where(F.col("error").isNotNull()).select("path", F.col("error").alias("reason"))
 
 
 def default_tf_threads(spark: SparkSession) -> int:

@@ -119,8 +119,9 @@ def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
     uri = require_input_folder(storage, input_uri)
     files = fz.binary_files(spark, uri)
     listed = listed_paths(files)
-    image_paths = sorted(p for p in listed if fz.IMAGE_PATTERN.search(p.lower()))
-    skipped = sorted(p for p in listed if not fz.IMAGE_PATTERN.search(p.lower()))
+    image_paths, skipped = [], []
+    for path in sorted(listed):
+        (image_paths if fz.IMAGE_PATTERN.search(path.lower()) else skipped).append(path)
     log.info("listed %s: %d image files, %d other files skipped", input_uri, len(image_paths), len(skipped))
     if not image_paths:
         raise JobInputError(f"no JPEG or PNG images under {input_uri} ({len(skipped)} other files)")
@@ -177,16 +178,24 @@ class WorkerWarmUp:
 
 
 def reject_rows(
-    storage: Storage, image_paths: list[str], features: DataFrame, reasons: dict[str, str]
+    storage: Storage, image_paths: list[str], features: DataFrame, featurized: int, reasons: dict[str, str]
 ) -> list[tuple[str, str]]:
-    """Every listed image without a row in features/, with a reason: the decoder's when the UDF rejected it,
-    else why Spark's file source never read it (it skips empty files). Complete by construction."""
-    if features.count() + len(reasons) == len(image_paths) and reasons.keys() <= set(image_paths):
-        return sorted(reasons.items())  # a Parquet count reads only the footers: no path is fetched
-    featurized = {row["path"] for row in features.select("path").collect()}
-    return [
-        (p, reasons.get(p) or fz.unread_reason(storage.length(p))) for p in image_paths if p not in featurized
-    ]
+    """Every listed image without a row in features/ (`featurized` rows), with a reason: the decoder's when
+    the UDF rejected it, else why Spark's file source never read it (it skips empty files)."""
+    if featurized + len(reasons) == len(image_paths) and reasons.keys() <= set(image_paths):
+        return sorted(reasons.items())  # the counts add up: no path needs fetching
+    seen = {row["path"] for row in features.select("path").collect()}
+    return [(p, reasons.get(p) or fz.unread_reason(storage.length(p))) for p in image_paths if p not in seen]
+
+
+@dataclass(frozen=True)
+class Featurized:
+    inputs: Inputs
+    features: DataFrame  # <output>/features read back
+    rejects: DataFrame  # <output>/rejects read back
+    featurized: int  # rows in features/
+    rejected: int  # rows in rejects/
+    inferred: int  # inferences the UDF ran (accumulator): equals `featurized`, each image inferred once
 
 
 def featurize_to(
@@ -197,7 +206,7 @@ def featurize_to(
     image_size: int,
     tf_threads: int,
     output: str,
-) -> tuple[DataFrame, DataFrame, int]:
+) -> Featurized:
     """Run inference once, write features/ and rejects/, return them read back from Parquet."""
     sc = spark.sparkContext
     inferred = sc.accumulator(0)
@@ -210,18 +219,18 @@ def featurize_to(
     # come back in the accumulator, which Spark updates once per successful task of an action.
     fz.accepted(featurized).write.mode("overwrite").parquet(join(output, "features"))
     features = spark.read.parquet(join(output, "features"))
-    rejects = reject_rows(Storage(spark), inputs.image_paths, features, dict(rejected.value))
+    n_features = features.count()  # a Parquet count reads only the footers
+    rejects = reject_rows(Storage(spark), inputs.image_paths, features, n_features, dict(rejected.value))
     rejects_df = spark.createDataFrame(rejects, "path string, reason string")
     rejects_df.coalesce(1).write.mode("overwrite").parquet(join(output, "rejects"))
-    return features, spark.read.parquet(join(output, "rejects")), int(inferred.value)
-
-
-@dataclass(frozen=True)
-class Featurized:
-    inputs: Inputs
-    features: DataFrame
-    rejects: DataFrame
-    inferred: int  # inferences the UDF ran (accumulator): equals the images decoded, each inferred once
+    return Featurized(
+        inputs=inputs,
+        features=features,
+        rejects=spark.read.parquet(join(output, "rejects")),
+        featurized=n_features,
+        rejected=len(rejects),
+        inferred=int(inferred.value),
+    )
 
 
 def featurize_input(
@@ -244,15 +253,13 @@ def featurize_input(
         prepare_output(storage, output, cfg.overwrite)
         with timings.stage("featurize"):
             # Submitted without waiting for the warm-up: its tasks queue behind the warm-up's (FIFO).
-            features, rejects, inferred = featurize_to(
-                spark, cfg, inputs, weights, image_size, tf_threads, output
-            )
+            result = featurize_to(spark, cfg, inputs, weights, image_size, tf_threads, output)
     except BaseException:
         warm_up.cancel()
         raise
     warm_up.wait()
     timings.stages["warm_up_workers"] = warm_up.seconds  # overlaps "list"
-    return Featurized(inputs, features, rejects, inferred)
+    return result
 
 
 def write_model(
@@ -338,9 +345,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> dict[str, Any]:
             )
         stage = featurize_input(spark, cfg, weights, image_size, output, timings)
         inputs, features, rejects, inferred = stage.inputs, stage.features, stage.rejects, stage.inferred
-        with timings.stage("count"):
-            featurized = features.count()
-            rejected = rejects.count()
+        featurized, rejected = stage.featurized, stage.rejected
         log.info("featurized %d of %d images, rejected %d", featurized, inputs.images, rejected)
         if featurized == 0:
             raise JobFailedError(

@@ -97,6 +97,20 @@ def build_model(weights_path: str, image_size: int):
     )
 
 
+def inference_function(weights_path: str, image_size: int):
+    """The model as a tf.function over float32 batches (any batch size): traced once, not per batch size.
+
+    The job's workers and the bare-TensorFlow benchmark both infer through this.
+    """
+    import tensorflow as tf
+
+    model = build_model(weights_path, image_size)
+    return tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
+    )
+
+
 def decode_image(data: bytes, image_size: int) -> np.ndarray:
     """JPEG/PNG bytes -> float32 RGB array (size, size, 3) in [0, 255]; raises on undecodable input."""
     with Image.open(io.BytesIO(data)) as image:

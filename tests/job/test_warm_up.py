@@ -79,13 +79,13 @@ def test_every_listed_image_missing_from_features_is_a_reject_with_a_reason(
     features = spark.createDataFrame([(listed[0], "x")], "path string, label string")
     decoder_said = {listed[1]: "not a decodable image (10 bytes)"}
 
-    reasons = dict(reject_rows(Storage(spark), listed, features, decoder_said))
+    reasons = dict(reject_rows(Storage(spark), listed, features, 1, decoder_said))
     assert set(reasons) == set(listed[1:])
     assert reasons[listed[1]] == "not a decodable image (10 bytes)"
     assert reasons[listed[2]] == fz.EMPTY_FILE_REASON
     assert "(5 bytes)" in reasons[listed[3]]
     assert "disappeared" in reasons[listed[4]]
     # Counts that add up need no listing of features/: the decoder's reasons are the rejects.
-    assert reject_rows(Storage(spark), listed[:2], features, decoder_said) == [
+    assert reject_rows(Storage(spark), listed[:2], features, 1, decoder_said) == [
         (listed[1], decoder_said[listed[1]])
     ]
