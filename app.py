@@ -5,8 +5,8 @@ import aws_cdk as cdk
 from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks
 
-from stacks import build_stacks
 from stacks.config import AppConfig
+from stacks.fruits_stacks import build_stacks
 
 app = cdk.App()
 build_stacks(app, AppConfig.from_context(app.node.try_get_context))

@@ -13,12 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bare_tf")
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, choices=ALLOWED_IMAGE_SIZES)
     parser.add_argument("--cores", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)

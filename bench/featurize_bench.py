@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.dataset import replicate
+from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
 
 log = logging.getLogger("bench")
 REPO = Path(__file__).resolve().parents[1]
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mode", choices=("ratio", "scaling"), default="ratio")
     parser.add_argument("--images", type=int, default=8000, help="images, >= 2000 (scaling: N, then 4N)")
-    parser.add_argument("--image-size", type=int, default=224, choices=(96, 128, 160, 192, 224))
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, choices=ALLOWED_IMAGE_SIZES)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -18,6 +18,7 @@ from spark_job.cli import spark_session
 from spark_job.config import JobConfig
 from spark_job.job import Timings, featurize_input
 from spark_job.model import resolve_weights
+from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
 from spark_job.storage import Storage
 
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.spark_featurize")
     parser.add_argument("--dir", required=True)
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, choices=ALLOWED_IMAGE_SIZES)
     parser.add_argument("--cores", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)

@@ -13,17 +13,15 @@ import boto3
 from ops import __version__
 from ops.aws import Aws, aws_errors
 from ops.config import (
-    DATA_PREFIX,
-    DATA_STACK,
     DEFAULT_REGION,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
-    PIPELINE_STACK,
     OpsConfig,
     OpsError,
     default_region,
 )
+from spark_job.names import DATA_PREFIX, DATA_STACK_NAME, PIPELINE_STACK_NAME
 
 log = logging.getLogger("ops")
 
@@ -60,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_REGION}; here %(default)s)",
     )
     parser.add_argument("--profile", default=None, help="AWS profile (default: AWS_PROFILE or the default)")
-    parser.add_argument("--stack", default=PIPELINE_STACK, help="pipeline stack name (default: %(default)s)")
-    parser.add_argument("--data-stack", default=DATA_STACK, help="data stack name (default: %(default)s)")
+    parser.add_argument(
+        "--stack", default=PIPELINE_STACK_NAME, help="pipeline stack name (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--data-stack", default=DATA_STACK_NAME, help="data stack name (default: %(default)s)"
+    )
     parser.add_argument("--bucket", default=None, help="data bucket (default: read from the stacks' outputs)")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="debug messages")

@@ -6,12 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from spark_job.names import DATA_STACK_NAME, PIPELINE_STACK_NAME
+
 DEFAULT_REGION = "eu-west-3"  # when no cdk.json says otherwise
 CDK_JSON = "cdk.json"
-PIPELINE_STACK = "FruitsPipeline"
-DATA_STACK = "FruitsData"
-DATA_PREFIX = "data/"
-RUNS_PREFIX = "runs/"
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
@@ -35,8 +33,8 @@ class OpsConfig:
     """Where the pipeline lives. ``bucket`` overrides the bucket read from the stacks' outputs."""
 
     region: str = DEFAULT_REGION
-    stack_name: str = PIPELINE_STACK
-    data_stack_name: str = DATA_STACK
+    stack_name: str = PIPELINE_STACK_NAME
+    data_stack_name: str = DATA_STACK_NAME
     profile: str | None = None
     bucket: str | None = None
     # --follow: seconds between two polls of the EMR API, and how long to wait in total.

@@ -11,7 +11,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ops.aws import Aws
-from ops.config import EXIT_OK, RUNS_PREFIX, OpsError
+from ops.config import EXIT_OK, OpsError
+from spark_job.names import MANIFEST_FILE, RUNS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def run_ids(s3: Any, bucket: str) -> list[str]:
 
 
 def read_manifest(s3: Any, bucket: str, run: str, mode: str) -> dict[str, Any] | None:
-    key = f"{RUNS_PREFIX}{run}/{mode}/manifest.json"
+    key = f"{RUNS_PREFIX}{run}/{mode}/{MANIFEST_FILE}"
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
@@ -108,12 +109,12 @@ def results(aws: Aws, run: str | None, dest: Path | None, out: Callable[[str], N
     prefix = f"{RUNS_PREFIX}{run}/"
     keys: list[str] = []
     for mode in MODES:
-        for sub in ("manifest.json", "report/"):
+        for sub in (MANIFEST_FILE, "report/"):
             paginator = s3.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}{mode}/{sub}"):
                 for obj in page.get("Contents", []):
                     key = obj["Key"]
-                    if not key.endswith("/") and (sub == "report/" or key.endswith("/manifest.json")):
+                    if not key.endswith("/") and (sub == "report/" or key.endswith(f"/{MANIFEST_FILE}")):
                         keys.append(key)
     if not keys:
         known = run_ids(s3, bucket)
@@ -130,7 +131,7 @@ def results(aws: Aws, run: str | None, dest: Path | None, out: Callable[[str], N
         s3.download_file(bucket, key, str(target))
     log.info("downloaded %d files from s3://%s/%s to %s", len(keys), bucket, prefix, dest)
     for mode in MODES:
-        if f"{prefix}{mode}/manifest.json" not in keys:
+        if f"{prefix}{mode}/{MANIFEST_FILE}" not in keys:
             log.warning("run %s has no %s manifest yet", run, mode)
         summary = dest / mode / "report" / "summary.md"
         if summary.is_file():

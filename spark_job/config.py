@@ -6,10 +6,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Literal
 
-# Sizes MobileNetV2 has ImageNet weights for (keras.applications.MobileNetV2).
-ALLOWED_IMAGE_SIZES = (96, 128, 160, 192, 224)
-FEATURE_DIM = 1280
-DEFAULT_VARIANCE = 0.95
+from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE, DEFAULT_VARIANCE, FEATURE_DIM
+
 DEFAULT_BATCH_SIZE = 32
 
 Mode = Literal["fit", "transform"]
@@ -24,7 +22,7 @@ class JobConfig:
     model: str | None = None  # transform only
     variance: float | None = DEFAULT_VARIANCE
     components: int | None = None
-    image_size: int = 224
+    image_size: int = DEFAULT_IMAGE_SIZE
     master: str | None = None
     overwrite: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -107,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         type=int,
         choices=ALLOWED_IMAGE_SIZES,
-        default=224,
+        default=DEFAULT_IMAGE_SIZE,
         help="pixels the images are resized to (default %(default)s)",
     )
 

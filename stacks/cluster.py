@@ -9,16 +9,11 @@ from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_emr as emr
 from constructs import Construct
 
+from spark_job.names import STEP_ACTION_ON_FAILURE
 from stacks.config import AppConfig
 from stacks.spark_settings import SPARK_DEFAULTS, SPARK_ENV_EXPORTS
 
 STEP_JAR = "command-runner.jar"
-# CloudFormation documents CANCEL_AND_WAIT and CONTINUE for the Steps of AWS::EMR::Cluster (the EMR API
-# also knows TERMINATE_CLUSTER, which CloudFormation does not list). CANCEL_AND_WAIT: a failed `fit`
-# cancels `transform` (CONTINUE would run it on a model that does not exist). With
-# KeepJobFlowAliveWhenNoSteps=false the cluster then has no step left and terminates; should it sit in
-# WAITING instead, the AutoTerminationPolicy idle timeout (idleTimeoutSeconds) terminates it.
-ACTION_ON_FAILURE = "CANCEL_AND_WAIT"
 
 
 @dataclass(frozen=True)
@@ -96,7 +91,7 @@ def transform_args(inputs: StepInputs) -> list[str]:
 def _step(name: str, args: list[str]) -> emr.CfnCluster.StepConfigProperty:
     return emr.CfnCluster.StepConfigProperty(
         name=name,
-        action_on_failure=ACTION_ON_FAILURE,
+        action_on_failure=STEP_ACTION_ON_FAILURE,
         hadoop_jar_step=emr.CfnCluster.HadoopJarStepConfigProperty(jar=STEP_JAR, args=args),
     )
 

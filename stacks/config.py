@@ -13,11 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# Sizes MobileNetV2 has ImageNet weights for (same list as spark_job.config.ALLOWED_IMAGE_SIZES).
-ALLOWED_IMAGE_SIZES = (96, 128, 160, 192, 224)
-FEATURE_DIM = 1280  # MobileNetV2 pooled features: upper bound for `components`
+from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_VARIANCE, FEATURE_DIM
+
 MIN_RELEASE_MINOR = 1  # python3.11 ships with EMR 7.1.0 and later
-DEFAULT_VARIANCE = 0.95  # the job's own default (spark_job.config.DEFAULT_VARIANCE)
 
 DEFAULTS: dict[str, Any] = {
     "region": "eu-west-3",

@@ -10,11 +10,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
+from spark_job.names import DATA_PREFIX, LOGS_PREFIX, RUNS_PREFIX
 from stacks.config import AppConfig
 
-DATA_PREFIX = "data/"
-RUNS_PREFIX = "runs/"
-LOGS_PREFIX = "emr-logs/"
 # Construct id of the data bucket: its logical id must never change (a new one replaces the bucket).
 DATA_BUCKET_ID = "DataBucket"
 DATA_BUCKET_LOGICAL_ID = "DataBucketE3889A50"  # pinned by tests/infra

@@ -10,11 +10,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from spark_job.names import DATA_PREFIX, LOGS_PREFIX, RUNS_PREFIX
 from stacks import packaging
 from stacks.access import EmrRoles
 from stacks.cluster import ClusterNetwork, EmrCluster, StepInputs
 from stacks.config import AppConfig
-from stacks.data_stack import DATA_PREFIX, LOGS_PREFIX, RUNS_PREFIX
 from stacks.job_code import JobCode, JobFiles
 from stacks.network import Network
 from stacks.security_configuration import EmrSecurityConfiguration

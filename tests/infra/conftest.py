@@ -15,8 +15,9 @@ from aws_cdk import Validations
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from stacks import PROJECT_ROOT, FruitsStacks, build_stacks
+from stacks import PROJECT_ROOT
 from stacks.config import AppConfig
+from stacks.fruits_stacks import FruitsStacks, build_stacks
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
+from spark_job.names import STEP_ACTION_ON_FAILURE
 from stacks import PROJECT_ROOT, packaging
-from stacks.cluster import ACTION_ON_FAILURE
 from stacks.spark_settings import PYSPARK_PYTHON, SPARK_DEFAULTS, SPARK_ENV_EXPORTS
 from tests.infra.conftest import Synth, build_app, only, render
 
@@ -120,7 +120,7 @@ def steps_by_name(cluster: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_two_steps_fit_then_transform(cluster: dict[str, Any]):
     assert [step["Name"] for step in cluster["Steps"]] == ["fit", "transform"]
     for step in cluster["Steps"]:
-        assert step["ActionOnFailure"] == ACTION_ON_FAILURE == "CANCEL_AND_WAIT"
+        assert step["ActionOnFailure"] == STEP_ACTION_ON_FAILURE == "CANCEL_AND_WAIT"
         assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
 
 

@@ -15,10 +15,10 @@ import botocore.waiter
 import pytest
 from moto.server import ThreadedMotoServer
 
+from spark_job.names import STEP_ACTION_ON_FAILURE
 from tests.ops.support import (
     BUCKET,
     REGION,
-    STEP_ACTION_ON_FAILURE,
     EmrCluster,
     fake_credentials_env,
     stack_template,

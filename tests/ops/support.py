@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 from dataclasses import dataclass
@@ -12,26 +11,13 @@ from typing import Any
 
 from moto.emr.models import emr_backends
 
+from spark_job.names import LOGS_PREFIX, RUNS_PREFIX
+
 ACCOUNT = "123456789012"
 REGION = "eu-west-3"
 BUCKET = "fruitsdata-databucket-test"
 RUN_ID = "2026-11-21a"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def stack_action_on_failure() -> str:
-    """ACTION_ON_FAILURE of stacks/cluster.py (the steps' ActionOnFailure in the deployed template), read
-    without importing aws_cdk."""
-    tree = ast.parse((REPO / "stacks" / "cluster.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "ACTION_ON_FAILURE" for t in node.targets
-        ):
-            return ast.literal_eval(node.value)
-    raise LookupError("ACTION_ON_FAILURE not found in stacks/cluster.py")
-
-
-STEP_ACTION_ON_FAILURE = stack_action_on_failure()  # CANCEL_AND_WAIT
 
 
 def fake_credentials_env(endpoint: str, home: Path) -> dict[str, str]:
@@ -69,8 +55,8 @@ def pipeline_outputs(cluster_id: str, bucket: str = BUCKET, run_id: str = RUN_ID
         "BucketName": bucket,
         "ClusterId": cluster_id,
         "RunId": run_id,
-        "RunOutputUri": f"s3://{bucket}/runs/{run_id}/",
-        "LogUri": f"s3://{bucket}/emr-logs/",
+        "RunOutputUri": f"s3://{bucket}/{RUNS_PREFIX}{run_id}/",
+        "LogUri": f"s3://{bucket}/{LOGS_PREFIX}",
         "ClusterConsoleUrl": f"https://{REGION}.console.aws.amazon.com/emr/home?region={REGION}"
         f"#/clusterDetails/{cluster_id}",
     }
