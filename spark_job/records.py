@@ -1,0 +1,223 @@
+"""Typed records: a run's manifest.json and a model folder's featurizer.json.
+
+Frozen dataclasses written by the job and read by the job (`transform`), the report, `summary` and
+`python -m ops`. Each carries a `schema_version`. Reading checks every key and its type: bad JSON, a
+missing key, a value of the wrong type or a version this code does not know is a RecordError, which is a
+JobInputError (the CLI's exit status 2), never a KeyError deep inside a run. Records written before
+versioning (no `schema_version`: version 1) load.
+
+No pyspark here: ops imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
+
+from spark_job.errors import JobInputError
+from spark_job.names import ALLOWED_IMAGE_SIZES, FEATURE_DIM, FEATURIZER_FILE, MANIFEST_FILE
+
+Mode = Literal["fit", "transform"]
+
+
+class RecordError(JobInputError):
+    """A record that cannot be read as written: bad JSON, missing key, wrong type, unknown version."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _parse(tp: Any, value: Any, where: str) -> Any:
+    """`value` (decoded JSON) checked against the type hint `tp`; nested records are built."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _parse(inner, value, where)
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise RecordError(f"{where} must be one of {', '.join(map(repr, get_args(tp)))}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecordError(f"{where} must be a list, got {type(value).__name__}")
+        (item,) = get_args(tp)
+        return [_parse(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecordError(f"{where} must be an object, got {type(value).__name__}")
+        _, item = get_args(tp)
+        return {str(k): _parse(item, v, f"{where}.{k}") for k, v in value.items()}
+    if is_dataclass(tp):
+        return _from_dict(tp, value, where)
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and isinstance(value, tp) and (tp is bool or not isinstance(value, bool)):
+        return value
+    raise RecordError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r:.60}")
+
+
+def _from_dict(cls: Any, doc: Any, where: str) -> Any:
+    if not isinstance(doc, dict):
+        raise RecordError(f"{where} must be an object, got {type(doc).__name__}")
+    hints = get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        key = f"{where}.{f.name}"
+        if f.name in doc:
+            values[f.name] = _parse(hints[f.name], doc[f.name], key)
+        elif f.default is MISSING and f.default_factory is MISSING:  # a required key
+            raise RecordError(f"{where} has no key {f.name!r}")
+    return cls(**values)
+
+
+class _Record:
+    """to_json/from_json with a schema version, for the top-level records."""
+
+    SCHEMA_VERSION: ClassVar[int]
+    FILE_NAME: ClassVar[str]
+
+    @classmethod
+    def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
+        """The document of an older version in the current layout (no change by default)."""
+        return doc
+
+    def _check(self, source: str) -> None:
+        """Value checks beyond types (none by default)."""
+
+    def _document(self) -> dict[str, Any]:
+        return {"schema_version": self.SCHEMA_VERSION, **asdict(self)}  # type: ignore[call-overload]
+
+    def to_json(self) -> str:
+        return json.dumps(self._document(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str | None = None) -> Any:
+        """Parse and check a record; `source` (its path or URI) starts every error message."""
+        source = source or cls.FILE_NAME
+        try:
+            doc = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RecordError(f"{source} is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise RecordError(f"{source} must hold a JSON object, got {type(doc).__name__}")
+        version = doc.pop("schema_version", 1)  # records written before versioning
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise RecordError(f"{source}: schema_version must be an integer >= 1, got {version!r}")
+        if version > cls.SCHEMA_VERSION:
+            raise RecordError(
+                f"{source} has schema_version {version}; this job reads {cls.FILE_NAME} up to version "
+                f"{cls.SCHEMA_VERSION} (written by a newer job?)"
+            )
+        record = _from_dict(cls, cls._upgrade(doc, version), source)
+        record._check(source)
+        return record
+
+    @classmethod
+    def read(cls, path: Path) -> Any:
+        """A record from a local file."""
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise RecordError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return cls.from_json(text, str(path))
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightsRecord:
+    source: str  # what the user asked for: imagenet, a path or a URI
+    sha256: str
+    file: str  # the file's name as shipped to the executors
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeRecord:
+    """The logistic-regression probe's scores on labelled images."""
+
+    images: int
+    accuracy: float
+    weighted_f1: float
+    per_class_recall: dict[str, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeaturizerRecord(_Record):
+    """model/featurizer.json: how `fit` featurized, so `transform` featurizes the same way.
+
+    Version 2 renamed the network's description from `model` to `network`.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+    FILE_NAME: ClassVar[str] = FEATURIZER_FILE
+
+    image_size: int
+    weights: WeightsRecord
+    feature_dim: int
+    k: int
+    variance_target: float | None
+    spectrum: list[float]  # the whole explained-variance spectrum of the fit (the report's curve)
+    network: str
+
+    @classmethod
+    def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
+        if version == 1 and "model" in doc:
+            doc = {**doc, "network": doc["model"]}
+        return doc
+
+    def _check(self, source: str) -> None:
+        if self.image_size not in ALLOWED_IMAGE_SIZES:
+            allowed = ", ".join(map(str, ALLOWED_IMAGE_SIZES))
+            raise RecordError(f"{source}: image_size {self.image_size} is not one of {allowed}")
+        if self.feature_dim != FEATURE_DIM:
+            raise RecordError(f"{source}: feature_dim {self.feature_dim}, this job makes {FEATURE_DIM}")
+        if not 1 <= self.k <= FEATURE_DIM:
+            raise RecordError(f"{source}: k {self.k} is not in [1, {FEATURE_DIM}]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManifestRecord(_Record):
+    """<output>/manifest.json: what a finished run read, did and wrote (written last)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+    FILE_NAME: ClassVar[str] = MANIFEST_FILE
+
+    mode: Mode
+    input: str
+    output: str
+    model: str | None  # the model folder: written by fit, read by transform
+    images_discovered: int
+    images_featurized: int
+    images_rejected: int
+    images_inferred: int  # inferences the UDF ran: equals images_featurized, each image inferred once
+    images_skipped: int
+    skipped_files: list[str]  # the first 100
+    classes: list[str]
+    image_size: int
+    weights: WeightsRecord
+    k: int
+    variance_target: float | None
+    components_requested: int | None
+    explained_variance: list[float]
+    cumulative_variance_at_k: float
+    # fit: accuracy on its own training images; transform: on held-out labelled images.
+    probe_train: ProbeRecord | None = None
+    probe: ProbeRecord | None = None
+    timings_s: dict[str, float]
+    throughput_img_s: float
+    versions: dict[str, str]
+    spark_master: str
+    default_parallelism: int
+    report: str
+    started_at: str
+    finished_at: str
+
+    def _document(self) -> dict[str, Any]:
+        # One probe key per run, as before versioning: probe_train for fit, probe for transform.
+        doc = super()._document()
+        return {k: v for k, v in doc.items() if v is not None or k not in ("probe", "probe_train")}

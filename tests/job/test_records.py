@@ -1,0 +1,146 @@
+"""manifest.json and featurizer.json as typed records: round trip, older versions, and every kind of
+malformed record refused as a JobInputError that names the file and the key (no Spark, no model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spark_job.errors import JobInputError
+from spark_job.records import FeaturizerRecord, ManifestRecord, ProbeRecord, RecordError, WeightsRecord
+
+WEIGHTS = {"source": "imagenet", "sha256": "ab" * 32, "file": "w.h5"}
+
+
+def manifest_v1(mode: str = "fit") -> dict[str, Any]:
+    """A manifest as the job wrote it before records had a schema_version."""
+    probe = {"images": 180, "accuracy": 0.994, "weighted_f1": 0.9941, "per_class_recall": {"Banana": 1.0}}
+    return {
+        "mode": mode,
+        "input": "data/Training",
+        "output": "/tmp/out",
+        "model": "/tmp/out/model",
+        "images_discovered": 441,
+        "images_featurized": 440,
+        "images_rejected": 1,
+        "images_inferred": 440,
+        "images_skipped": 0,
+        "skipped_files": [],
+        "classes": ["Banana", "Orange"],
+        "image_size": 224,
+        "weights": WEIGHTS,
+        "k": 2,
+        "variance_target": 0.95,
+        "components_requested": None,
+        "explained_variance": [0.9, 0.06],
+        "cumulative_variance_at_k": 0.96,
+        ("probe_train" if mode == "fit" else "probe"): probe,
+        "timings_s": {"list": 0.5, "featurize": 10},
+        "throughput_img_s": 44.0,
+        "versions": {"python": "3.11.9", "spark": "3.5.9", "tensorflow": "2.21.0"},
+        "spark_master": "local[2]",
+        "default_parallelism": 2,
+        "report": "/tmp/out/report",
+        "started_at": "2026-12-01T19:00:00+00:00",
+        "finished_at": "2026-12-01T19:01:00+00:00",
+    }
+
+
+def featurizer_v1() -> dict[str, Any]:
+    return {
+        "image_size": 224,
+        "weights": WEIGHTS,
+        "feature_dim": 1280,
+        "k": 2,
+        "variance_target": 0.95,
+        "spectrum": [0.9, 0.06, 0.04],
+        "model": "MobileNetV2(include_top=False, pooling='avg')",
+    }
+
+
+def test_manifest_round_trip_and_one_probe_key_per_mode() -> None:
+    for mode, key, other in (("fit", "probe_train", "probe"), ("transform", "probe", "probe_train")):
+        record = ManifestRecord.from_json(json.dumps(manifest_v1(mode)))
+        assert record.mode == mode and record.k == 2 and record.weights == WeightsRecord(**WEIGHTS)
+        assert isinstance(getattr(record, key), ProbeRecord) and getattr(record, other) is None
+        assert record.timings_s["featurize"] == 10.0 and isinstance(record.timings_s["featurize"], float)
+        doc = json.loads(record.to_json())
+        assert doc["schema_version"] == ManifestRecord.SCHEMA_VERSION == 2
+        assert key in doc and other not in doc
+        assert ManifestRecord.from_json(record.to_json()) == record
+
+
+def test_featurizer_v1_loads_and_is_written_as_v2() -> None:
+    record = FeaturizerRecord.from_json(json.dumps(featurizer_v1()))
+    assert record.network == "MobileNetV2(include_top=False, pooling='avg')"
+    doc = json.loads(record.to_json())
+    assert doc["schema_version"] == 2 and "network" in doc and "model" not in doc
+    assert FeaturizerRecord.from_json(record.to_json()) == record
+
+
+@pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])
+def test_a_newer_version_is_refused_naming_it(record: Any) -> None:
+    doc = manifest_v1() if record is ManifestRecord else featurizer_v1()
+    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version 2"):
+        record.from_json(json.dumps({**doc, "schema_version": 7}), "x.json")
+
+
+def _drop(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "m.json is not valid JSON"),
+        (b"\xff\xfe\x00garbage", "m.json is not valid JSON"),
+        ("[1, 2]", "m.json must hold a JSON object, got list"),
+        (json.dumps(_drop(manifest_v1(), "k")), "m.json has no key 'k'"),
+        (json.dumps({**manifest_v1(), "k": "111"}), "m.json.k must be int, got str"),
+        (json.dumps({**manifest_v1(), "k": True}), "m.json.k must be int, got bool"),
+        (json.dumps({**manifest_v1(), "mode": "predict"}), "m.json.mode must be one of 'fit', 'transform'"),
+        (json.dumps({**manifest_v1(), "classes": "Banana"}), "m.json.classes must be a list, got str"),
+        (json.dumps({**manifest_v1(), "classes": ["Banana", 3]}), r"m.json.classes\[1\] must be str"),
+        (json.dumps({**manifest_v1(), "weights": {"source": "x"}}), "m.json.weights has no key 'sha256'"),
+        (json.dumps({**manifest_v1(), "timings_s": {"list": "slow"}}), "m.json.timings_s.list must be float"),
+        (json.dumps({**manifest_v1(), "schema_version": "2"}), "schema_version must be an integer >= 1"),
+        (json.dumps({**manifest_v1(), "schema_version": 0}), "schema_version must be an integer >= 1"),
+    ],
+)
+def test_malformed_manifest_is_an_input_error(text: str | bytes, message: str) -> None:
+    with pytest.raises(JobInputError, match=message):
+        ManifestRecord.from_json(text, "m.json")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"image_size": None}, "f.json.image_size must be int, got NoneType"),
+        ({"image_size": 100}, "image_size 100 is not one of 96, 128, 160, 192, 224"),
+        ({"feature_dim": 1024}, "feature_dim 1024, this job makes 1280"),
+        ({"k": 0}, r"k 0 is not in \[1, 1280\]"),
+        ({"spectrum": None}, "f.json.spectrum must be a list, got NoneType"),
+        ({"weights": "imagenet"}, "f.json.weights must be an object, got str"),
+    ],
+)
+def test_malformed_featurizer_is_an_input_error(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(RecordError, match=message):
+        FeaturizerRecord.from_json(json.dumps({**featurizer_v1(), **change}), "f.json")
+
+
+def test_featurizer_without_image_size_is_an_input_error() -> None:
+    # Once a KeyError outside load_model's try: exit 1 and a traceback instead of exit 2.
+    with pytest.raises(JobInputError, match="has no key 'image_size'"):
+        FeaturizerRecord.from_json(json.dumps(_drop(featurizer_v1(), "image_size")))
+
+
+def test_read_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(RecordError, match=r"cannot read .*absent\.json"):
+        ManifestRecord.read(tmp_path / "absent.json")
+    path = tmp_path / "manifest.json"
+    path.write_text("")
+    with pytest.raises(RecordError, match=f"{path} is not valid JSON"):
+        ManifestRecord.read(path)
