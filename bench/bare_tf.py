@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.cores)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from spark_job.model import decode_image, inference_function, preprocess
+    from spark_job.mobilenet import decode_image, inference_function, preprocess
 
     size = args.image_size
     infer = inference_function(args.weights, size)

@@ -1,8 +1,8 @@
 """The job's featurize stage through its real code path, in a fresh Spark local[N] session.
 
-Same functions as `python -m spark_job`: spark_session, resolve_weights, then featurize_input (build the
-model in the workers while listing, read bytes, decode, resize, infer, write Parquet), timed from the
-start of featurize_input to its return (features/ and rejects/ written and counted). Prints one JSON
+Same functions as `python -m spark_job`: spark_session, resolve_plan, then featurize_stage (build the
+engine in the workers while listing, read bytes, decode, resize, infer, write Parquet), timed from the
+start of featurize_stage to its return (features/ and rejects/ written and counted). Prints one JSON
 line like bench.bare_tf.
 """
 
@@ -14,12 +14,13 @@ import sys
 import tempfile
 import time
 
-from spark_job.cli import spark_session
 from spark_job.config import JobConfig
-from spark_job.job import Timings, featurize_input
-from spark_job.model import resolve_weights
+from spark_job.featurize import featurize_stage
 from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
+from spark_job.plan import resolve_plan
+from spark_job.session import spark_session
 from spark_job.storage import Storage
+from spark_job.timings import Timings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,10 +45,22 @@ def main(argv: list[str] | None = None) -> int:
         spark.sparkContext.setLogLevel("ERROR")
         storage = Storage(spark)
         try:
-            weights = resolve_weights(args.weights, args.image_size, storage, tmp)
+            plan = resolve_plan(
+                spark,
+                storage,
+                mode=cfg.mode,
+                input=cfg.input,
+                output=cfg.output,
+                overwrite=cfg.overwrite,
+                image_size=args.image_size,
+                weights_source=args.weights,
+                requested_threads=cfg.engine_threads,
+                batch_size=cfg.batch_size,
+                workdir=tmp,
+                timings=Timings(),
+            )
             start = time.perf_counter()
-            stage = featurize_input(spark, cfg, weights, args.image_size, cfg.output, Timings())
-            done = stage.featurized
+            done = featurize_stage(spark, plan, Timings()).n_features
             seconds = time.perf_counter() - start
         finally:
             spark.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from botocore.exceptions import ClientError
 from ops.aws import Aws
 from ops.config import EXIT_OK, OpsError
 from spark_job.names import MANIFEST_FILE, RUNS_PREFIX
+from spark_job.records import ManifestRecord, RecordError
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +20,15 @@ MODES = ("fit", "transform")
 
 
 def run_ids(s3: Any, bucket: str) -> list[str]:
-    ids = []
+    ids: list[str] = []
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=RUNS_PREFIX, Delimiter="/"):
         ids.extend(p["Prefix"][len(RUNS_PREFIX) :].rstrip("/") for p in page.get("CommonPrefixes", []))
     return sorted(ids)
 
 
-def read_manifest(s3: Any, bucket: str, run: str, mode: str) -> dict[str, Any] | None:
+def read_manifest(s3: Any, bucket: str, run: str, mode: str) -> ManifestRecord | None:
+    """The run's manifest of `mode`; None when there is none yet, or it cannot be read (logged)."""
     key = f"{RUNS_PREFIX}{run}/{mode}/{MANIFEST_FILE}"
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -36,41 +37,40 @@ def read_manifest(s3: Any, bucket: str, run: str, mode: str) -> dict[str, Any] |
             return None
         raise
     try:
-        manifest = json.loads(body)
-    except ValueError:
-        log.warning("s3://%s/%s is not valid JSON; ignored", bucket, key)
+        manifest: ManifestRecord = ManifestRecord.from_json(body, f"s3://{bucket}/{key}")
+    except RecordError as exc:
+        log.warning("%s; ignored", exc)
         return None
-    return manifest if isinstance(manifest, dict) else None
+    return manifest
 
 
-def _fmt_int(value: Any) -> str:
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "-"
+def _fmt_int(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
-def _fmt_pct(value: Any) -> str:
-    return f"{100 * value:.1f}%" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+def _fmt_pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def run_row(run: str, fit: dict[str, Any] | None, transform: dict[str, Any] | None) -> list[str]:
+def run_row(run: str, fit: ManifestRecord | None, transform: ManifestRecord | None) -> list[str]:
     if fit is None and transform is None:
         state = "no manifest"
     elif transform is None:
         state = "fit only"
     else:
         state = "done"
-    k = (fit or {}).get("k", (transform or {}).get("k"))
-    variance = (fit or {}).get("cumulative_variance_at_k", (transform or {}).get("cumulative_variance_at_k"))
-    probe = (transform or {}).get("probe") or {}
-    finished = (transform or fit or {}).get("finished_at", "-")
+    either = fit or transform  # k and the variance kept are the fit's, and the same in its transform
+    probe = transform.probe if transform is not None else None
+    last = transform or fit
     return [
         run,
         state,
-        _fmt_int((fit or {}).get("images_featurized")),
-        _fmt_int(k),
-        _fmt_pct(variance),
-        _fmt_int((transform or {}).get("images_featurized")),
-        _fmt_pct(probe.get("accuracy")),
-        str(finished),
+        _fmt_int(fit.images_featurized if fit else None),
+        _fmt_int(either.k if either else None),
+        _fmt_pct(either.cumulative_variance_at_k if either else None),
+        _fmt_int(transform.images_featurized if transform else None),
+        _fmt_pct(probe.accuracy if probe else None),
+        last.finished_at if last else "-",
     ]
 
 

@@ -26,7 +26,7 @@ class JobConfig:
     master: str | None = None
     overwrite: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
-    tf_threads: int | None = None  # None: TF_NUM_INTRAOP_THREADS if set, else spark.task.cpus
+    engine_threads: int | None = None  # None: spark.task.cpus (the rule is in spark_job/plan.py)
 
 
 def _variance(text: str) -> float:
@@ -80,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="images per inference batch (default %(default)s)",
         )
         p.add_argument(
+            "--engine-threads",
             "--tf-threads",
+            dest="engine_threads",
             type=_positive_int,
             default=None,
-            help="TensorFlow intra-op threads per Python worker (default: spark.task.cpus)",
+            help="inference threads per Python worker (default: spark.task.cpus, the cores of a task)",
         )
 
     fit = sub.add_parser("fit", help="featurize, fit StandardScaler + PCA, save the model")
@@ -141,7 +143,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             master=args.master,
             overwrite=args.overwrite,
             batch_size=args.batch_size,
-            tf_threads=args.tf_threads,
+            engine_threads=args.engine_threads,
         )
     return JobConfig(
         mode="transform",
@@ -154,5 +156,5 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         master=args.master,
         overwrite=args.overwrite,
         batch_size=args.batch_size,
-        tf_threads=args.tf_threads,
+        engine_threads=args.engine_threads,
     )

@@ -1,16 +1,16 @@
-"""Listing input images and featurizing them with `predict_batch_udf` (pure DataFrame -> DataFrame)."""
+"""The featurize stage: every listed image through the engine once, into <output>/features and rejects/.
+
+Pure DataFrame -> DataFrame functions (images_of, featurize, accepted) and the stage that runs them
+(featurize_stage): build the engine in the Python workers while the driver lists the input, check the output
+folder, run the UDF once, write the accepted rows to features/ and every image without features, with a
+reason, to rejects/.
+"""
 
 from __future__ import annotations
 
-import gc
-import io
 import logging
-import os
-import re
-import sys
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from pyspark.accumulators import Accumulator, AccumulatorParam
@@ -19,14 +19,18 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from spark_job.config import FEATURE_DIM
+from spark_job.engine import EngineSpec, WorkerWarmUp, worker_engine
+from spark_job.listing import IMAGE_PATTERN, Inputs, discover
+from spark_job.names import FEATURE_DIM
+from spark_job.plan import RunPlan, prepare_output
+from spark_job.storage import Storage, join
+from spark_job.timings import Timings
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
-IMAGE_PATTERN = re.compile(r"\.(" + "|".join(IMAGE_EXTENSIONS) + r")$")
-
 EMPTY_FILE_REASON = "empty file (0 bytes)"
+FEATURES_DIR = "features"
+REJECTS_DIR = "rejects"
 
 FEATURIZE_RETURN_TYPE = StructType(
     [
@@ -34,6 +38,8 @@ FEATURIZE_RETURN_TYPE = StructType(
         StructField("error", StringType(), True),
     ]
 )
+
+PredictFn = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 
 def is_image(path: Column) -> Column:
@@ -48,118 +54,10 @@ def with_label(files: DataFrame, qualified_input: str) -> DataFrame:
     return files.withColumn("label", F.when(F.instr(relative, "/") > 0, F.substring_index(relative, "/", 1)))
 
 
-def binary_files(spark: SparkSession, input_uri: str) -> DataFrame:
-    """Every file under input_uri, recursively: path, modificationTime, length, content (read lazily).
-
-    Spark's file source leaves out hidden files and folders (names starting with '_' or '.') and never
-    reads empty files; the job accounts for the latter itself.
-    """
-    return spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(input_uri)
-
-
 def images_of(files: DataFrame, qualified_input: str) -> DataFrame:
     """Image files with their bytes: path, label, content."""
     images = files.where(is_image(F.col("path"))).select("path", "content")
     return with_label(images, qualified_input).select("path", "label", "content")
-
-
-def speed_up_worker_imports() -> None:
-    """Stop pyspark's Python worker from re-reading every zip on sys.path for every task.
-
-    The worker calls importlib.invalidate_caches() at each task; on CPython 3.10 and 3.11 that re-reads the
-    directory of every zip archive imported from (pyspark.zip, py4j, our --py-files zip): ~0.3 s per task
-    here, a third of the time of a 32-image task (CPython gh-103200, fixed in 3.12; Spark SPARK-54744,
-    fixed after 3.5). Re-read an archive only when it changed on disk, as 3.12 does.
-    """
-    import zipimport
-
-    original = zipimport.zipimporter.invalidate_caches
-    if sys.version_info >= (3, 12) or getattr(original, "only_when_changed", False):
-        return
-
-    stamps: dict[str, int | None] = {}  # archive -> mtime when last read, shared by its importers
-
-    def invalidate_caches(self: zipimport.zipimporter) -> None:
-        try:
-            stamp: int | None = Path(self.archive).stat().st_mtime_ns
-        except OSError:
-            stamp = None
-        if stamp is None or stamps.get(self.archive) != stamp:
-            stamps[self.archive] = stamp
-            original(self)
-
-    invalidate_caches.only_when_changed = True  # type: ignore[attr-defined]
-    zipimport.zipimporter.invalidate_caches = invalidate_caches  # type: ignore[method-assign]
-
-
-# Per Python worker process: the model, built once and kept for every later task the worker runs (Spark
-# reuses workers). Keyed by what the model depends on; filled by warm_up_workers or the first batch.
-_MODELS: dict[tuple[str, int, int], Callable[[np.ndarray], Any]] = {}
-
-
-def worker_model(weights_file_name: str, image_size: int, tf_threads: int) -> Callable[[np.ndarray], Any]:
-    """MobileNetV2 as a traced tf.function in this Python worker: built on first use, then kept."""
-    key = (weights_file_name, image_size, tf_threads)
-    if key in _MODELS:
-        return _MODELS[key]
-    speed_up_worker_imports()
-    import pyspark.ml.functions  # noqa: F401  (predict_batch_udf's own module: imported now, not by a task)
-    import tensorflow as tf
-    from pyspark import SparkFiles
-
-    from spark_job.model import decode_image, inference_function, preprocess
-
-    # TF sizes its thread pools to every core of the machine unless told; Spark runs one Python worker
-    # per concurrent task, so each gets its share. Must run before TF's first op in this process.
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TF already initialized in this reused worker: keep its pools
-        log.debug("TensorFlow threads already set in this worker")
-
-    infer = inference_function(SparkFiles.get(weights_file_name), image_size)
-    # One synthetic JPEG through decode, preprocess and inference: traces the function and loads the
-    # decoder now. (A single image: a full batch would also warm its kernels, ~0.25 s, but costs ~0.5 s.)
-    infer(preprocess(decode_image(sample_jpeg(), image_size)[np.newaxis]))
-    _MODELS[key] = infer
-    # pyspark's daemon runs a full gc.collect() after every task in a reused worker; with TensorFlow and the
-    # model loaded that walks ~385,000 objects, ~0.25 s per task. They live as long as the worker: freeze
-    # them out of the collector's sight (measured: 0.25 s -> under 1 ms per collection).
-    gc.collect()
-    gc.freeze()
-    return infer
-
-
-def sample_jpeg() -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (100, 100), (200, 120, 40)).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-def warm_up_workers(spark: SparkSession, weights_file_name: str, image_size: int, tf_threads: int) -> int:
-    """Start a Python worker on every task slot and build the model in it; returns the workers warmed.
-
-    Meant to run while the driver lists the input: the featurize tasks then find the model ready in the
-    (reused) workers instead of their first task paying TF's import, the model build and the trace (~4 s).
-    Best effort: a worker it missed builds the model on its first batch.
-    """
-    sc = spark.sparkContext
-    # Spark pools Python workers by their environment, and its SQL runners (predict_batch_udf's) add
-    # SPARK_SIMPLIFIED_TRACEBACK=1 to it. With that variable in the context's environment this plain RDD job
-    # lands in the same pool, and starts at once: a DataFrame job would first spend ~1.5 s in the planner
-    # on a cold driver.
-    simplified = spark.conf.get("spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled", "true")
-    if simplified.lower() == "true":
-        sc.environment["SPARK_SIMPLIFIED_TRACEBACK"] = "1"
-
-    def build_in_worker(_: Iterable[int]) -> list[int]:
-        worker_model(weights_file_name, image_size, tf_threads)
-        return [os.getpid()]
-
-    slots = sc.defaultParallelism
-    return len(set(sc.parallelize(range(slots), slots).mapPartitions(build_in_worker).collect()))
 
 
 class RejectsParam(AccumulatorParam):
@@ -174,24 +72,21 @@ class RejectsParam(AccumulatorParam):
 
 
 def make_predict_fn_factory(
-    weights_file_name: str,
-    image_size: int,
-    tf_threads: int,
-    inferred: Accumulator | None = None,
-    rejected: Accumulator | None = None,
-) -> Callable[[], Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]]:
+    engine: EngineSpec, inferred: Accumulator | None = None, rejected: Accumulator | None = None
+) -> Callable[[], PredictFn]:
     """The `make_predict_fn` for predict_batch_udf: runs once per Python worker (pyspark's ModelCache)."""
     inferred_id = inferred.aid if inferred is not None else None
     rejected_id = rejected.aid if rejected is not None else None
 
-    def make_predict_fn() -> Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
+    def make_predict_fn() -> PredictFn:
         # Referencing the accumulators makes cloudpickle ship them, so each task registers its copies.
         _ = (inferred, rejected)
         from pyspark.accumulators import _accumulatorRegistry
 
-        from spark_job.model import decode_image, preprocess
+        from spark_job.mobilenet import decode_image
 
-        infer = worker_model(weights_file_name, image_size, tf_threads)
+        built = worker_engine(engine)
+        image_size = engine.image_size
 
         def add(accumulator_id: int | None, value: object) -> None:
             # Looked up per batch: ModelCache keeps this closure across tasks, and each task registers its
@@ -212,7 +107,7 @@ def make_predict_fn_factory(
                 except Exception as exc:  # any decoder failure rejects this image only, never the batch
                     errors[i] = describe_decode_error(exc, data)
             if ok:
-                features[ok] = infer(preprocess(np.stack(decoded))).numpy()
+                features[ok] = built.features(np.stack(decoded))
             add(inferred_id, len(ok))
             if len(ok) < n:
                 add(rejected_id, [(str(paths[i]), str(errors[i])) for i in range(n) if errors[i] is not None])
@@ -248,10 +143,8 @@ def unread_reason(length: int | None) -> str:
 
 def featurize(
     images: DataFrame,
-    weights_file_name: str,
-    image_size: int,
+    engine: EngineSpec,
     batch_size: int,
-    tf_threads: int,
     inferred: Accumulator | None = None,
     rejected: Accumulator | None = None,
 ) -> DataFrame:
@@ -261,7 +154,7 @@ def featurize(
     rejected: the job writes only the accepted rows, in one pass.
     """
     udf = predict_batch_udf(
-        make_predict_fn_factory(weights_file_name, image_size, tf_threads, inferred, rejected),
+        make_predict_fn_factory(engine, inferred, rejected),  # type: ignore[arg-type]  # 2 inputs: not in the hint
         return_type=FEATURIZE_RETURN_TYPE,
         batch_size=batch_size,
     ).asNondeterministic()  # else the optimizer may inline it twice (a filter on its error, its features)
@@ -278,8 +171,70 @@ def accepted(featurized: DataFrame) -> DataFrame:
     return featurized.where(F.col("error").isNull()).select("path", "label", "features")
 
 
-def default_tf_threads(spark: SparkSession) -> int:
-    env = os.environ.get("TF_NUM_INTRAOP_THREADS")
-    if env:
-        return int(env)
-    return int(spark.conf.get("spark.task.cpus", "1"))
+def reject_rows(
+    storage: Storage, image_paths: list[str], features: DataFrame, n_features: int, reasons: dict[str, str]
+) -> list[tuple[str, str]]:
+    """Every listed image without a row in features/ (`n_features` rows), with a reason: the decoder's when
+    the UDF rejected it, else why Spark's file source never read it (it skips empty files)."""
+    if n_features + len(reasons) == len(image_paths) and reasons.keys() <= set(image_paths):
+        return sorted(reasons.items())  # the counts add up: no path needs fetching
+    seen = {row["path"] for row in features.select("path").collect()}
+    return [(p, reasons.get(p) or unread_reason(storage.length(p))) for p in image_paths if p not in seen]
+
+
+@dataclass(frozen=True)
+class FeaturizeResult:
+    inputs: Inputs
+    features: DataFrame  # <output>/features read back: path, label, features
+    rejects: list[tuple[str, str]]  # (path, reason) of every listed image not in features/, sorted
+    n_features: int  # rows in features/
+    n_inferred: int  # inferences the UDF ran (accumulator): equals n_features, each image inferred once
+
+    @property
+    def n_rejected(self) -> int:
+        return len(self.rejects)
+
+
+def _featurize_to(spark: SparkSession, plan: RunPlan, inputs: Inputs) -> FeaturizeResult:
+    """Run inference once, write features/ and rejects/."""
+    sc = spark.sparkContext
+    inferred = sc.accumulator(0)
+    rejected = sc.accumulator([], RejectsParam())
+    images = images_of(inputs.files, inputs.qualified)
+    # The UDF's only action. Accepted images go straight to features/; the rejected ones' paths and reasons
+    # come back in the accumulator, which Spark updates once per successful task of an action.
+    rows = featurize(images, plan.engine, plan.batch_size, inferred, rejected)
+    accepted(rows).write.mode("overwrite").parquet(join(plan.output, FEATURES_DIR))
+    features = spark.read.parquet(join(plan.output, FEATURES_DIR))
+    n_features = features.count()  # a Parquet count reads only the footers
+    rejects = reject_rows(Storage(spark), inputs.image_paths, features, n_features, dict(rejected.value))
+    rejects_df = spark.createDataFrame(rejects, "path string, reason string")
+    rejects_df.coalesce(1).write.mode("overwrite").parquet(join(plan.output, REJECTS_DIR))
+    return FeaturizeResult(
+        inputs=inputs,
+        features=features,
+        rejects=rejects,
+        n_features=n_features,
+        n_inferred=int(inferred.value),
+    )
+
+
+def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:
+    """The featurize stage as the job and the benchmark run it: build the engine in the Python workers while
+    the driver lists the input, check the output folder, then featurize once to features/ and rejects/."""
+    storage = Storage(spark)
+    spark.sparkContext.addFile(plan.weights.local_path)
+    warm_up = WorkerWarmUp(spark, plan.engine)
+    try:
+        with timings.stage("list"):
+            inputs = discover(spark, storage, plan.input)
+        prepare_output(storage, plan)
+        with timings.stage("featurize"):
+            # Submitted without waiting for the warm-up: its tasks queue behind the warm-up's (FIFO).
+            result = _featurize_to(spark, plan, inputs)
+    except BaseException:
+        warm_up.cancel()
+        raise
+    warm_up.wait()
+    timings.stages["warm_up_workers"] = warm_up.seconds  # overlaps "list"
+    return result

@@ -7,7 +7,6 @@ it. A linear probe that separates the classes well shows the features (and the P
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
@@ -16,6 +15,8 @@ from pyspark.ml.feature import StringIndexer
 from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from spark_job.records import ProbeRecord
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def fit_probe(pca: DataFrame) -> PipelineModel | None:
         rows.unpersist()
 
 
-def evaluate_probe(probe: PipelineModel, pca: DataFrame) -> dict[str, Any] | None:
+def evaluate_probe(probe: PipelineModel, pca: DataFrame) -> ProbeRecord | None:
     """accuracy, weighted F1 and per-class recall on the labelled rows (None if there are none)."""
     rows = labelled(pca)
     if rows.limit(1).count() == 0:
@@ -84,11 +85,11 @@ def evaluate_probe(probe: PipelineModel, pca: DataFrame) -> dict[str, Any] | Non
         n = predictions.count()
     finally:
         predictions.unpersist()
-    result = {
-        "images": n,
-        "accuracy": round(accuracy, 6),
-        "weighted_f1": round(weighted_f1, 6),
-        "per_class_recall": {r["label"]: round(r["recall"], 6) for r in per_class},
-    }
+    result = ProbeRecord(
+        images=n,
+        accuracy=round(accuracy, 6),
+        weighted_f1=round(weighted_f1, 6),
+        per_class_recall={r["label"]: round(r["recall"], 6) for r in per_class},
+    )
     log.info("probe: accuracy %.4f, weighted F1 %.4f on %d labelled images", accuracy, weighted_f1, n)
     return result

@@ -1,10 +1,12 @@
-"""A run's report: explained-variance curve, PC1/PC2 scatter, summary.md (matplotlib, Agg backend)."""
+"""A run's report: explained-variance curve, PC1/PC2 scatter, summary.md (matplotlib, Agg backend).
+
+Local files only (no Spark): the job samples the points, writes the report into a local folder and uploads it.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -13,6 +15,8 @@ matplotlib.use("Agg")  # no display on EMR nodes or CI
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from spark_job.records import ManifestRecord
 
 log = logging.getLogger(__name__)
 
@@ -67,48 +71,47 @@ def plot_pca_scatter(points: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def summary_markdown(manifest: dict[str, Any], rejects: list[tuple[str, str]]) -> str:
+def summary_markdown(manifest: ManifestRecord, rejects: list[tuple[str, str]]) -> str:
     m = manifest
     lines = [
-        f"# Fruits! pipeline run: {m['mode']}",
+        f"# Fruits! pipeline run: {m.mode}",
         "",
-        f"- input: `{m['input']}`",
-        f"- output: `{m['output']}`",
-        f"- started {m['started_at']}, finished {m['finished_at']}",
+        f"- input: `{m.input}`",
+        f"- output: `{m.output}`",
+        f"- started {m.started_at}, finished {m.finished_at}",
         "",
         "## Images",
         "",
         "| discovered | featurized | rejected | non-image files skipped |",
         "|---:|---:|---:|---:|",
-        f"| {m['images_discovered']} | {m['images_featurized']} "
-        f"| {m['images_rejected']} | {m['images_skipped']} |",
+        f"| {m.images_discovered} | {m.images_featurized} | {m.images_rejected} | {m.images_skipped} |",
         "",
-        f"Classes ({len(m['classes'])}): {', '.join(m['classes']) or '(none: unlabelled input)'}",
+        f"Classes ({len(m.classes)}): {', '.join(m.classes) or '(none: unlabelled input)'}",
         "",
         "## Features and PCA",
         "",
-        f"- MobileNetV2 (ImageNet, no top, average pool, 1280 floats) at {m['image_size']} px; "
-        f"weights `{m['weights']['source']}` sha256 `{m['weights']['sha256']}`",
-        f"- k = {m['k']} components keep {m['cumulative_variance_at_k']:.4f} of the variance"
-        + (f" (target {m['variance_target']})" if m.get("variance_target") else ""),
-        f"- featurize throughput: {m['throughput_img_s']} img/s",
+        f"- MobileNetV2 (ImageNet, no top, average pool, 1280 floats) at {m.image_size} px; "
+        f"weights `{m.weights.source}` sha256 `{m.weights.sha256}`",
+        f"- k = {m.k} components keep {m.cumulative_variance_at_k:.4f} of the variance"
+        + (f" (target {m.variance_target})" if m.variance_target else ""),
+        f"- featurize throughput: {m.throughput_img_s} img/s",
         "",
     ]
-    probe = m.get("probe")
+    probe = m.probe
     if probe:
         lines += [
             "## Probe (logistic regression on the PCA features)",
             "",
-            f"Accuracy **{probe['accuracy']:.4f}**, weighted F1 {probe['weighted_f1']:.4f} "
-            f"on {probe['images']} labelled images.",
+            f"Accuracy **{probe.accuracy:.4f}**, weighted F1 {probe.weighted_f1:.4f} "
+            f"on {probe.images} labelled images.",
             "",
             "| class | recall |",
             "|---|---:|",
-            *[f"| {cls} | {rec:.3f} |" for cls, rec in probe["per_class_recall"].items()],
+            *[f"| {cls} | {rec:.3f} |" for cls, rec in probe.per_class_recall.items()],
             "",
         ]
     lines += ["## Timings (s)", "", "| stage | seconds |", "|---|---:|"]
-    lines += [f"| {stage} | {secs} |" for stage, secs in m["timings_s"].items()]
+    lines += [f"| {stage} | {secs} |" for stage, secs in m.timings_s.items()]
     lines += ["", "## Rejected images", ""]
     if rejects:
         lines += ["| path | reason |", "|---|---|"]
@@ -117,15 +120,15 @@ def summary_markdown(manifest: dict[str, Any], rejects: list[tuple[str, str]]) -
             lines.append(f"\n({len(rejects) - 200} more in `rejects/`)")
     else:
         lines.append("None.")
-    if m.get("skipped_files"):
-        lines += ["", "## Non-image files skipped", "", *[f"- `{p}`" for p in m["skipped_files"]]]
-    lines += ["", "## Versions", "", *[f"- {k}: {v}" for k, v in m["versions"].items()], ""]
+    if m.skipped_files:
+        lines += ["", "## Non-image files skipped", "", *[f"- `{p}`" for p in m.skipped_files]]
+    lines += ["", "## Versions", "", *[f"- {k}: {v}" for k, v in m.versions.items()], ""]
     return "\n".join(lines)
 
 
 def write_report(
     local_dir: Path,
-    manifest: dict[str, Any],
+    manifest: ManifestRecord,
     spectrum: list[float],
     points: pd.DataFrame,
     rejects: list[tuple[str, str]],
@@ -133,7 +136,7 @@ def write_report(
     """Write the three report files into local_dir; return their paths."""
     local_dir.mkdir(parents=True, exist_ok=True)
     files = [local_dir / "explained_variance.png", local_dir / "pca_scatter.png", local_dir / "summary.md"]
-    plot_explained_variance(spectrum, manifest["k"], manifest.get("variance_target"), files[0])
+    plot_explained_variance(spectrum, manifest.k, manifest.variance_target, files[0])
     plot_pca_scatter(points, files[1])
     files[2].write_text(summary_markdown(manifest, rejects), encoding="utf-8")
     log.info("report written: %s", ", ".join(f.name for f in files))

@@ -1,4 +1,4 @@
-"""Spark settings of the EMR cluster: THE one place to tune them (spark-defaults and spark-env).
+"""Spark settings of the EMR cluster: the one place to tune them (spark-defaults and spark-env).
 
 They become the cluster's `spark-defaults` and `spark-env` classifications (stacks/cluster.py), so every
 spark-submit step gets them without `--conf` arguments (CloudFormation rejects duplicate items in a step's
@@ -50,10 +50,10 @@ SPARK_DEFAULTS = MappingProxyType(
         # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding the
         # UDF (one inference batch) and the file packing (~500 small files per task) itself, in its session.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        # One TensorFlow thread per Python worker: 4 workers x 1 thread on 4 vCPUs, no oversubscription.
-        # Measured here (make bench): two single-threaded workers beat one two-threaded process.
-        "spark.executorEnv.TF_NUM_INTRAOP_THREADS": "1",
-        "spark.executorEnv.TF_NUM_INTEROP_THREADS": "1",
+        # Inference threads per Python worker are not set here: the job gives each worker's engine
+        # spark.task.cpus threads (1 by default), so 4 workers x 1 thread on 4 vCPUs, no oversubscription;
+        # the one rule is in spark_job/plan.py. Measured here (make bench): two single-threaded workers beat
+        # one two-threaded process. OpenMP (NumPy's BLAS in the workers) gets one thread for the same reason.
         "spark.executorEnv.OMP_NUM_THREADS": "1",
         "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
         "spark.yarn.appMasterEnv.TF_CPP_MIN_LOG_LEVEL": "2",

@@ -122,10 +122,10 @@ def test_transform_with_other_weights_than_the_model(
     spark, fit_run, sample_dir, tmp_path, weights_path, capsys
 ) -> None:
     # A valid weights file (it loads) that is not the model's: the sha256 check must refuse it.
-    from spark_job.model import build_model
+    from spark_job.mobilenet import build_network
 
     other = tmp_path / "other.weights.h5"
-    build_model(str(weights_path), 224).save_weights(str(other))
+    build_network(str(weights_path), 224).save_weights(str(other))
     assert (
         run_cli(
             spark,

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.ml import PipelineModel
 
-from spark_job import reduce as rd
+from spark_job.reduce import project
 from tests.job_support import read_manifest, run_cli
 
 MANIFEST_KEYS = {
@@ -102,7 +102,7 @@ def test_outputs_readable_without_spark(fit_run: Path) -> None:
 def test_saved_model_reloads_and_gives_same_pca(spark, fit_run: Path) -> None:
     model = PipelineModel.load(str(fit_run / "model" / "pipeline"))
     features = spark.read.parquet(str(fit_run / "features"))
-    again = rd.project(model, features).toPandas().sort_values("path").reset_index(drop=True)
+    again = project(model, features).toPandas().sort_values("path").reset_index(drop=True)
     saved = pd.read_parquet(fit_run / "pca").sort_values("path").reset_index(drop=True)
     assert again["path"].tolist() == saved["path"].tolist()
     np.testing.assert_allclose(np.stack(again["pca"]), np.stack(saved["pca"]), atol=1e-5)

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spark_job.model import build_model, decode_image, preprocess
+from spark_job.mobilenet import build_network, decode_image, preprocess
 
 
 def test_spark_features_match_bare_keras(fit_run: Path, weights_path: Path) -> None:
     features = pd.read_parquet(fit_run / "features").sort_values("path")
     picks = features.groupby("label").head(1)  # one image per class
-    model = build_model(str(weights_path), 224)
+    network = build_network(str(weights_path), 224)
     batch = np.stack([decode_image(Path(p.removeprefix("file:")).read_bytes(), 224) for p in picks["path"]])
-    expected = model.predict(preprocess(batch), verbose=0)
+    expected = network.predict(preprocess(batch), verbose=0)
     got = np.stack(picks["features"].to_numpy())
     assert got.shape == expected.shape == (12, 1280)
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)

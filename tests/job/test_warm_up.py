@@ -14,8 +14,8 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from spark_job import featurize as fz
-from spark_job.job import reject_rows
+from spark_job.engine import TensorFlowEngineSpec, warm_up_workers
+from spark_job.featurize import EMPTY_FILE_REASON, reject_rows
 from spark_job.storage import Storage
 from tests.job_support import run_cli
 
@@ -34,14 +34,15 @@ def test_warm_up_builds_the_model_in_the_workers_udf_tasks_use(
     spark: SparkSession, weights_path: Path, fresh_worker_pool: None
 ) -> None:
     spark.sparkContext.addFile(str(weights_path))
-    warmed = fz.warm_up_workers(spark, weights_path.name, 224, tf_threads=1)
+    spec = TensorFlowEngineSpec(weights_path.name, 224, threads=1)
+    warmed = warm_up_workers(spark, spec)
     assert warmed >= 1
 
     @F.pandas_udf("string")  # type: ignore[call-overload]
     def worker_state(ids: pd.Series) -> pd.Series:
-        from spark_job import featurize
+        from spark_job import engine
 
-        has_model = (weights_path.name, 224, 1) in featurize._MODELS
+        has_model = spec in engine._ENGINES
         return pd.Series([f"{os.getpid()} {has_model} {gc.get_freeze_count()}"] * len(ids))
 
     slots = spark.sparkContext.defaultParallelism
@@ -82,7 +83,7 @@ def test_every_listed_image_missing_from_features_is_a_reject_with_a_reason(
     reasons = dict(reject_rows(Storage(spark), listed, features, 1, decoder_said))
     assert set(reasons) == set(listed[1:])
     assert reasons[listed[1]] == "not a decodable image (10 bytes)"
-    assert reasons[listed[2]] == fz.EMPTY_FILE_REASON
+    assert reasons[listed[2]] == EMPTY_FILE_REASON
     assert "(5 bytes)" in reasons[listed[3]]
     assert "disappeared" in reasons[listed[4]]
     # Counts that add up need no listing of features/: the decoder's reasons are the rejects.

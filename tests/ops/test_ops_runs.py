@@ -1,5 +1,6 @@
-"""`runs` and `results` on run folders in the emulated bucket: synthetic ones shaped by the manifest
-contract, and the lead's real local run (output/demo) when `make demo` has produced it."""
+"""`runs` and `results` on run folders in the emulated bucket: synthetic ones whose manifests are complete
+records (spark_job.records.ManifestRecord reads them), and the job's real outputs on the shared sample (the
+session's fit and transform runs)."""
 
 from __future__ import annotations
 
@@ -40,26 +41,42 @@ def manifest(mode: str, run_id: str, images: int, k: int, variance: float, accur
         "mode": mode,
         "input": f"s3://{BUCKET}/data/{'Training' if mode == 'fit' else 'Test'}",
         "output": f"s3://{BUCKET}/runs/{run_id}/{mode}",
+        "model": f"s3://{BUCKET}/runs/{run_id}/fit/model",
         "images_discovered": images + 2,
         "images_featurized": images,
         "images_rejected": 1,
+        "images_inferred": images,
         "images_skipped": 1,
+        "skipped_files": [f"s3://{BUCKET}/data/notes.txt"],
         "classes": CLASSES,
         "image_size": 224,
-        "weights": {"source": f"s3://{BUCKET}/models/mobilenet_v2.h5", "sha256": "ab" * 32},
+        "weights": {
+            "source": f"s3://{BUCKET}/models/mobilenet_v2.h5",
+            "sha256": "ab" * 32,
+            "file": "mobilenet_v2.h5",
+        },
         "k": k,
         "variance_target": 0.95 if mode == "fit" else None,
+        "components_requested": None,
         "explained_variance": explained,
         "cumulative_variance_at_k": sum(explained),
         "timings_s": {"list": 1.2, "weights": 0.8, "featurize": 61.5, "fit_pca": 4.1, "project": 2.0},
         "throughput_img_s": round(images / 61.5, 2),
         "versions": {"python": "3.11.9", "spark": "3.5.2", "tensorflow": "2.16.2"},
+        "spark_master": "yarn",
+        "default_parallelism": 8,
+        "report": f"s3://{BUCKET}/runs/{run_id}/{mode}/report",
         "started_at": "2026-11-21T06:00:00Z",
         "finished_at": f"2026-11-21T06:0{2 if mode == 'fit' else 4}:00Z",
     }
     if accuracy is not None:
         recall = {c: round(accuracy - 0.01 * i, 4) for i, c in enumerate(CLASSES)}
-        doc["probe"] = {"accuracy": accuracy, "weighted_f1": accuracy - 0.004, "per_class_recall": recall}
+        doc["probe"] = {
+            "images": images,
+            "accuracy": accuracy,
+            "weighted_f1": accuracy - 0.004,
+            "per_class_recall": recall,
+        }
     return doc
 
 

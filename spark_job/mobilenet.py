@@ -1,7 +1,8 @@
-"""MobileNetV2 feature extractor: weights resolution (driver side), model building, image decoding.
+"""The MobileNetV2 network: weights resolution (driver side), building the network, image decoding.
 
-Shared by the Spark UDF, the golden test and the bare-TensorFlow benchmark so that all three decode,
-resize and preprocess an image the same way.
+Shared by the TensorFlow engine (spark_job/engine.py), the golden test and the bare-TensorFlow benchmark so
+that all of them decode, resize and preprocess an image the same way. ("model" in this repo means the model
+folder a fit run writes; the network that turns an image into features is the network.)
 """
 
 from __future__ import annotations
@@ -9,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from spark_job.errors import JobInputError
+from spark_job.records import WeightsRecord
 
 if TYPE_CHECKING:
     from spark_job.storage import Storage
@@ -43,8 +44,8 @@ class ResolvedWeights:
     def file_name(self) -> str:
         return Path(self.local_path).name
 
-    def as_dict(self) -> dict[str, str]:
-        return {"source": self.source, "sha256": self.sha256, "file": self.file_name}
+    def as_record(self) -> WeightsRecord:
+        return WeightsRecord(source=self.source, sha256=self.sha256, file=self.file_name)
 
 
 def sha256_of(path: str) -> str:
@@ -83,12 +84,12 @@ def resolve_weights(source: str, image_size: int, storage: Storage, workdir: str
 def check_loadable(weights_path: str, image_size: int) -> None:
     """Fail on the driver, before any distributed work, when the file is not MobileNetV2 no-top weights."""
     try:
-        build_model(weights_path, image_size)
+        build_network(weights_path, image_size)
     except Exception as exc:  # h5py/keras raise OSError, ValueError, KeyError... for a bad file
         raise JobInputError(f"unreadable weights {weights_path}: {type(exc).__name__}: {exc}") from exc
 
 
-def build_model(weights_path: str, image_size: int):
+def build_network(weights_path: str, image_size: int) -> Any:
     """MobileNetV2, ImageNet weights from a file, no top, global average pooling -> 1280 floats."""
     import tensorflow as tf
 
@@ -97,16 +98,16 @@ def build_model(weights_path: str, image_size: int):
     )
 
 
-def inference_function(weights_path: str, image_size: int):
+def inference_function(weights_path: str, image_size: int) -> Any:
     """The model as a tf.function over float32 batches (any batch size): traced once, not per batch size.
 
-    The job's workers and the bare-TensorFlow benchmark both infer through this.
+    The TensorFlow engine and the bare-TensorFlow benchmark both infer through this.
     """
     import tensorflow as tf
 
-    model = build_model(weights_path, image_size)
+    network = build_network(weights_path, image_size)
     return tf.function(
-        lambda x: model(x, training=False),
+        lambda x: network(x, training=False),
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
     )
 
@@ -126,7 +127,3 @@ def preprocess(batch: np.ndarray) -> np.ndarray:
     from tensorflow.keras.applications.mobilenet_v2 import preprocess_input
 
     return preprocess_input(batch)
-
-
-def temp_workdir() -> str:
-    return tempfile.mkdtemp(prefix="fruits-job-")

@@ -1,0 +1,87 @@
+"""Listing the input: every file under the input folder, once, on the driver, through Spark's file index.
+
+The listing is reused by the featurize stage (its binaryFile DataFrame) and by the rejects accounting (every
+image listed that has no features gets a reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from pyspark.sql import DataFrame, SparkSession
+
+from spark_job.errors import JobInputError
+from spark_job.storage import Storage, normalize
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
+IMAGE_PATTERN = re.compile(r"\.(" + "|".join(IMAGE_EXTENSIONS) + r")$")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    qualified: str  # the input folder as Spark spells it in binaryFile's path column (file:/..., s3://...)
+    files: DataFrame  # binaryFile over the input: listed once, reused by the featurize stage
+    image_paths: list[str]  # every JPEG/PNG found, empty ones included, as binaryFile's path column
+    skipped: list[str]  # non-image files, counted apart
+
+    @property
+    def images(self) -> int:
+        return len(self.image_paths)
+
+
+def is_image_path(path: str) -> bool:
+    """JPEG or PNG by extension, case-insensitive."""
+    return IMAGE_PATTERN.search(path.lower()) is not None
+
+
+def binary_files(spark: SparkSession, input_uri: str) -> DataFrame:
+    """Every file under input_uri, recursively: path, modificationTime, length, content (read lazily).
+
+    Spark's file source leaves out hidden files and folders (names starting with '_' or '.') and never
+    reads empty files; the job accounts for the latter itself.
+    """
+    return spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(input_uri)
+
+
+def uri_to_path(uri: str) -> str:
+    """inputFiles() gives URIs (file:///a%20b); binaryFile's path column gives Hadoop paths (file:/a b)."""
+    text = unquote(uri)
+    return "file:/" + text.removeprefix("file:///") if text.startswith("file:///") else text
+
+
+def listed_paths(files: DataFrame) -> list[str]:
+    """Every file in the DataFrame's file index (empty files included), spelled as in its path column."""
+    jvm = files.sparkSession.sparkContext._jvm
+    assert jvm is not None  # a live session's context
+    # One py4j call for the whole listing: iterating the Java array would cost a round trip per file
+    # (~1 s per 10,000 files). Hadoop's join takes String[] as such; py4j matches no Object[] overload.
+    joined = str(jvm.org.apache.hadoop.util.StringUtils.join("\n", files._jdf.inputFiles()))
+    return [uri_to_path(uri) for uri in joined.split("\n")] if joined else []
+
+
+def require_input_folder(storage: Storage, input_uri: str) -> str:
+    uri = normalize(input_uri)
+    if not storage.exists(uri):
+        raise JobInputError(f"input not found: {input_uri}")
+    if not storage.is_dir(uri):
+        raise JobInputError(f"input must be a folder (or prefix) of images: {input_uri}")
+    return uri
+
+
+def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
+    """List the input once, on the driver (no Spark job, no contents read); fail when there is no image."""
+    uri = require_input_folder(storage, input_uri)
+    files = binary_files(spark, uri)
+    image_paths: list[str] = []
+    skipped: list[str] = []
+    for path in sorted(listed_paths(files)):
+        (image_paths if is_image_path(path) else skipped).append(path)
+    log.info("listed %s: %d image files, %d other files skipped", input_uri, len(image_paths), len(skipped))
+    if not image_paths:
+        raise JobInputError(f"no JPEG or PNG images under {input_uri} ({len(skipped)} other files)")
+    return Inputs(qualified=storage.qualified(uri), files=files, image_paths=image_paths, skipped=skipped)

@@ -1,0 +1,58 @@
+"""The model folder a `fit` run writes under <output>/model and `transform --model` reads.
+
+featurizer.json  how the images were featurized (FeaturizerRecord: image size, weights, spectrum, k)
+pipeline/        the reducer: StandardScaler + PCA, a Spark ML PipelineModel
+probe/           the logistic-regression probe, a Spark ML PipelineModel (absent: fewer than 2 classes)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.ml import PipelineModel
+
+from spark_job.errors import JobInputError
+from spark_job.names import FEATURIZER_FILE
+from spark_job.records import FeaturizerRecord, RecordError
+from spark_job.reduce import pca_stage
+from spark_job.storage import Storage, join, normalize
+
+PIPELINE_DIR = "pipeline"
+PROBE_DIR = "probe"
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    featurizer: FeaturizerRecord
+    reducer: PipelineModel  # StandardScaler + PCA
+    probe: PipelineModel | None
+
+
+def write_model_folder(storage: Storage, model_dir: str, fitted: FittedModel) -> None:
+    fitted.reducer.write().overwrite().save(join(model_dir, PIPELINE_DIR))
+    if fitted.probe is not None:
+        fitted.probe.write().overwrite().save(join(model_dir, PROBE_DIR))
+    storage.write_text(join(model_dir, FEATURIZER_FILE), fitted.featurizer.to_json())
+
+
+def load_model_folder(storage: Storage, model_dir: str) -> FittedModel:
+    """Everything is checked here, before the run writes anything: a JobInputError names what is wrong."""
+    uri = normalize(model_dir)
+    meta = join(uri, FEATURIZER_FILE)
+    if not storage.exists(meta) or not storage.exists(join(uri, PIPELINE_DIR, "metadata")):
+        raise JobInputError(
+            f"{model_dir} is not a model folder "
+            f"(expected {FEATURIZER_FILE} and {PIPELINE_DIR}/ written by `fit`)"
+        )
+    try:
+        featurizer = FeaturizerRecord.from_json(storage.read_text(meta), meta)
+    except RecordError as exc:  # bad JSON, a missing key, a wrong type, a newer version
+        raise JobInputError(f"{model_dir} is not a readable model: {exc}") from exc
+    try:
+        reducer = PipelineModel.load(join(uri, PIPELINE_DIR))
+        pca_stage(reducer)
+        probe_uri = join(uri, PROBE_DIR)
+        probe = PipelineModel.load(probe_uri) if storage.exists(join(probe_uri, "metadata")) else None
+    except Exception as exc:  # unreadable Spark ML metadata, wrong stages
+        raise JobInputError(f"{model_dir} is not a readable model: {exc}") from exc
+    return FittedModel(featurizer=featurizer, reducer=reducer, probe=probe)

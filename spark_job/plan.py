@@ -1,0 +1,93 @@
+"""The run plan: what the stages of a run need, resolved once from the configuration.
+
+`fit` and `transform` differ in where the image size and the weights come from (the command line, or the
+model folder); everything after that reads the plan, never the configuration plus overrides.
+
+Engine threads, the one rule: each Python worker's engine gets `spark.task.cpus` threads, the cores Spark
+gives the task that runs it, so N concurrent tasks on N cores never oversubscribe them; `--engine-threads`
+overrides that, for a benchmark or a node type where more threads per worker pay. Nothing else sets them:
+the EMR cluster's Spark settings (stacks/spark_settings.py) size the executors and `spark.task.cpus`, and
+no environment variable is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from spark_job.config import Mode
+from spark_job.engine import EngineSpec, TensorFlowEngineSpec
+from spark_job.errors import JobInputError
+from spark_job.listing import require_input_folder
+from spark_job.mobilenet import ResolvedWeights, resolve_weights
+from spark_job.storage import Storage, normalize
+from spark_job.timings import Timings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    mode: Mode
+    input: str  # as given: messages and the manifest name it so
+    output: str  # normalized: an absolute local path or a URI
+    overwrite: bool
+    image_size: int
+    weights: ResolvedWeights
+    engine_threads: int
+    batch_size: int
+    engine: EngineSpec  # what the featurize stage's workers build (the weights shipped beside it)
+
+
+def engine_threads(spark: SparkSession, requested: int | None) -> int:
+    """Threads of each Python worker's engine: `requested` (--engine-threads), else spark.task.cpus."""
+    if requested is not None:
+        return requested
+    return int(spark.conf.get("spark.task.cpus", "1") or "1")
+
+
+def resolve_plan(
+    spark: SparkSession,
+    storage: Storage,
+    *,
+    mode: Mode,
+    input: str,
+    output: str,
+    overwrite: bool,
+    image_size: int,
+    weights_source: str,
+    requested_threads: int | None,
+    batch_size: int,
+    workdir: str,
+    timings: Timings,
+) -> RunPlan:
+    """Check the input folder, then resolve the weights to a local file (a download can take a while)."""
+    require_input_folder(storage, input)
+    with timings.stage("weights"):
+        weights = resolve_weights(weights_source, image_size, storage, workdir)
+    threads = engine_threads(spark, requested_threads)
+    return RunPlan(
+        mode=mode,
+        input=input,
+        output=normalize(output),
+        overwrite=overwrite,
+        image_size=image_size,
+        weights=weights,
+        engine_threads=threads,
+        batch_size=batch_size,
+        engine=TensorFlowEngineSpec(weights.file_name, image_size, threads),
+    )
+
+
+def prepare_output(storage: Storage, plan: RunPlan) -> None:
+    """Refuse an output folder that holds something, unless --overwrite (then empty it)."""
+    if storage.is_empty_or_missing(plan.output):
+        return
+    if not plan.overwrite:
+        raise JobInputError(
+            f"output {plan.output} already exists and is not empty; use a new --output or --overwrite"
+        )
+    log.info("removing previous output %s (--overwrite)", plan.output)
+    storage.delete(plan.output)
