@@ -19,6 +19,20 @@ SAMPLE = SHARED / "data" / "fruits-360-sample"
 WEIGHTS = SHARED / "models" / "mobilenet_v2" / "mobilenet_v2_1.0_224_no_top_rebuilt.h5"
 
 
+# Fixtures that put a test in the slow tier: the real MobileNetV2 (the weights, and the sample's runs made
+# with them). `make test-fast` (-m "not slow") leaves these tests out; `make test` runs everything.
+REAL_MODEL_FIXTURES = frozenset({"weights_path", "fit_run", "transform_run"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that uses the real model (directly or through a fixture) and every emulated
+    deployment, so no such test can land in the fast tier by forgetting a marker."""
+    for item in items:
+        uses_model = REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses_model or item.get_closest_marker("emulated"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     assert SAMPLE.is_dir(), f"the shared Fruits-360 sample is missing: {SAMPLE}"

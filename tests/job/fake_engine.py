@@ -1,0 +1,34 @@
+"""A tiny engine for plumbing tests: no TensorFlow, features that say which image they came from.
+
+Importable by the Python workers (they run from the repository root), so the spec pickles by reference.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from spark_job.names import FEATURE_DIM
+
+
+@dataclass(frozen=True)
+class FakeEngineSpec:
+    image_size: int = 8
+
+    def build(self) -> FakeEngine:
+        return FakeEngine()
+
+
+class FakeEngine:
+    """features[:3] = the image's mean R, G, B; features[3] = the worker's pid; the rest zeros."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(images), FEATURE_DIM), dtype=np.float32)
+        out[:, :3] = images.mean(axis=(1, 2))
+        out[:, 3] = self.pid
+        return out

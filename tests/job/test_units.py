@@ -1,0 +1,110 @@
+"""Pure unit tests, one behaviour each, no model: k selection, paths and URIs, decode reasons, the command
+line, the engine thread rule, label extraction on a tiny DataFrame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.sql import SparkSession
+
+from spark_job.config import build_parser, config_from_args
+from spark_job.featurize import describe_decode_error, unread_reason, with_label
+from spark_job.listing import is_image_path, uri_to_path
+from spark_job.plan import engine_threads
+from spark_job.reduce import choose_k
+from spark_job.storage import join, normalize
+
+
+@pytest.mark.parametrize(
+    ("spectrum", "target", "k"),
+    [
+        ([0.5, 0.3, 0.2], 0.5, 1),  # reached exactly by the first component
+        ([0.5, 0.3, 0.2], 0.51, 2),
+        ([0.5, 0.3, 0.2], 0.8, 2),
+        ([0.5, 0.3, 0.2], 0.95, 3),
+        ([0.5, 0.3, 0.2], 1.0, 3),  # all of it
+        ([0.6, 0.3, 0.1 - 1e-12], 1.0, 3),  # a total a hair under 1.0 still reaches 1.0
+        ([0.25] * 4, 1.5, 4),  # never more components than there are
+    ],
+)
+def test_choose_k_is_the_smallest_reaching_the_target(spectrum: list[float], target: float, k: int) -> None:
+    assert choose_k(np.array(spectrum), target) == k
+
+
+@pytest.mark.parametrize(
+    ("uri", "path"),
+    [
+        ("file:///data/in/a%20b/c.jpg", "file:/data/in/a b/c.jpg"),
+        ("file:///data/Pommes%20r%C3%B4ties/x.jpg", "file:/data/Pommes rôties/x.jpg"),
+        ("s3://bucket/data/Test/Orange/1.jpg", "s3://bucket/data/Test/Orange/1.jpg"),
+        ("s3://bucket/data/a%20b.jpg", "s3://bucket/data/a b.jpg"),
+    ],
+)
+def test_listed_uris_map_to_binaryfile_paths(uri: str, path: str) -> None:
+    assert uri_to_path(uri) == path
+
+
+@pytest.mark.parametrize(
+    ("path", "image"),
+    [("a.jpg", True), ("A.JPG", True), ("x/y.jpeg", True), ("p.PNG", True), ("notes.txt", False),
+     ("jpg", False), ("a.jpg.txt", False), ("a.gif", False)],
+)  # fmt: skip
+def test_images_by_extension(path: str, image: bool) -> None:
+    assert is_image_path(path) is image
+
+
+def test_normalize_and_join(tmp_path) -> None:
+    assert normalize("s3://bucket/runs/x/") == "s3://bucket/runs/x"
+    assert normalize("file:/data/in/") == "file:/data/in"
+    assert normalize("relative/dir") == str(tmp_path.cwd() / "relative" / "dir")
+    assert join("s3://bucket/runs/x/", "fit", "model") == "s3://bucket/runs/x/fit/model"
+
+
+def test_decode_and_unread_reasons() -> None:
+    from PIL import UnidentifiedImageError
+
+    assert describe_decode_error(OSError("x"), b"") == "empty file (0 bytes)"
+    assert describe_decode_error(UnidentifiedImageError("cannot identify"), b"abc").startswith(
+        "not a decodable image (3 bytes)"
+    )
+    assert describe_decode_error(OSError("image file is truncated"), b"abcd").startswith(
+        "truncated image data (4 bytes)"
+    )
+    assert describe_decode_error(ValueError("odd"), b"ab") == "decode failed (ValueError): odd"
+    assert unread_reason(0) == "empty file (0 bytes)"
+    assert "disappeared" in unread_reason(None)
+    assert "(12 bytes)" in unread_reason(12)
+
+
+def test_command_line_to_config() -> None:
+    parser = build_parser()
+    fit = config_from_args(parser.parse_args(["fit", "--input", "i", "--output", "o"]))
+    assert (fit.variance, fit.components, fit.image_size, fit.weights) == (0.95, None, 224, "imagenet")
+    assert fit.engine_threads is None and fit.batch_size == 32
+    fixed = config_from_args(parser.parse_args(["fit", "--input", "i", "--output", "o", "--components", "7"]))
+    assert (fixed.variance, fixed.components) == (None, 7)
+    for flag in ("--engine-threads", "--tf-threads"):  # --tf-threads: the option's earlier name
+        argv = ["transform", "--model", "m", "--input", "i", "--output", "o", flag, "3"]
+        transform = config_from_args(parser.parse_args(argv))
+        assert (transform.engine_threads, transform.weights, transform.variance) == (3, None, None)
+
+
+def test_engine_threads_one_rule(spark: SparkSession) -> None:
+    assert engine_threads(spark, None) == int(spark.conf.get("spark.task.cpus", "1")) == 1
+    assert engine_threads(spark, 3) == 3
+
+
+def test_no_cluster_setting_or_environment_sets_inference_threads(monkeypatch, spark: SparkSession) -> None:
+    from stacks.spark_settings import SPARK_DEFAULTS, SPARK_ENV_EXPORTS
+
+    settings = {**SPARK_DEFAULTS, **SPARK_ENV_EXPORTS}
+    assert not [key for key in settings if "INTRAOP" in key or "INTEROP" in key]
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "4")  # once a second channel; read nowhere now
+    assert engine_threads(spark, None) == 1
+
+
+def test_label_is_the_top_folder_under_the_input(spark: SparkSession) -> None:
+    root = "file:/data/in put"
+    paths = [f"{root}/Orange/1.jpg", f"{root}/Pommes rôties/a/b/2.jpg", f"{root}/flat.jpg"]
+    df = with_label(spark.createDataFrame([(p,) for p in paths], "path string"), root + "/")
+    assert [r["label"] for r in df.orderBy("path").collect()] == ["Orange", "Pommes rôties", None]
