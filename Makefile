@@ -15,7 +15,7 @@ CDK     := npx --no-install cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv demo test lint synth deploy-check deploy-data deploy destroy bench bench-scaling
+.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,13 +45,17 @@ bench: $(VENV)/.installed ## Featurize stage vs bare TensorFlow, same images and
 bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N images (last line: the time ratio)
 	$(PY) -m bench.featurize_bench --mode scaling $(BENCH_ARGS)
 
-lint: $(VENV)/.installed ## ruff on the whole repo
+lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/, ops/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy spark_job stacks ops
 
 test: venv ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
 	$(MAKE) lint
 	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed ## The fast tier (under a minute): every test but the real model, installs, emulated deploys
+	$(PY) -m pytest -m "not slow"
 
 synth: venv ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
 	$(CDK) synth --quiet $(CDK_ARGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pyspark.ml import PipelineModel
@@ -82,8 +83,9 @@ def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.nd
     sc = spark.sparkContext
     java_pc = _py2java(sc, DenseMatrix(n, k, components.flatten(order="F").tolist()))
     java_explained = _py2java(sc, DenseVector(explained.tolist()))
-    uid = sc._jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca")
-    model = PCAModel(sc._jvm.org.apache.spark.ml.feature.PCAModel(uid, java_pc, java_explained))
+    jvm: Any = sc._jvm  # py4j's gateway view: untyped
+    uid = jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca")
+    model = PCAModel(jvm.org.apache.spark.ml.feature.PCAModel(uid, java_pc, java_explained))
     model._transfer_params_from_java()
     model._set(k=k)
     return model.setInputCol(SCALED_COL).setOutputCol(PCA_COL)

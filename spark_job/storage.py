@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -33,10 +34,10 @@ class Storage:
 
     def __init__(self, spark: SparkSession) -> None:
         self._spark = spark
-        self._jvm = spark.sparkContext._jvm
+        self._jvm: Any = spark.sparkContext._jvm  # py4j's gateway view: untyped
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
-    def _path(self, uri: str):  # -> (org.apache.hadoop.fs.FileSystem, org.apache.hadoop.fs.Path)
+    def _path(self, uri: str) -> tuple[Any, Any]:  # (org.apache.hadoop.fs.FileSystem, ...fs.Path)
         path = self._jvm.org.apache.hadoop.fs.Path(normalize(uri))
         return path.getFileSystem(self._conf), path
 

@@ -86,7 +86,7 @@ class SecurityGroupRuleRevoker(Construct):
             ),
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:logs:{stack.region}:<AWS::AccountId>:"
-                f"log-group:<{stack.get_logical_id(log_group.node.default_child)}>:log-stream:*]",
+                f"log-group:<{stack.get_logical_id(log_group.node.default_child)}>:log-stream:*]",  # type: ignore[arg-type]
                 reason="Lambda creates one log stream per execution environment, named at run time, in "
                 "this function's own log group",
             ),
