@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+
+from tests.cfn_template import Recurse, get_att_parts, sub_parts, substitute, transform
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO.parent / "shared" / "data" / "fruits-360-sample"
@@ -94,10 +95,7 @@ class Assembly:
     def sub(self, text: str, *, region: str, variables: dict[str, Any] | None = None, stack: str = "") -> str:
         """Fn::Sub: ${Name} and ${Resource.Attr}; ${!Literal} stays literal."""
 
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
+        def lookup(name: str) -> str:
             if variables and name in variables:
                 return str(variables[name])
             if "." in name:
@@ -105,7 +103,7 @@ class Assembly:
                 return self.get_att(stack, logical_id, attribute)
             return str(self.ref(stack, name, region=region))
 
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
+        return substitute(text, lookup)
 
     def ref(self, stack: str, name: str, *, region: str) -> Any:
         if name == "AWS::Region":
@@ -132,40 +130,35 @@ class Assembly:
     def resolve(self, node: Any, stack: str) -> Any:
         """A template value as CloudFormation would pass it to the resource's API."""
         region = self.regions[stack]
-        if isinstance(node, list):
-            return [self.resolve(item, stack) for item in node]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            ((function, arg),) = node.items()
+
+        def on(function: str, arg: Any, recurse: Recurse) -> Any:
             if function == "Ref":
                 return self.ref(stack, arg, region=region)
             if function == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else arg
-                variables = {k: self.resolve(v, stack) for k, v in variables.items()}
-                return self.sub(text, region=region, variables=variables, stack=stack)
+                text, variables = sub_parts(arg)
+                resolved = {k: recurse(v) for k, v in variables.items()}
+                return self.sub(text, region=region, variables=resolved, stack=stack)
             if function == "Fn::Join":
                 separator, items = arg
-                return separator.join(str(self.resolve(item, stack)) for item in items)
+                return separator.join(str(recurse(item)) for item in items)
             if function == "Fn::Select":
                 index, items = arg
-                return self.resolve(items, stack)[int(self.resolve(index, stack))]
+                return recurse(items)[int(recurse(index))]
             if function == "Fn::GetAtt":
-                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(stack, logical_id, attribute)
+                return self.get_att(stack, *get_att_parts(arg))
             if function == "Fn::GetStackOutput":
                 other = arg["StackName"]
                 return self.resolve(self.templates[other]["Outputs"][arg["OutputName"]]["Value"], other)
             if function == "Fn::ImportValue":
-                export = self.resolve(arg, stack)
+                export = recurse(arg)
                 for other, template in self.templates.items():
                     for output in template.get("Outputs", {}).values():
                         if self.resolve(output.get("Export", {}).get("Name"), other) == export:
                             return self.resolve(output["Value"], other)
                 raise KeyError(f"no stack exports {export}")
-            if function.startswith("Fn::"):
-                raise NotImplementedError(f"{function} in a step argument: teach this test to resolve it")
-        return {key: self.resolve(value, stack) for key, value in node.items()}
+            raise NotImplementedError(f"{function} in a step argument: teach this test to resolve it")
+
+        return transform(node, on)
 
     def cluster(self) -> tuple[str, dict[str, Any]]:
         """(stack name, resolved Properties) of the one AWS::EMR::Cluster."""

@@ -61,43 +61,10 @@ def build_app(
     return Synth(app=app, stacks=stacks, outdir=outdir)
 
 
-def resources(template: Template, type_name: str) -> dict[str, dict[str, Any]]:
-    return template.find_resources(type_name)
-
-
 def only(template: Template, type_name: str) -> tuple[str, dict[str, Any]]:
     found = template.find_resources(type_name)
     assert len(found) == 1, f"expected one {type_name}, found {sorted(found)}"
     return next(iter(found.items()))
-
-
-def render(value: Any) -> Any:
-    """CloudFormation values as readable strings: Ref X -> ${X}, GetAtt X.Y -> ${X.Y}, the data bucket's
-    name from FruitsData -> ${FruitsData.BucketName}, Fn::Sub kept as its text, Fn::Join joined."""
-    if isinstance(value, list):
-        return [render(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if len(value) != 1:
-        return {k: render(v) for k, v in value.items()}
-    ((key, arg),) = value.items()
-    if key == "Ref":
-        return f"${{{arg}}}"
-    if key == "Fn::GetAtt":
-        return "${" + ".".join(arg) + "}"
-    if key == "Fn::Sub" and isinstance(arg, str):
-        return arg
-    if key == "Fn::Join":
-        separator, parts = arg
-        return separator.join(str(render(p)) for p in parts)
-    if key == "Fn::GetStackOutput":
-        output = arg["OutputName"]
-        if output.startswith("PublishOutputRefDataBucket"):
-            return "${FruitsData.BucketName}"
-        if output.startswith("PublishOutputFnGetAttDataBucket"):
-            return "${FruitsData.BucketArn}"
-        return f"${{{arg['StackName']}.{output}}}"
-    return {key: render(arg)}
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from aws_cdk.assertions import Capture, Match, Template
 from spark_job.names import STEP_ACTION_ON_FAILURE
 from stacks import PROJECT_ROOT, packaging
 from stacks.spark_settings import PYSPARK_PYTHON, SPARK_DEFAULTS, SPARK_ENV_EXPORTS
-from tests.infra.conftest import Synth, build_app, only, render
+from tests.cfn_template import render
+from tests.infra.conftest import Synth, build_app, only
 
 EMR_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
 ASSET = r"s3://cdk-hnb659fds-assets-\$\{AWS::AccountId\}-eu-west-3/[0-9a-f]{64}"

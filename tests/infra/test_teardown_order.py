@@ -4,37 +4,14 @@ synthesized template (Ref, Fn::GetAtt, Fn::Sub and DependsOn), as CloudFormation
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import Any
 
 import pytest
 
 from stacks.sg_rule_revoker import RESOURCE_TYPE
+from tests.cfn_template import references
 from tests.infra.conftest import Synth
-
-_SUB_REFERENCE = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}")
-
-
-def references(value: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, arg in value.items():
-            if key == "Ref" and isinstance(arg, str):
-                found.add(arg)
-            elif key == "Fn::GetAtt":
-                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
-            elif key == "Fn::Sub":
-                text = arg[0] if isinstance(arg, list) else arg
-                found |= set(_SUB_REFERENCE.findall(text))
-                if isinstance(arg, list):
-                    found |= references(arg[1])
-            else:
-                found |= references(arg)
-    elif isinstance(value, list):
-        for item in value:
-            found |= references(item)
-    return found
 
 
 class Graph:
