@@ -5,6 +5,7 @@ tests and by the ops tests (real job outputs uploaded to the emulated bucket).""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -46,7 +47,15 @@ def weights_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark() -> SparkSession:
+def java() -> str:
+    """The JVM Spark needs: a clear failure when it is missing, instead of a py4j error in every test."""
+    found = shutil.which("java")
+    assert found, "no `java` on PATH: Spark local mode needs a JDK (17 or 21)"
+    return found
+
+
+@pytest.fixture(scope="session")
+def spark(java: str) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")

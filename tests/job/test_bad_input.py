@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -159,4 +158,3 @@ def test_copy_of_sample_folder_is_untouched(sample_dir) -> None:
     # The junk fixture only wrote into tmp: the shared sample keeps its 440 + 180 images.
     assert len(list((sample_dir / "Training").rglob("*.jpg"))) == 440
     assert len(list((sample_dir / "Test").rglob("*.jpg"))) == 180
-    assert shutil.which("java")
