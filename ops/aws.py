@@ -135,9 +135,8 @@ class Aws:
     def _data_stack_bucket(self) -> str:
         name = self.config.data_stack_name
         outputs = self.stack_outputs(name, required=False)
-        for key in ("BucketName", "DataBucketName"):
-            if key in outputs:
-                return outputs[key]
+        if "BucketName" in outputs:
+            return outputs["BucketName"]
         resources = self.client("cloudformation").describe_stack_resources(StackName=name)["StackResources"]
         buckets = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::S3::Bucket"]
         if len(buckets) != 1:

@@ -1,8 +1,9 @@
-"""Errors the CLI turns into a message and exit status 2 (bad input or configuration, nothing written)."""
+"""The job's expected failures, each with its CLI exit status: JobInputError 2, JobFailedError 1."""
 
 
 class JobInputError(Exception):
-    """The user's input, weights, model or output location cannot be used as given."""
+    """The user's input, weights, model or output location cannot be used as given: exit status 2, with a
+    message, before anything is written."""
 
 
 class JobFailedError(Exception):

@@ -87,7 +87,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
         stage = _featurize(spark, plan, ctx.timings)
         with ctx.timings.stage("fit_pca"):
             fit = fit_pca(stage.features, cfg.variance, cfg.components)
-        pca = _project(spark, plan, fit.model, stage.features, ctx.timings)
+        pca = _project(spark, plan, fit.reducer, stage.features, ctx.timings)
         with ctx.timings.stage("probe"):
             probe = fit_probe(pca)
             evaluation = evaluate_probe(probe, pca) if probe is not None else None
@@ -102,7 +102,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
         )
         model_dir = join(plan.output, MODEL_DIR)
         with ctx.timings.stage("write_model"):
-            write_model_folder(ctx.storage, model_dir, FittedModel(featurizer, fit.model, probe))
+            write_model_folder(ctx.storage, model_dir, FittedModel(featurizer, fit.reducer, probe))
         manifest = run_manifest(
             spark,
             plan,

@@ -26,8 +26,7 @@ PCA_COL = "pca_vec"
 
 @dataclass(frozen=True)
 class PcaFit:
-    model: PipelineModel
-    k: int
+    reducer: PipelineModel  # StandardScaler + PCA
     explained_variance: list[float]  # per component, k of them (fraction of total variance)
     full_spectrum: list[float]  # all components, for the report's curve
 
@@ -71,10 +70,10 @@ def fit_pca(features: DataFrame, variance: float | None, components: int | None)
     spectrum = eigenvalues / eigenvalues.sum()
     k = components if components is not None else choose_k(spectrum, float(variance or 1.0))
     pca_model = pca_model_from(features.sparkSession, eigenvectors[:, :k], spectrum[:k])
-    model = PipelineModel(stages=[scaler_model, pca_model])
+    reducer = PipelineModel(stages=[scaler_model, pca_model])
     explained = [float(v) for v in spectrum[:k]]
     log.info("PCA: k=%d keeps %.4f of the variance", k, float(np.sum(explained)))
-    return PcaFit(model=model, k=k, explained_variance=explained, full_spectrum=[float(v) for v in spectrum])
+    return PcaFit(reducer=reducer, explained_variance=explained, full_spectrum=[float(v) for v in spectrum])
 
 
 def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.ndarray) -> PCAModel:
@@ -91,14 +90,14 @@ def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.nd
     return model.setInputCol(SCALED_COL).setOutputCol(PCA_COL)
 
 
-def project(model: PipelineModel, features: DataFrame) -> DataFrame:
+def project(reducer: PipelineModel, features: DataFrame) -> DataFrame:
     """path, label, features -> path, label, pca (array<float> of k)."""
-    out = model.transform(to_vectors(features))
+    out = reducer.transform(to_vectors(features))
     return out.select("path", "label", vector_to_array(F.col(PCA_COL), "float32").alias("pca"))
 
 
-def pca_stage(model: PipelineModel) -> PCAModel:
-    stage = model.stages[-1]
+def pca_stage(reducer: PipelineModel) -> PCAModel:
+    stage = reducer.stages[-1]
     if not isinstance(stage, PCAModel):
         raise TypeError(f"last pipeline stage is {type(stage).__name__}, expected PCAModel")
     return stage

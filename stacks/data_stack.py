@@ -16,7 +16,6 @@ from stacks.config import AppConfig
 # Construct id of the data bucket: its logical id must never change (a new one replaces the bucket).
 DATA_BUCKET_ID = "DataBucket"
 DATA_BUCKET_LOGICAL_ID = "DataBucketE3889A50"  # pinned by tests/infra
-# What Spark (EMRFS) does under runs/: read back, write, delete its temporary files, multipart uploads.
 _UPLOAD_READ = (
     "CDK's BucketDeployment grant: read the uploadDir zip it stages in the CDK assets bucket (asset keys "
     "are content hashes)"
@@ -25,6 +24,7 @@ _UPLOAD_WRITE = (
     "CDK's BucketDeployment grant: write the uploaded files into the data bucket (prune=False: it never "
     "deletes under data/)"
 )
+# What Spark (EMRFS) does under runs/: read back, write, delete its temporary files, multipart uploads.
 RUNS_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 
 
