@@ -164,3 +164,44 @@ def test_existing_output_is_not_overwritten(spark, fit_run, sample_dir, weights_
     )
     assert "already exists" in capsys.readouterr().err
     assert (fit_run / "manifest.json").read_text() == before
+
+
+def _model_folder(root: Path, featurizer: str) -> Path:
+    """A model folder whose featurizer.json says `featurizer`; pipeline/ is never reached."""
+    model = root / "model"
+    (model / "pipeline" / "metadata").mkdir(parents=True)
+    (model / "featurizer.json").write_text(featurizer)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("featurizer", "message"),
+    [
+        ('{"weights": {}, "k": 3}', "has no key 'image_size'"),
+        ('{"image_size": 224', "is not valid JSON"),
+        (
+            '{"schema_version": 9, "image_size": 224}',
+            "has schema_version 9; this job reads featurizer.json up to",
+        ),
+        ('{"image_size": "224"}', "featurizer.json.image_size must be int, got str"),
+    ],
+)
+def test_transform_with_a_malformed_featurizer_record_exits_2(
+    spark, tmp_path, capsys, featurizer: str, message: str
+) -> None:
+    model = _model_folder(tmp_path, featurizer)
+    (tmp_path / "in").mkdir()
+    argv = ["transform", "--model", model, "--input", tmp_path / "in", "--output", tmp_path / "out"]
+    assert run_cli(spark, *argv) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable model" in err and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_summary_of_a_malformed_manifest_exits_2(tmp_path, capsys) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "manifest.json").write_text('{"mode": "fit"}')
+    with pytest.raises(SystemExit) as exc:
+        main(["summary", str(tmp_path / "run")])
+    assert exc.value.code == 2
+    assert "manifest.json has no key 'input'" in capsys.readouterr().err

@@ -237,3 +237,18 @@ def test_runs_and_results_of_a_real_local_run(
         for rel in ("report/summary.md", "report/explained_variance.png", "report/pca_scatter.png"):
             assert (dest / mode / rel).read_bytes() == (run_dir / rel).read_bytes()
     assert "Probe (logistic regression" in capsys.readouterr().out
+
+
+def test_runs_ignores_a_malformed_manifest_and_says_which_key(
+    runs_in_bucket, session, s3, bucket, capsys
+) -> None:
+    doc = manifest("transform", "2026-11-20a", 656, k=87, variance=0.9512, accuracy=0.973)
+    del doc["images_featurized"]
+    key = "runs/2026-11-20a/transform/manifest.json"  # a finished run: its line said "done"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc).encode())
+    capsys.readouterr()
+    assert main(["runs"], session=session) == 0
+    captured = capsys.readouterr()
+    line = captured.out.splitlines()[1].split()
+    assert line[:3] == ["2026-11-20a", "fit", "only"]  # the unreadable transform manifest counts as none
+    assert f"s3://{bucket}/{key} has no key 'images_featurized'; ignored" in captured.err
