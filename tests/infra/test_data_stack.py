@@ -9,7 +9,8 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks.data_stack import DATA_BUCKET_LOGICAL_ID
-from tests.infra.conftest import Synth, build_app, render
+from tests.cfn_template import render
+from tests.infra.conftest import Synth, build_app
 
 BUCKET_ARN = f"${{{DATA_BUCKET_LOGICAL_ID}.Arn}}"
 
