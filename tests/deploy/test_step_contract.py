@@ -52,6 +52,9 @@ PSEUDO = {
     "AWS::URLSuffix": "amazonaws.com",
     "AWS::NoValue": None,
 }
+# Synthesizes through the pinned CDK CLI in a subprocess, then runs Spark: the slow tier.
+pytestmark = pytest.mark.slow
+
 SYNTH_ENV = {
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     "AWS_EC2_METADATA_DISABLED": "true",

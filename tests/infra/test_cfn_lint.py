@@ -21,6 +21,9 @@ ENV = {
     "CDK_DISABLE_CLI_TELEMETRY": "true",
 }
 
+# The pinned CDK CLI synthesizes the app twice, in subprocesses (~15 s): the slow tier.
+pytestmark = pytest.mark.slow
+
 
 def cli_synth(outdir: Path, *context: str) -> list[Path]:
     args = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "--output", str(outdir)]

@@ -179,6 +179,7 @@ def test_probe_accuracy_on_the_test_split(fit_run: Path, transform_run: Path) ->
     assert (fit_run / "model" / "probe" / "metadata").is_dir()
 
 
+@pytest.mark.slow  # the real model's runs, through getfixturevalue (the conftest rule cannot see them)
 @pytest.mark.parametrize("run", ["fit_run", "transform_run"])
 def test_report_files(run: str, request) -> None:
     from PIL import Image
