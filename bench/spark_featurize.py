@@ -48,14 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             plan = resolve_plan(
                 spark,
                 storage,
-                mode=cfg.mode,
-                input=cfg.input,
-                output=cfg.output,
-                overwrite=cfg.overwrite,
+                cfg,
                 image_size=args.image_size,
                 weights_source=args.weights,
-                requested_threads=cfg.engine_threads,
-                batch_size=cfg.batch_size,
                 workdir=tmp,
                 timings=Timings(),
             )

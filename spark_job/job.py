@@ -73,14 +73,9 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
         plan = resolve_plan(
             spark,
             ctx.storage,
-            mode="fit",
-            input=cfg.input,
-            output=cfg.output,
-            overwrite=cfg.overwrite,
+            cfg,
             image_size=cfg.image_size,
             weights_source=cfg.weights or "imagenet",
-            requested_threads=cfg.engine_threads,
-            batch_size=cfg.batch_size,
             workdir=ctx.workdir,
             timings=ctx.timings,
         )
@@ -128,14 +123,9 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
         plan = resolve_plan(
             spark,
             ctx.storage,
-            mode="transform",
-            input=cfg.input,
-            output=cfg.output,
-            overwrite=cfg.overwrite,
+            cfg,
             image_size=featurizer.image_size,
             weights_source=cfg.weights or featurizer.weights.source,
-            requested_threads=cfg.engine_threads,
-            batch_size=cfg.batch_size,
             workdir=ctx.workdir,
             timings=ctx.timings,
         )

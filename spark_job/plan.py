@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from spark_job.config import Mode
+from spark_job.config import JobConfig, Mode
 from spark_job.engine import EngineSpec, TensorFlowEngineSpec
 from spark_job.errors import JobInputError
 from spark_job.listing import require_input_folder
@@ -51,32 +51,28 @@ def engine_threads(spark: SparkSession, requested: int | None) -> int:
 def resolve_plan(
     spark: SparkSession,
     storage: Storage,
+    cfg: JobConfig,
     *,
-    mode: Mode,
-    input: str,
-    output: str,
-    overwrite: bool,
     image_size: int,
     weights_source: str,
-    requested_threads: int | None,
-    batch_size: int,
     workdir: str,
     timings: Timings,
 ) -> RunPlan:
-    """Check the input folder, then resolve the weights to a local file (a download can take a while)."""
-    require_input_folder(storage, input)
+    """The plan of `cfg`'s run, with the image size and weights fit takes from the command line and transform
+    from the model folder. Checks the input folder first: the weights may need a download."""
+    require_input_folder(storage, cfg.input)
     with timings.stage("weights"):
         weights = resolve_weights(weights_source, image_size, storage, workdir)
-    threads = engine_threads(spark, requested_threads)
+    threads = engine_threads(spark, cfg.engine_threads)
     return RunPlan(
-        mode=mode,
-        input=input,
-        output=normalize(output),
-        overwrite=overwrite,
+        mode=cfg.mode,
+        input=cfg.input,
+        output=normalize(cfg.output),
+        overwrite=cfg.overwrite,
         image_size=image_size,
         weights=weights,
         engine_threads=threads,
-        batch_size=batch_size,
+        batch_size=cfg.batch_size,
         engine=TensorFlowEngineSpec(weights.file_name, image_size, threads),
     )
 
