@@ -112,7 +112,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             timings_s=ctx.timings.stages,
             started_at=ctx.started_at,
         )
-        return _finish(spark, ctx, plan, manifest, fit.full_spectrum, pca, stage)
+        return _finish(ctx, plan, manifest, fit.full_spectrum, pca, stage)
 
 
 def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
@@ -155,7 +155,7 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             timings_s=ctx.timings.stages,
             started_at=ctx.started_at,
         )
-        return _finish(spark, ctx, plan, manifest, featurizer.spectrum, pca, stage)
+        return _finish(ctx, plan, manifest, featurizer.spectrum, pca, stage)
 
 
 def _featurize(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:
@@ -181,7 +181,6 @@ def _project(
 
 
 def _finish(
-    spark: SparkSession,
     ctx: RunContext,
     plan: RunPlan,
     manifest: ManifestRecord,

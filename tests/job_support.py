@@ -9,6 +9,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from spark_job.cli import main
+from spark_job.records import ManifestRecord
 
 
 def run_cli(spark: SparkSession, *argv: object) -> int:
@@ -16,4 +17,7 @@ def run_cli(spark: SparkSession, *argv: object) -> int:
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "manifest.json").read_text())
+    """The run's manifest.json as a dict, after checking that it reads as a ManifestRecord."""
+    text = (run_dir / "manifest.json").read_text()
+    ManifestRecord.from_json(text, str(run_dir / "manifest.json"))
+    return json.loads(text)
