@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -205,3 +206,37 @@ def test_pca_spectrum_matches_numpy(fit_run: Path) -> None:
     expected = eigenvalues / eigenvalues.sum()
     m = read_manifest(fit_run)
     np.testing.assert_allclose(m["explained_variance"], expected[: m["k"]], atol=1e-8)
+
+
+def test_fit_writes_a_current_featurizer_record(fit_run: Path) -> None:
+    from spark_job.records import FeaturizerRecord
+
+    path = fit_run / "model" / "featurizer.json"
+    record = FeaturizerRecord.read(path)
+    m = read_manifest(fit_run)
+    assert json.loads(path.read_text())["schema_version"] == FeaturizerRecord.SCHEMA_VERSION
+    assert (record.image_size, record.k, record.weights.sha256) == (224, m["k"], m["weights"]["sha256"])
+    assert record.feature_dim == 1280 and len(record.spectrum) == 1280
+    assert record.variance_target == m["variance_target"] == 0.95
+
+
+def test_transform_reads_a_model_folder_written_before_schema_versions(
+    spark, fit_run: Path, sample_dir: Path, weights_path: Path, tmp_path: Path
+) -> None:
+    # featurizer.json as the job wrote it before records had a schema_version (version 1: `model`, not
+    # `network`): the model still transforms, with the same k.
+    old_model = tmp_path / "old-model"
+    shutil.copytree(fit_run / "model", old_model)
+    doc = json.loads((old_model / "featurizer.json").read_text())
+    doc["model"] = doc.pop("network")
+    del doc["schema_version"]
+    (old_model / "featurizer.json").write_text(json.dumps(doc))
+    photos = tmp_path / "photos" / "Orange"
+    photos.mkdir(parents=True)
+    for src in sorted((sample_dir / "Test" / "Orange").glob("*.jpg"))[:4]:
+        shutil.copy(src, photos / src.name)
+    out = tmp_path / "out"
+    argv = ["transform", "--model", old_model, "--input", photos.parent, "--output", out]
+    assert run_cli(spark, *argv, "--weights", weights_path) == 0
+    m = read_manifest(out)
+    assert (m["images_featurized"], m["k"]) == (4, read_manifest(fit_run)["k"])
