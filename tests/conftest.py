@@ -21,16 +21,17 @@ WEIGHTS = SHARED / "models" / "mobilenet_v2" / "mobilenet_v2_1.0_224_no_top_rebu
 
 
 # Fixtures that put a test in the slow tier: the real MobileNetV2 (the weights, and the sample's runs made
-# with them). `make test-fast` (-m "not slow") leaves these tests out; `make test` runs everything.
-REAL_MODEL_FIXTURES = frozenset({"weights_path", "fit_run", "transform_run"})
+# with them), and the bootstrap script installing wheels into a sandbox venv (tests/bootstrap). `make
+# test-fast` (-m "not slow") leaves these tests out; `make test` runs everything.
+SLOW_FIXTURES = frozenset({"weights_path", "fit_run", "transform_run", "tiny", "real_install"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `slow` every test that uses the real model (directly or through a fixture) and every emulated
-    deployment, so no such test can land in the fast tier by forgetting a marker."""
+    """Mark `slow` every test that uses the real model or installs packages (directly or through a
+    fixture) and every emulated deployment, so none lands in the fast tier by forgetting a marker."""
     for item in items:
-        uses_model = REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
-        if uses_model or item.get_closest_marker("emulated"):
+        uses_slow_fixture = SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses_slow_fixture or item.get_closest_marker("emulated"):
             item.add_marker(pytest.mark.slow)
 
 
