@@ -11,6 +11,14 @@ MASTER  ?= local[*]
 # Extra CDK CLI arguments, e.g. CDK_ARGS="-c uploadDir=../fruits-360 -c runId=2026-11-21a"
 CDK_ARGS ?=
 CDK     := npx --no-install cdk
+# The job's locked runtime: this machine's lock for the venv, the cluster's platform for the wheelhouse.
+LOCAL_ARCH := $(shell uname -m)
+RUNTIME_LOCK := spark_job/requirements.$(LOCAL_ARCH).lock
+# Cluster platform: x86_64 (m5, m6i ...) or aarch64 (Graviton: m7g ...), as the instance types say.
+ARCH    ?= x86_64
+WHEELHOUSE := build/wheelhouse/$(ARCH)
+# pip without this machine's config files and PIP_* variables: the lock and PyPI decide alone.
+LOCKED_PIP := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null $(PY) -m pip --isolated
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
@@ -20,10 +28,14 @@ export PYTHONPATH := $(CURDIR)
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt spark_job/requirements.txt
+# The job's runtime first, from its lock, hashes required: the tests run exactly what the nodes install.
+# Then the tools; the lock is installed again after them, so a tool cannot move a locked package.
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(RUNTIME_LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(LOCKED_PIP) install -q --require-hashes -r $(RUNTIME_LOCK)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(LOCKED_PIP) install -q --require-hashes -r $(RUNTIME_LOCK)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -53,7 +65,18 @@ test: venv ## Lint and run every test (job, infra, bootstrap, step contract, emu
 	$(MAKE) lint
 	$(PY) -m pytest
 
-synth: venv ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
+# Locks and wheelhouse (stacks/runtime_deps.py). `make lock` needs PyPI; so does a missing wheelhouse.
+.PHONY: lock wheelhouse
+lock: $(VENV)/.installed ## Compile spark_job/requirements.in into the hashed locks (x86_64, aarch64; uv)
+	$(PY) -m stacks.runtime_deps lock --uv $(VENV)/bin/uv
+
+$(WHEELHOUSE)/wheelhouse.json: spark_job/requirements.$(ARCH).lock | $(VENV)/.installed
+	$(PY) -m stacks.runtime_deps wheelhouse --arch $(ARCH) --dest $(WHEELHOUSE)
+
+wheelhouse: $(WHEELHOUSE)/wheelhouse.json ## Download the locked wheels for the cluster (ARCH=x86_64|aarch64) into build/
+	$(PY) -m stacks.runtime_deps check --arch $(ARCH) --dest $(WHEELHOUSE)
+
+synth: venv wheelhouse ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
 	$(CDK) synth --quiet $(CDK_ARGS)
 
 deploy-check: venv ## Before deploying: synth, cdk-nag, cfn-lint, shellcheck, step contract run; PASS/FAIL summary
@@ -62,7 +85,7 @@ deploy-check: venv ## Before deploying: synth, cdk-nag, cfn-lint, shellcheck, st
 deploy-data: venv ## Deploy only the data bucket (FruitsData), to upload data before the first run
 	$(CDK) deploy FruitsData --require-approval never $(CDK_ARGS)
 
-deploy: venv ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
+deploy: venv wheelhouse ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy --all --require-approval never $(CDK_ARGS)
 
 destroy: venv ## Remove the stacks (the data bucket is retained unless -c retainData=false)
