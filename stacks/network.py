@@ -88,3 +88,11 @@ class Network(Construct):
         )
         self.kms_endpoint_group = group
         return self.kms_endpoint
+
+    def rule_resources(self) -> list[ec2.CfnSecurityGroupIngress | ec2.CfnSecurityGroupEgress]:
+        """The standalone rule resources of the endpoint's group (they name the EMR groups as sources)."""
+        return [
+            child
+            for child in self.node.find_all()
+            if isinstance(child, ec2.CfnSecurityGroupIngress | ec2.CfnSecurityGroupEgress)
+        ]

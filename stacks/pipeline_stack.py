@@ -133,7 +133,7 @@ class PipelineStack(Stack):
             cluster.node.add_dependency(network.kms_endpoint)
 
         revoker = SecurityGroupRuleRevoker(self, "SgRuleRevoker", groups=groups.all, vpc=network.vpc)
-        order_teardown(revoker, groups.rule_resources(), cluster.resource)
+        order_teardown(revoker, groups.rule_resources() + network.rule_resources(), cluster.resource)
 
         taggable = [
             network.vpc.node.default_child,
