@@ -68,13 +68,13 @@ test: venv ## Lint and run every test (job, infra, bootstrap, step contract, emu
 # Locks and wheelhouse (stacks/runtime_deps.py). `make lock` needs PyPI; so does a missing wheelhouse.
 .PHONY: lock wheelhouse
 lock: $(VENV)/.installed ## Compile spark_job/requirements.in into the hashed locks (x86_64, aarch64; uv)
-	$(PY) -m stacks.runtime_deps lock --uv $(VENV)/bin/uv
+	$(PY) scripts/runtime_deps.py lock --uv $(VENV)/bin/uv
 
 $(WHEELHOUSE)/wheelhouse.json: spark_job/requirements.$(ARCH).lock | $(VENV)/.installed
-	$(PY) -m stacks.runtime_deps wheelhouse --arch $(ARCH) --dest $(WHEELHOUSE)
+	$(PY) scripts/runtime_deps.py wheelhouse --arch $(ARCH) --dest $(WHEELHOUSE)
 
 wheelhouse: $(WHEELHOUSE)/wheelhouse.json ## Download the locked wheels for the cluster (ARCH=x86_64|aarch64) into build/
-	$(PY) -m stacks.runtime_deps check --arch $(ARCH) --dest $(WHEELHOUSE)
+	$(PY) scripts/runtime_deps.py check --arch $(ARCH) --dest $(WHEELHOUSE)
 
 synth: venv wheelhouse ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
 	$(CDK) synth --quiet $(CDK_ARGS)

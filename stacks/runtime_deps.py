@@ -9,9 +9,9 @@
   from it with `pip install --no-index --find-links <dir> --require-hashes -r <lock>`.
 
 CLI (the Makefile's `lock`, `wheelhouse` targets):
-    python -m stacks.runtime_deps lock
-    python -m stacks.runtime_deps wheelhouse --arch x86_64 [--dest build/wheelhouse/x86_64]
-    python -m stacks.runtime_deps check --arch x86_64 [--dest ...]     exit 1 when missing or stale
+    python scripts/runtime_deps.py lock
+    python scripts/runtime_deps.py wheelhouse --arch x86_64 [--dest build/wheelhouse/x86_64]
+    python scripts/runtime_deps.py check --arch x86_64 [--dest ...]     exit 1 when missing or stale
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def verify_wheelhouse(platform: Platform, folder: Path, root: Path = PROJECT_ROO
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m stacks.runtime_deps", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="scripts/runtime_deps.py", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     lock = commands.add_parser("lock", help="compile spark_job/requirements.in into every platform's lock")
     lock.add_argument("--uv", default=str(Path(sys.executable).with_name("uv")), help="the uv executable")
