@@ -10,6 +10,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stacks.runtime_deps import main  # noqa: E402 - after the path is set
+from stacks.runtime_deps import main  # after the path is set
 
 sys.exit(main())
