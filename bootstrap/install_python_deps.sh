@@ -123,8 +123,9 @@ fi
 log "sudo $PYTHON -m pip ${pip_args[*]}"
 pip_status=0
 started=$SECONDS
-# PIP_CONFIG_FILE=/dev/null: no pip.conf of the machine adds an index or constraints.
-sudo env PIP_ROOT_USER_ACTION=ignore PIP_CONFIG_FILE=/dev/null "$PYTHON" -m pip "${pip_args[@]}" \
+# --isolated and PIP_CONFIG_FILE=/dev/null: no PIP_* variable and no pip.conf of the machine adds an index,
+# find-links or constraints.
+sudo env PIP_ROOT_USER_ACTION=ignore PIP_CONFIG_FILE=/dev/null "$PYTHON" -m pip --isolated "${pip_args[@]}" \
   2>&1 | tee "$workdir/pip.log" || pip_status=${PIPESTATUS[0]}
 if [[ $pip_status -ne 0 ]]; then
   if grep -q "DO NOT MATCH THE HASHES" "$workdir/pip.log"; then
@@ -159,6 +160,8 @@ def canon(name):
 
 
 def same_version(installed, wanted):
+    if installed == wanted:  # the usual case; pip's packaging (which imports distutils) only if not
+        return True
     try:
         from pip._vendor.packaging.version import Version  # pip is there: it just ran
 
@@ -169,6 +172,9 @@ def same_version(installed, wanted):
 
 # A wheel's file name starts with its distribution and version: {name}-{version}(-{build})?-{tags}.whl
 wheels = sorted((p.name.split("-")[0], p.name.split("-")[1]) for p in pathlib.Path(sys.argv[1]).glob("*.whl"))
+# setuptools first: once another package has imported the standard library's distutils, importing
+# setuptools fails (its distutils shim asserts), which would say nothing about the install.
+wheels.sort(key=lambda wheel: canon(wheel[0]) != "setuptools")
 
 modules_of = {}
 for module, dists in md.packages_distributions().items():
