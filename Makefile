@@ -61,7 +61,7 @@ lint: $(VENV)/.installed ## ruff on the whole repo
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: venv ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
+test: venv wheelhouse ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
 	$(MAKE) lint
 	$(PY) -m pytest
 
@@ -79,16 +79,22 @@ wheelhouse: $(WHEELHOUSE)/wheelhouse.json ## Download the locked wheels for the 
 synth: venv wheelhouse ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
 	$(CDK) synth --quiet $(CDK_ARGS)
 
-deploy-check: venv ## Before deploying: synth, cdk-nag, cfn-lint, shellcheck, step contract run; PASS/FAIL summary
-	bash scripts/deploy_check.sh $(CDK_ARGS)
+# Both network designs are checked: the default (egress=none) into cdk.out/, egress=nat into build/.
+deploy-check: venv wheelhouse ## Before deploying: synth, cdk-nag, cfn-lint, shellcheck, step contract (egress none and nat)
+	@status=0; \
+	bash scripts/deploy_check.sh $(CDK_ARGS) || status=1; \
+	echo "== the same with -c egress=nat"; \
+	CDK_OUT=build/cdk.out-egress-nat DEPLOY_CHECK_LOGS=build/deploy-check-egress-nat \
+	  bash scripts/deploy_check.sh $(CDK_ARGS) -c egress=nat || status=1; \
+	exit $$status
 
-deploy-data: venv ## Deploy only the data bucket (FruitsData), to upload data before the first run
+deploy-data: venv wheelhouse ## Deploy only the data bucket (FruitsData), to upload data before the first run
 	$(CDK) deploy FruitsData --require-approval never $(CDK_ARGS)
 
 deploy: venv wheelhouse ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy --all --require-approval never $(CDK_ARGS)
 
-destroy: venv ## Remove the stacks (the data bucket is retained unless -c retainData=false)
+destroy: venv wheelhouse ## Remove the stacks (the data bucket is retained unless -c retainData=false)
 	$(CDK) destroy --all --force $(CDK_ARGS)
 
 # Operator CLI (python -m ops --help): before and after `make deploy`.
