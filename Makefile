@@ -23,7 +23,7 @@ LOCKED_PIP := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv demo test lint synth deploy-check deploy-data deploy destroy bench bench-scaling
+.PHONY: help venv demo test lint synth deploy-check deploy-data deploy destroy bench bench-scaling bench-install
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench: $(VENV)/.installed ## Featurize stage vs bare TensorFlow, same images and
 
 bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N images (last line: the time ratio)
 	$(PY) -m bench.featurize_bench --mode scaling $(BENCH_ARGS)
+
+bench-install: $(VENV)/.installed wheelhouse ## A node's install: shipped wheelhouse (offline) vs PyPI (last line: time ratio)
+	$(PY) -m bench.install_bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed ## ruff on the whole repo
 	$(VENV)/bin/ruff check .
