@@ -233,3 +233,9 @@ def test_a_local_weights_file_is_used_as_given(tmp_path: Path):
     local.write_bytes(b"\x89HDF weights")
     resolved = weights_module.resolve_imagenet(224, local_file=local, cache_dir=tmp_path / "c", base_url="x")
     assert (resolved.path, resolved.sha256, resolved.origin) == (local, sha256_file(local), "local file")
+
+
+def test_graviton_instance_types_ask_for_the_aarch64_wheelhouse(tmp_path: Path):
+    graviton = {"primaryInstanceType": "m7g.xlarge", "coreInstanceType": "m7g.2xlarge"}
+    with pytest.raises(LockError, match=r"built from another lock: run `make wheelhouse ARCH=aarch64`"):
+        build_app(tmp_path / "cdk.out", {**graviton, "wheelhouseDir": str(ensure_wheelhouse())})
