@@ -104,8 +104,10 @@ def test_the_venv_runs_the_locked_versions():
     """make venv and .ci/run install the lock with --require-hashes (again after the tools): the tests run
     what the nodes install."""
     locked = read_lock(LOCAL_PLATFORM)
-    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
-    wrong = {n: (p.version, installed.get(n)) for n, p in locked.items() if installed.get(n) != p.version}
+    # The first distribution on sys.path, the one `import` uses: setuptools appends its own _vendor folder
+    # (older packaging and wheel) to sys.path once something imports it.
+    installed = {name: importlib.metadata.version(name) for name in locked}
+    wrong = {n: (p.version, installed[n]) for n, p in locked.items() if installed[n] != p.version}
     assert wrong == {}, "locked vs installed; run `make venv`"
 
 
