@@ -11,19 +11,31 @@ MASTER  ?= local[*]
 # Extra CDK CLI arguments, e.g. CDK_ARGS="-c uploadDir=../fruits-360 -c runId=2026-11-21a"
 CDK_ARGS ?=
 CDK     := npx --no-install cdk
+# The job's locked runtime: this machine's lock for the venv, the cluster's platform for the wheelhouse.
+LOCAL_ARCH := $(shell uname -m)
+RUNTIME_LOCK := spark_job/requirements.$(LOCAL_ARCH).lock
+# Cluster platform: x86_64 (m5, m6i ...) or aarch64 (Graviton: m7g ...), as the instance types say.
+ARCH    ?= x86_64
+WHEELHOUSE := build/wheelhouse/$(ARCH)
+# pip without this machine's config files and PIP_* variables: the lock and PyPI decide alone.
+LOCKED_PIP := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null $(PY) -m pip --isolated
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling
+.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling bench-install
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt spark_job/requirements.txt
+# The job's runtime first, from its lock, hashes required: the tests run exactly what the nodes install.
+# Then the tools; the lock is installed again after them, so a tool cannot move a locked package.
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(RUNTIME_LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(LOCKED_PIP) install -q --require-hashes -r $(RUNTIME_LOCK)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(LOCKED_PIP) install -q --require-hashes -r $(RUNTIME_LOCK)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -45,31 +57,51 @@ bench: $(VENV)/.installed ## Featurize stage vs bare TensorFlow, same images and
 bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N images (last line: the time ratio)
 	$(PY) -m bench.featurize_bench --mode scaling $(BENCH_ARGS)
 
+bench-install: $(VENV)/.installed wheelhouse ## A node's install: shipped wheelhouse (offline) vs PyPI (last line: time ratio)
+	$(PY) -m bench.install_bench $(BENCH_ARGS)
+
 lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/, ops/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy spark_job stacks ops
 
-test: venv ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
+test: venv wheelhouse ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
 	$(MAKE) lint
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed ## The fast tier (under a minute): every test but the real model, installs, emulated deploys
 	$(PY) -m pytest -m "not slow"
 
-synth: venv ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
+# Locks and wheelhouse (stacks/runtime_deps.py). `make lock` needs PyPI; so does a missing wheelhouse.
+.PHONY: lock wheelhouse
+lock: $(VENV)/.installed ## Compile spark_job/requirements.in into the hashed locks (x86_64, aarch64; uv)
+	$(PY) scripts/runtime_deps.py lock --uv $(VENV)/bin/uv
+
+$(WHEELHOUSE)/wheelhouse.json: spark_job/requirements.$(ARCH).lock | $(VENV)/.installed
+	$(PY) scripts/runtime_deps.py wheelhouse --arch $(ARCH) --dest $(WHEELHOUSE)
+
+wheelhouse: $(WHEELHOUSE)/wheelhouse.json ## Download the locked wheels for the cluster (ARCH=x86_64|aarch64) into build/
+	$(PY) scripts/runtime_deps.py check --arch $(ARCH) --dest $(WHEELHOUSE)
+
+synth: venv wheelhouse ## Synthesize the CloudFormation templates into cdk.out/ (offline, cdk-nag on)
 	$(CDK) synth --quiet $(CDK_ARGS)
 
-deploy-check: venv ## Before deploying: synth, cdk-nag, cfn-lint, shellcheck, step contract run; PASS/FAIL summary
-	bash scripts/deploy_check.sh $(CDK_ARGS)
+# Both network designs are checked: the default (egress=none) into cdk.out/, egress=nat into build/.
+deploy-check: venv wheelhouse ## Before deploying: synth, cdk-nag, cfn-lint, shellcheck, step contract (egress none and nat)
+	@status=0; \
+	bash scripts/deploy_check.sh $(CDK_ARGS) || status=1; \
+	echo "== the same with -c egress=nat"; \
+	CDK_OUT=build/cdk.out-egress-nat DEPLOY_CHECK_LOGS=build/deploy-check-egress-nat \
+	  bash scripts/deploy_check.sh $(CDK_ARGS) -c egress=nat || status=1; \
+	exit $$status
 
-deploy-data: venv ## Deploy only the data bucket (FruitsData), to upload data before the first run
+deploy-data: venv wheelhouse ## Deploy only the data bucket (FruitsData), to upload data before the first run
 	$(CDK) deploy FruitsData --require-approval never $(CDK_ARGS)
 
-deploy: venv ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
+deploy: venv wheelhouse ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy --all --require-approval never $(CDK_ARGS)
 
-destroy: venv ## Remove the stacks (the data bucket is retained unless -c retainData=false)
+destroy: venv wheelhouse ## Remove the stacks (the data bucket is retained unless -c retainData=false)
 	$(CDK) destroy --all --force $(CDK_ARGS)
 
 # Operator CLI (python -m ops --help): before and after `make deploy`.

@@ -11,14 +11,15 @@
 #   - shellcheck      bootstrap/*.sh (the EMR bootstrap action) and scripts/*.sh
 #   - step-contract   tests/deploy: the synthesized cluster's fit and transform steps run on local Spark
 # Usage: scripts/deploy_check.sh [CDK CLI ARGS...]   e.g. -c coreCount=3 (checks that configuration)
-# Environment: CDK_OUT (default cdk.out), VENV (default .venv). Logs: build/deploy-check/<check>.log.
+# Environment: CDK_OUT (default cdk.out), VENV (default .venv), DEPLOY_CHECK_LOGS (default
+#   build/deploy-check). Logs: $DEPLOY_CHECK_LOGS/<check>.log.
 # Exit status: 0 when every check passed, 1 otherwise.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
 CDK_OUT="${CDK_OUT:-cdk.out}"
 VENV="${VENV:-.venv}"
-LOG_DIR="build/deploy-check"
+LOG_DIR="${DEPLOY_CHECK_LOGS:-build/deploy-check}"
 mkdir -p "$LOG_DIR"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true
 

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from spark_job.errors import JobInputError
+from spark_job.names import IMAGENET_BASE_URL, imagenet_file_name
 from spark_job.records import WeightsRecord
 
 if TYPE_CHECKING:
@@ -25,13 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Where keras.applications downloads MobileNetV2 (alpha 1.0) no-top weights from; one file per input size.
-IMAGENET_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
 RESAMPLE = Image.Resampling.BILINEAR
-
-
-def imagenet_file_name(image_size: int) -> str:
-    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{image_size}_no_top.h5"
 
 
 @dataclass(frozen=True)

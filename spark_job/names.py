@@ -1,7 +1,8 @@
 """Names shared by the job, the CDK stacks and the operator CLI: the one place each is defined.
 
-Plain constants with no imports, so `ops` (which must not import pyspark) and `stacks` (which must not import
-TensorFlow) read them from the same module as the job. It ships inside the job's package (spark_job.zip).
+Plain constants (and one name builder) with no imports, so `ops` (which must not import pyspark) and
+`stacks` (which must not import TensorFlow) read them from the same module as the job. It ships inside
+the job's package (spark_job.zip).
 """
 
 # The data bucket's layout: input images, one folder per run id, EMR's logs.
@@ -20,6 +21,15 @@ ALLOWED_IMAGE_SIZES = (96, 128, 160, 192, 224)
 DEFAULT_IMAGE_SIZE = 224
 # Explained variance the PCA keeps when neither a target nor a number of components is given.
 DEFAULT_VARIANCE = 0.95
+
+# Where keras.applications downloads MobileNetV2 (alpha 1.0) no-top weights from: one file per input size.
+# Local runs of the job download it; the CDK app downloads it once to ship as an asset (stacks/weights.py).
+IMAGENET_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+
+
+def imagenet_file_name(image_size: int) -> str:
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{image_size}_no_top.h5"
+
 
 # What a run folder and a model folder hold: the run is finished when its manifest exists.
 MANIFEST_FILE = "manifest.json"

@@ -136,7 +136,7 @@ class EmrCluster(Construct):
         security_configuration: str,
         log_uri: str,
         bootstrap_script_url: str,
-        requirements_url: str,
+        bootstrap_args: list[str],  # the lock's and the wheelhouse's S3 URLs
         steps: StepInputs,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -179,7 +179,7 @@ class EmrCluster(Construct):
                 emr.CfnCluster.BootstrapActionConfigProperty(
                     name="install-python-deps",
                     script_bootstrap_action=emr.CfnCluster.ScriptBootstrapActionConfigProperty(
-                        path=bootstrap_script_url, args=[requirements_url]
+                        path=bootstrap_script_url, args=bootstrap_args
                     ),
                 )
             ],

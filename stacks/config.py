@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_VARIANCE, FEATURE_DIM
+from stacks.runtime_deps import arch_of_instance_type
 
 MIN_RELEASE_MINOR = 1  # python3.11 ships with EMR 7.1.0 and later
 
@@ -33,7 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "retainData": True,
     "uploadDir": None,
     "runId": None,
+    "egress": "none",  # none: no route to the internet (S3 gateway + KMS endpoints); nat: a NAT gateway
+    "weightsFile": None,  # null: weights=imagenet is downloaded once into build/weights/ at synth
+    "wheelhouseDir": None,  # null: build/wheelhouse/<arch>/ (make wheelhouse)
 }
+EGRESS_MODES = ("none", "nat")
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _RELEASE = re.compile(r"^emr-7\.(\d+)\.(\d+)$")
@@ -69,6 +74,9 @@ class AppConfig:
     retain_data: bool
     upload_dir: Path | None
     run_id: str | None  # None: derived from the code assets and the job config
+    egress: str  # one of EGRESS_MODES
+    weights_file: Path | None  # a local weights file to ship for weights=imagenet (None: download once)
+    wheelhouse_dir: Path | None  # None: build/wheelhouse/<arch>
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any], *, base_dir: Path | None = None) -> AppConfig:
@@ -93,15 +101,21 @@ class AppConfig:
             )
         if variance is None and components is None:
             variance = DEFAULT_VARIANCE
+        primary = _match(raw, "primaryInstanceType", _INSTANCE_TYPE, "an EC2 instance type such as m5.xlarge")
+        core = _match(raw, "coreInstanceType", _INSTANCE_TYPE, "an EC2 instance type such as m5.xlarge")
+        if arch_of_instance_type(primary) != arch_of_instance_type(core):
+            raise ConfigError(
+                "coreInstanceType",
+                core,
+                f"an instance type of the primary's architecture ({arch_of_instance_type(primary)}, "
+                f"{primary}): every node installs one wheelhouse, and fit and transform must run on the "
+                "same architecture",
+            )
         return cls(
             region=_match(raw, "region", _REGION, "an AWS region name such as eu-west-3"),
             release_label=_release_label(raw),
-            primary_instance_type=_match(
-                raw, "primaryInstanceType", _INSTANCE_TYPE, "an EC2 instance type such as m5.xlarge"
-            ),
-            core_instance_type=_match(
-                raw, "coreInstanceType", _INSTANCE_TYPE, "an EC2 instance type such as m5.xlarge"
-            ),
+            primary_instance_type=primary,
+            core_instance_type=core,
             core_count=_int(raw, "coreCount", 1, 50),
             root_volume_size_gib=_int(raw, "rootVolumeSizeGiB", 30, 1024),
             idle_timeout_seconds=_int(raw, "idleTimeoutSeconds", 60, 604800),
@@ -113,17 +127,27 @@ class AppConfig:
             retain_data=_bool(raw, "retainData"),
             upload_dir=_optional(raw, "uploadDir", lambda k, v: _parse_upload_dir(k, v, base_dir)),
             run_id=_optional(raw, "runId", _parse_run_id),
+            egress=_egress(raw),
+            weights_file=_weights_file(raw, base_dir),
+            wheelhouse_dir=_optional(raw, "wheelhouseDir", lambda k, v: _parse_local_dir(k, v, base_dir)),
         )
+
+    @property
+    def cluster_arch(self) -> str:
+        """x86_64 or aarch64 (Graviton): which lock and wheelhouse the nodes install."""
+        return arch_of_instance_type(self.primary_instance_type)
 
     def job_fingerprint(self) -> dict[str, Any]:
         """The settings that change what a run computes or the cluster it runs on (part of the run id).
 
         idleTimeoutSeconds is in: the cluster of a finished run is TERMINATED, so its AutoTerminationPolicy
         cannot be updated in place; a new value means a new cluster (and run), like any other cluster setting.
-        Left out: retainData and uploadDir (the data stack only) and runId (it replaces the derived id).
+        Left out: retainData and uploadDir (the data stack only) and runId (it replaces the derived id);
+        weightsFile and wheelhouseDir are local paths: the run id takes the weights' sha256 and the lock's
+        hash instead.
         """
         fields = asdict(self)
-        for key in ("retain_data", "upload_dir", "run_id"):
+        for key in ("retain_data", "upload_dir", "run_id", "weights_file", "wheelhouse_dir"):
             fields.pop(key)
         return fields
 
@@ -261,3 +285,40 @@ def _parse_run_id(key: str, value: Any) -> str:
             key, value, "null (derived from code and config) or 1-63 characters of A-Z a-z 0-9 . _ -"
         )
     return text
+
+
+def _egress(raw: Callable[[str], Any]) -> str:
+    value = raw("egress")
+    text = _text(value).lower()
+    if text not in EGRESS_MODES:
+        raise ConfigError(
+            "egress", value, "none (no internet route: S3 and KMS endpoints only) or nat (a NAT gateway)"
+        )
+    return text
+
+
+def _weights_file(raw: Callable[[str], Any], base_dir: Path | None) -> Path | None:
+    path = _optional(raw, "weightsFile", lambda k, v: _parse_local_path(k, v, base_dir))
+    if path is not None and raw("weights") != "imagenet":
+        raise ConfigError(
+            "weightsFile", raw("weightsFile"), f"null while weights={raw('weights')!r} (it ships imagenet)"
+        )
+    return path
+
+
+def _parse_local_path(key: str, value: Any, base_dir: Path | None) -> Path:
+    path = Path(_text(value)).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    if not path.is_file():
+        raise ConfigError(key, value, "null or an existing local weights file (.h5)")
+    return path.resolve()
+
+
+def _parse_local_dir(key: str, value: Any, base_dir: Path | None) -> Path:
+    path = Path(_text(value)).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    if not path.is_dir():
+        raise ConfigError(key, value, "null or an existing wheelhouse directory (make wheelhouse)")
+    return path.resolve()

@@ -24,8 +24,15 @@ _UPLOAD_WRITE = (
     "CDK's BucketDeployment grant: write the uploaded files into the data bucket (prune=False: it never "
     "deletes under data/)"
 )
-# What Spark (EMRFS) does under runs/: read back, write, delete its temporary files, multipart uploads.
-RUNS_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+# s3:// is S3A since EMR 7.10: its multipart uploads also list parts (AWS's example EC2-role policy has both
+# multipart list actions: https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-iam-role-for-ec2.html).
+RUNS_ACTIONS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
 
 
 class DataStack(Stack):
@@ -128,9 +135,10 @@ class DataStack(Stack):
         bucket = self.bucket
         statements = [
             # EMRFS probes prefixes with and without a trailing slash: listing is not prefix-limited.
+            # S3A lists the bucket's pending multipart uploads (a bucket-level action) when committing.
             iam.PolicyStatement(
                 sid="ListDataBucket",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                actions=["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
                 resources=[bucket.bucket_arn],
             ),
             iam.PolicyStatement(

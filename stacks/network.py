@@ -1,4 +1,16 @@
-"""Network of the cluster: one-AZ VPC, private subnet with NAT egress, S3 gateway endpoint, flow logs."""
+"""Network of the cluster: one-AZ VPC, the cluster's private subnet, S3 gateway endpoint, flow logs.
+
+Two designs, chosen with the `egress` context key:
+
+- `none` (default): no route to the internet at all. No internet gateway, no NAT, no public subnet: one
+  isolated subnet for the cluster. What the nodes fetch comes from S3 through the gateway endpoint (our
+  assets and data; Amazon Linux's and EMR's repositories are S3 buckets too), and KMS (local-disk
+  encryption, called from each node) through an interface endpoint whose security group admits HTTPS
+  from the cluster's primary and core groups only. EMR's control plane reaches the nodes through the
+  service-access group, not through the internet.
+- `nat`: a public subnet holding only a NAT gateway, and the cluster in a private subnet routed through it
+  (for users whose job needs the internet; AWS services other than S3 and KMS then go through the NAT).
+"""
 
 from __future__ import annotations
 
@@ -7,37 +19,41 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+HTTPS_PORT = 443
+
 
 class Network(Construct):
-    """VPC for a transient EMR cluster.
+    """VPC for a transient EMR cluster; `emr_subnets` are where the cluster goes (one AZ)."""
 
-    - Public subnet: only the NAT gateway (nothing of ours gets a public address).
-    - Private subnet (with egress): the cluster. It needs the NAT for PyPI (bootstrap) and the ImageNet
-      weights download (storage.googleapis.com), and the S3 gateway endpoint for S3 (data, logs, code,
-      Amazon Linux and EMR repositories) without NAT data charges.
-    - Flow logs of all traffic to a CloudWatch log group kept one month, deleted with the stack.
-    """
-
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, egress: str) -> None:
         super().__init__(scope, construct_id)
+        self.egress = egress
+        if egress == "nat":
+            emr_type = ec2.SubnetType.PRIVATE_WITH_EGRESS
+            subnets = [
+                ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                ec2.SubnetConfiguration(name="Emr", subnet_type=emr_type, cidr_mask=20),
+            ]
+        elif egress == "none":
+            emr_type = ec2.SubnetType.PRIVATE_ISOLATED
+            subnets = [ec2.SubnetConfiguration(name="Emr", subnet_type=emr_type, cidr_mask=20)]
+        else:  # AppConfig validates the key; this guards other callers
+            raise ValueError(f"egress must be none or nat, got {egress!r}")
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr("10.42.0.0/16"),
             max_azs=1,
-            nat_gateways=1,
-            subnet_configuration=[
-                ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(
-                    name="Emr", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20
-                ),
-            ],
+            nat_gateways=1 if egress == "nat" else 0,
+            subnet_configuration=subnets,
         )
+        self.emr_subnet_selection = ec2.SubnetSelection(subnet_type=emr_type)
+        self.emr_subnets = self.vpc.select_subnets(subnet_type=emr_type).subnets
+        self.emr_subnet = self.emr_subnets[0]
         self.s3_endpoint = self.vpc.add_gateway_endpoint(
-            "S3",
-            service=ec2.GatewayVpcEndpointAwsService.S3,
-            subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.emr_subnet_selection]
         )
+        self.kms_endpoint: ec2.InterfaceVpcEndpoint | None = None
         self.flow_log_group = logs.LogGroup(
             self,
             "FlowLogGroup",
@@ -49,4 +65,34 @@ class Network(Construct):
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
-        self.emr_subnet = self.vpc.private_subnets[0]
+
+    def add_kms_endpoint(self, clients: list[ec2.ISecurityGroup]) -> ec2.InterfaceVpcEndpoint:
+        """KMS interface endpoint (private DNS: the SDK's default kms.<region>.amazonaws.com resolves to it)
+        admitting HTTPS from `clients` only, and sending nothing out."""
+        group = ec2.SecurityGroup(
+            self,
+            "KmsEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="KMS interface endpoint: HTTPS from the EMR primary and core groups only",
+            allow_all_outbound=False,
+        )
+        for client in clients:
+            group.add_ingress_rule(client, ec2.Port.tcp(HTTPS_PORT), "HTTPS to KMS from EMR nodes")
+        self.kms_endpoint = self.vpc.add_interface_endpoint(
+            "Kms",
+            service=ec2.InterfaceVpcEndpointAwsService.KMS,
+            subnets=self.emr_subnet_selection,
+            security_groups=[group],
+            private_dns_enabled=True,
+            open=False,
+        )
+        self.kms_endpoint_group = group
+        return self.kms_endpoint
+
+    def rule_resources(self) -> list[ec2.CfnSecurityGroupIngress | ec2.CfnSecurityGroupEgress]:
+        """The standalone rule resources of the endpoint's group (they name the EMR groups as sources)."""
+        return [
+            child
+            for child in self.node.find_all()
+            if isinstance(child, ec2.CfnSecurityGroupIngress | ec2.CfnSecurityGroupEgress)
+        ]

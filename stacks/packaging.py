@@ -20,7 +20,6 @@ from typing import Any
 # Paths inside the project, relative to its root (the directory holding app.py).
 PACKAGE_DIR = "spark_job"
 ENTRY_FILE = "spark_job/entrypoint.py"
-REQUIREMENTS_FILE = "spark_job/requirements.txt"
 BOOTSTRAP_SCRIPT = "bootstrap/install_python_deps.sh"
 BUILD_DIR = "build/assets"
 
@@ -76,8 +75,9 @@ def build_package_zip(package_dir: Path, out_dir: Path) -> Path:
 def derive_run_id(files: Iterable[Path], settings: Mapping[str, Any]) -> str:
     """A run id that changes whenever the shipped code or the job's settings change.
 
-    files: the code shipped to the cluster (package zip, entry file, bootstrap script, requirements).
-    settings: JSON-serialisable job and cluster settings (config fingerprint, Spark settings).
+    files: the code shipped to the cluster (package zip, entry file, bootstrap script, lock).
+    settings: JSON-serialisable job and cluster settings (config fingerprint, Spark settings, the lock's
+        and the weights' sha256).
     """
     digest = hashlib.sha256()
     for path in files:

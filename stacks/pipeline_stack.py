@@ -17,12 +17,15 @@ from stacks.cluster import ClusterNetwork, EmrCluster, StepInputs
 from stacks.config import AppConfig
 from stacks.job_code import JobCode, JobFiles
 from stacks.network import Network
+from stacks.runtime_deps import PLATFORMS, verify_wheelhouse
 from stacks.security_configuration import EmrSecurityConfiguration
 from stacks.security_groups import EmrSecurityGroups
 from stacks.sg_rule_revoker import SecurityGroupRuleRevoker, order_teardown
 from stacks.spark_settings import SPARK_DEFAULTS, SPARK_ENV_EXPORTS
+from stacks.weights import CACHE_DIR, resolve_imagenet
 
-# Lets AmazonEMRServicePolicy_v2 act on a resource: set on the VPC, subnets, security groups and cluster.
+# Lets AmazonEMRServicePolicy_v2 act on a resource: set on the VPC, the cluster's subnet(s), its three
+# security groups and the cluster, and nothing else (not the NAT, its address or the internet gateway).
 EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 _S3_URI = re.compile(r"^s3://([^/]+)(?:/(.*))?$")
 
@@ -49,8 +52,21 @@ class PipelineStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
 
-        network = Network(self, "Network")
+        network = Network(self, "Network", egress=config.egress)
         groups = EmrSecurityGroups(self, "SecurityGroups", vpc=network.vpc)
+        if config.egress == "none":
+            network.add_kms_endpoint([groups.primary, groups.core])
+        platform = PLATFORMS[config.cluster_arch]
+        wheelhouse = verify_wheelhouse(
+            platform, config.wheelhouse_dir or platform.wheelhouse_dir(project_root), root=project_root
+        )
+        weights_file = (
+            resolve_imagenet(
+                config.image_size, local_file=config.weights_file, cache_dir=project_root / CACHE_DIR
+            )
+            if config.weights == "imagenet"
+            else None
+        )
         access = EmrRoles(self, "Access")
         security = EmrSecurityConfiguration(
             self, "Encryption", ec2_role=access.ec2_role, service_role=access.service_role
@@ -63,10 +79,12 @@ class PipelineStack(Stack):
         code = JobCode(
             self,
             "JobCode",
-            files=JobFiles.under(project_root),
+            files=JobFiles.under(project_root, config.cluster_arch),
             build_dir=project_root / packaging.BUILD_DIR,
             settings=settings,
             run_id=config.run_id,
+            wheelhouse=wheelhouse,
+            weights=weights_file,
         )
         self.run_id = code.run_id
 
@@ -93,30 +111,39 @@ class PipelineStack(Stack):
             security_configuration=security.name,
             log_uri=log_uri,
             bootstrap_script_url=code.bootstrap.s3_object_url,
-            requirements_url=code.requirements.s3_object_url,
+            bootstrap_args=[code.lock.s3_object_url, code.wheelhouse.s3_object_url],
             steps=StepInputs(
                 package_url=code.package.s3_object_url,
                 entry_url=code.entry.s3_object_url,
                 input_uri=input_uri,
                 run_uri=run_uri,
-                weights=config.weights,
+                weights=code.weights.s3_object_url if code.weights is not None else config.weights,
                 variance_target=config.variance_target,
                 components=config.components,
                 image_size=config.image_size,
             ),
         )
         # Created only once the nodes can work: roles with their policies (bootstrap downloads, PassRole),
-        # the NAT route (PyPI) and the S3 endpoint.
+        # the S3 endpoint (assets, repositories), the KMS endpoint (egress=none) or the NAT route (nat).
         for role in (access.ec2_role, access.service_role):
             cluster.node.add_dependency(role.node.find_child("DefaultPolicy"))
         cluster.node.add_dependency(network.emr_subnet.internet_connectivity_established)
         cluster.node.add_dependency(network.s3_endpoint)
+        if network.kms_endpoint is not None:
+            cluster.node.add_dependency(network.kms_endpoint)
 
-        revoker = SecurityGroupRuleRevoker(self, "SgRuleRevoker", groups=groups.all)
-        order_teardown(revoker, groups.rule_resources(), cluster.resource)
+        revoker = SecurityGroupRuleRevoker(self, "SgRuleRevoker", groups=groups.all, vpc=network.vpc)
+        order_teardown(revoker, groups.rule_resources() + network.rule_resources(), cluster.resource)
 
-        for scope in (network, groups, cluster):
-            Tags.of(scope).add(*EMR_MANAGED_TAG)
+        taggable = [
+            network.vpc.node.default_child,
+            *(subnet.node.default_child for subnet in network.emr_subnets),
+            *(group.node.default_child for group in groups.all),
+            cluster.resource,
+        ]
+        for resource in taggable:
+            assert resource is not None
+            Tags.of(resource).add(*EMR_MANAGED_TAG)
 
         self.cluster = cluster
         region = Aws.REGION

@@ -3,7 +3,7 @@
 https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-man-sec-groups.html (private subnets):
 - primary (ElasticMapReduce-Master-Private) and core (ElasticMapReduce-Slave-Private): all ICMP, TCP and
   UDP from primary and core (each other and themselves); TCP 8443 from service access; all outbound
-  (EMR control plane, S3, PyPI through the NAT).
+  (EMR control plane, S3, KMS; the internet too when egress=nat).
 - service access (ElasticMapReduce-ServiceAccess): inbound TCP 9443 from primary; outbound TCP 8443 to
   primary and core only.
 No rule admits any address range: no SSH, no public ingress. Passing all three groups to the cluster keeps

@@ -1,4 +1,5 @@
-"""Destroy without leftovers: a delete-time custom resource revoking the EMR security groups' rules.
+"""Destroy without leftovers: a delete-time custom resource revoking the EMR security groups' rules and
+deleting the VPC endpoints EMR created in our VPC (`emr-service-vpce`, AmazonEMRServicePolicy_v2 v6).
 
 Deletion order, enforced with dependencies (CloudFormation deletes dependents first):
 
@@ -8,7 +9,8 @@ Deletion order, enforced with dependencies (CloudFormation deletes dependents fi
   no node is left when the rules go;
 - every CDK rule resource (AWS::EC2::SecurityGroupIngress/Egress) depends on the revoker: CloudFormation
   deletes its own rules first, then the revoker's Delete revokes the rules EMR added at launch;
-- the revoker depends on the groups (it takes their ids), so they are deleted after it, rule-free.
+- the revoker depends on the groups and the VPC (it takes their ids), so they are deleted after it,
+  rule-free and with no endpoint of EMR's left in the VPC.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ RESOURCE_TYPE = "Custom::SecurityGroupRuleRevoker"
 
 
 class SecurityGroupRuleRevoker(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, groups: list[ec2.SecurityGroup]) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, groups: list[ec2.SecurityGroup], vpc: ec2.IVpc
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         log_group = logs.LogGroup(
@@ -40,6 +44,7 @@ class SecurityGroupRuleRevoker(Construct):
             stack.format_arn(service="ec2", resource="security-group", resource_name=g.security_group_id)
             for g in groups
         ]
+        endpoint_arns = stack.format_arn(service="ec2", resource="vpc-endpoint", resource_name="*")
         role = iam.Role(
             self,
             "Role",
@@ -55,7 +60,21 @@ class SecurityGroupRuleRevoker(Construct):
                         ),
                         # Describe* actions support no resource-level permissions.
                         iam.PolicyStatement(
-                            sid="DescribeGroups", actions=["ec2:DescribeSecurityGroups"], resources=["*"]
+                            sid="DescribeGroupsAndEndpoints",
+                            actions=["ec2:DescribeSecurityGroups", "ec2:DescribeVpcEndpoints"],
+                            resources=["*"],
+                        ),
+                        # Only endpoints carrying the tags EMR must put on the ones it creates.
+                        iam.PolicyStatement(
+                            sid="DeleteEmrServiceEndpoints",
+                            actions=["ec2:DeleteVpcEndpoints"],
+                            resources=[endpoint_arns],
+                            conditions={
+                                "StringEquals": {
+                                    "aws:ResourceTag/Name": "emr-service-vpce",
+                                    "aws:ResourceTag/for-use-with-amazon-emr-managed-policies": "true",
+                                }
+                            },
                         ),
                         iam.PolicyStatement(
                             sid="ReadOwnStackStatus",
@@ -81,8 +100,14 @@ class SecurityGroupRuleRevoker(Construct):
         Validations.of(role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
-                reason="ec2:DescribeSecurityGroups supports no resource-level permissions; the revoke "
-                "actions are limited to the three EMR security groups",
+                reason="ec2:DescribeSecurityGroups and ec2:DescribeVpcEndpoints support no resource-level "
+                "permissions; the revoke actions are limited to the three EMR security groups",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:ec2:{stack.region}:<AWS::AccountId>:"
+                "vpc-endpoint/*]",
+                reason="the endpoint EMR creates gets its id at run time; deletion is limited by condition "
+                "to endpoints tagged Name=emr-service-vpce and for-use-with-amazon-emr-managed-policies=true",
             ),
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::arn:{stack.partition}:logs:{stack.region}:<AWS::AccountId>:"
@@ -98,17 +123,17 @@ class SecurityGroupRuleRevoker(Construct):
             handler="index.handler",
             code=lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"]),
             role=role,
-            timeout=Duration.minutes(2),
+            timeout=Duration.minutes(5),  # endpoint deletion is waited for (up to 4 minutes)
             memory_size=256,
             log_group=log_group,
-            description="Delete-time revoker of the EMR security groups' rules (cdk destroy)",
+            description="Delete-time cleanup (cdk destroy): EMR security group rules, EMR VPC endpoints",
         )
         self.resource = CustomResource(
             self,
             "Resource",
             service_token=self.function.function_arn,
             resource_type=RESOURCE_TYPE,
-            properties={"GroupIds": [g.security_group_id for g in groups]},
+            properties={"GroupIds": [g.security_group_id for g in groups], "VpcId": vpc.vpc_id},
         )
 
 

@@ -2,9 +2,12 @@
 
 A throwaway venv's python stands in for /usr/bin/python3.11 (FRUITS_PYTHON), and shims on PATH stand in
 for `sudo` (records its arguments, then runs them), `dnf` and `aws` (record, then do what the test says).
-The heavy test installs the real spark_job/requirements.txt into a fresh venv (no --system-site-packages),
-once per module; the failure cases use tiny wheels built here, installed with --no-index, so they are
-fast and need no network.
+The heavy test installs the real lock (spark_job/requirements.x86_64.lock) from the real wheelhouse (the
+one `make wheelhouse` builds and the stack ships: this machine's platform, Linux x86_64 cp311, is the
+cluster's), zipped as the CDK asset is, into a fresh venv (no --system-site-packages), with the network
+cut: in a network namespace of its own (unshare --net) where no address but loopback exists, and with
+pip's index pointed at an unreachable address besides --no-index. The failure cases use tiny wheels built
+here and a hashed lock of them, so they are fast.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from stacks.runtime_deps import read_lock
+from tests.runtime_support import LOCAL_PLATFORM, ensure_wheelhouse
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bootstrap" / "install_python_deps.sh"
-REQUIREMENTS = REPO / "spark_job" / "requirements.txt"
+LOCK = LOCAL_PLATFORM.lock_path(REPO)
 # What the job imports, by import name: the import check must print a version line for each.
 IMPORT_NAMES = {
     "tensorflow-cpu": "tensorflow",
@@ -63,16 +69,6 @@ if [ ! -f "$FRUITS_TEST_S3_ROOT/$key" ]; then
 fi
 cp "$FRUITS_TEST_S3_ROOT/$key" "$2"
 """
-
-
-def parse_pins(path: Path) -> dict[str, str]:
-    pins = {}
-    for raw in path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            name, version = line.split("==")
-            pins[name.strip()] = version.strip()
-    return pins
 
 
 def make_venv(path: Path) -> Path:
@@ -120,19 +116,23 @@ class Sandbox:
             shim.write_text(text)
             shim.chmod(0o755)
 
-    def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float = 120, offline: bool = False, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """The script with `args`; offline: in a network namespace of its own (no route anywhere)."""
         full_env = {
             **os.environ,
             "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
             "FRUITS_PYTHON": str(self.python),
-            "FRUITS_PIP_NO_CACHE": "0",  # EMR default is 1 (--no-cache-dir); here pip's cache saves minutes
             "FRUITS_TEST_LOG_DIR": str(self.logs),
             "FRUITS_TEST_S3_ROOT": str(self.s3),
             "TMPDIR": str(self.root),
+            # Ignored (the script runs pip --isolated): proves no variable of this machine's leaks in.
+            "PIP_FIND_LINKS": "/nonexistent/find-links",
             **env,
         }
         return subprocess.run(
-            ["bash", str(SCRIPT), *args],
+            [*(network_cut() if offline else []), "bash", str(SCRIPT), *args],
             env=full_env,
             capture_output=True,
             text=True,
@@ -147,6 +147,17 @@ class Sandbox:
     def clear_calls(self) -> None:
         for log in self.logs.iterdir():
             log.unlink()
+
+
+def network_cut() -> list[str]:
+    """The command prefix running a process in a new, empty network namespace (root: unshare --net;
+    otherwise a user namespace too, unshare -rn). Fails when neither is allowed here."""
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed to cut the network"
+    prefix = [unshare, "--net"] if os.geteuid() == 0 else [unshare, "--map-root-user", "--net"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, check=False)
+    assert probe.returncode == 0, f"cannot create a network namespace: {probe.stderr}"
+    return prefix
 
 
 def installed_version(python: Path, dist: str) -> str:
@@ -177,32 +188,49 @@ def test_script_is_strict_and_executable():
     assert os.access(SCRIPT, os.X_OK), "EMR runs the script directly: it must be executable"
 
 
-def test_requirements_are_exact_pins():
-    # The one source of truth the bootstrap installs: every line pinned with ==, nothing floating.
-    pins = parse_pins(REQUIREMENTS)
-    assert set(IMPORT_NAMES) <= set(pins), pins
-    for name, version in pins.items():
-        assert re.fullmatch(r"\d+(\.\d+)+", version), f"{name}=={version} is not an exact pin"
+def test_wheelhouse_prefix_is_the_lock_and_no_index_is_configured():
+    """pip reads the lock itself, from the wheelhouse only: no hand-written requirement parsing."""
+    text = SCRIPT.read_text()
+    assert '--no-index --find-links "$wheels"' in text
+    assert '--require-hashes -r "$lock"' in text
+    assert "PIP_CONFIG_FILE=/dev/null" in text and "-m pip --isolated" in text
+    assert "re.match" not in text, "requirement lines are pip's business"
 
 
 # --- the real install -----------------------------------------------------------------------------------
 
 
+def zip_wheelhouse(folder: Path, target: Path) -> Path:
+    """The wheelhouse as `cdk deploy` uploads a folder asset: one zip of its files."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, path.name)
+    return target
+
+
 @pytest.fixture(scope="module")
-def real_install(tmp_path_factory):
-    """Run the script twice on spark_job/requirements.txt in a fresh venv; keep both results."""
+def wheelhouse_zip(tmp_path_factory) -> Path:
+    return zip_wheelhouse(ensure_wheelhouse(), tmp_path_factory.mktemp("asset") / "wheelhouse.zip")
+
+
+@pytest.fixture(scope="module")
+def real_install(tmp_path_factory, wheelhouse_zip: Path):
+    """Run the script twice on the lock and the zipped wheelhouse in a fresh venv, offline; keep both."""
     root = tmp_path_factory.mktemp("bootstrap-real")
     sandbox = Sandbox(root, make_venv(root / "venv"))
     started = time.monotonic()
-    first = sandbox.run(str(REQUIREMENTS), timeout=1200)
+    first = sandbox.run(str(LOCK), str(wheelhouse_zip), timeout=1200, offline=True)
     first_seconds = time.monotonic() - started
     first_sudo = sandbox.calls("sudo")
     first_dnf = sandbox.calls("dnf")
     sandbox.clear_calls()
     started = time.monotonic()
-    second = sandbox.run(str(REQUIREMENTS), timeout=600)
+    second = sandbox.run(str(LOCK), str(wheelhouse_zip), timeout=600, offline=True)
     second_seconds = time.monotonic() - started
-    print(f"\nbootstrap real install: first run {first_seconds:.0f} s, second run {second_seconds:.0f} s")
+    print(
+        f"\nbootstrap from the wheelhouse, offline: first run {first_seconds:.0f} s, "
+        f"second {second_seconds:.0f} s"
+    )
     return {
         "sandbox": sandbox,
         "first": first,
@@ -218,31 +246,54 @@ def _explain(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit {result.returncode}\n--- stdout\n{out}\n--- stderr\n{err}"
 
 
+def test_the_namespace_really_has_no_network(tmp_path: Path):
+    probe = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('151.101.0.223', 443), timeout=5)\n"  # pypi.org's Fastly address
+        "except OSError as exc:\n"
+        "    print('unreachable', type(exc).__name__)\n"
+        "else:\n"
+        "    print('connected')\n"
+    )
+    result = subprocess.run(
+        [*network_cut(), sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.startswith("unreachable"), result.stdout
+
+
 @pytest.mark.slow
-def test_installs_the_pins_and_passes_its_import_check(real_install):
+def test_installs_every_locked_package_offline_and_each_imports_at_its_version(real_install):
     first = real_install["first"]
     assert first.returncode == 0, _explain(first)
     python = real_install["sandbox"].python
-    for dist, version in parse_pins(REQUIREMENTS).items():
-        assert installed_version(python, dist) == version, dist
-    # One version line per package the job imports, with the pinned version.
-    pins = parse_pins(REQUIREMENTS)
+    locked = read_lock(LOCAL_PLATFORM)
+    for name, package in locked.items():
+        assert installed_version(python, name) == package.version, name
+        checked = (
+            rf"\] INFO (import ok: \S+ \S+|installed:) \({re.escape(name)}=={re.escape(package.version)}\)"
+        )
+        assert re.search(checked, first.stdout), f"no import check line for {name}\n{first.stdout[-3000:]}"
+    # One version line per package the job imports, with the locked version.
     for dist, module in IMPORT_NAMES.items():
-        version = re.escape(pins[dist])
+        version = re.escape(locked[dist].version)
         pattern = rf"^\S+Z \[install_python_deps\] INFO import ok: {re.escape(module)} {version} "
         assert re.search(pattern, first.stdout, re.M), f"no import line for {module}\n{first.stdout[-3000:]}"
-    assert "all 6 requirements import" in first.stdout
+    assert f"all {len(locked)} locked packages import" in first.stdout
     assert "Successfully installed" in first.stdout
+    assert "ERROR" not in first.stderr
 
 
 @pytest.mark.slow
-def test_pip_runs_through_sudo_on_the_given_interpreter(real_install):
+def test_pip_runs_through_sudo_with_no_index_and_hashes_required(real_install):
     python = str(real_install["sandbox"].python)
     sudo_calls = real_install["first_sudo"]
     assert len(sudo_calls) == 1, sudo_calls
     call = sudo_calls[0]
-    assert f"{python} -m pip install" in call
-    assert f"-r {REQUIREMENTS}" in call
+    assert f"{python} -m pip --isolated install" in call
+    assert "--no-index --find-links " in call
+    assert f"--require-hashes -r {LOCK}" in call
+    assert "--no-cache-dir" in call  # the EMR default: nothing kept on the root volume
     # The interpreter has pip: no dnf install.
     assert real_install["first_dnf"] == []
 
@@ -253,11 +304,44 @@ def test_second_run_is_idempotent(real_install):
     assert second.returncode == 0, _explain(second)
     assert "Successfully installed" not in second.stdout, "a second run must not reinstall anything"
     assert "Requirement already satisfied: tensorflow-cpu==2.21.0" in second.stdout
-    assert "all 6 requirements import" in second.stdout
+    assert f"all {len(read_lock(LOCAL_PLATFORM))} locked packages import" in second.stdout
     assert len(real_install["second_sudo"]) == 1
 
 
+@pytest.mark.slow
+def test_a_tampered_wheel_is_refused_by_its_hash(tmp_path: Path):
+    """One real wheel of the wheelhouse changed by a byte: pip refuses it, nothing is installed, and the
+    script exits 5 with an ERROR line naming the cause."""
+    real = ensure_wheelhouse()
+    tampered = tmp_path / "wheelhouse"
+    tampered.mkdir()
+    for wheel in real.glob("*.whl"):
+        if wheel.name.startswith("six-"):
+            (tampered / wheel.name).write_bytes(wheel.read_bytes() + b"\0")
+        else:
+            (tampered / wheel.name).symlink_to(wheel)
+    sandbox = Sandbox(tmp_path / "sandbox", make_venv(tmp_path / "venv"))
+    result = sandbox.run(str(LOCK), str(tampered), timeout=600, offline=True)
+    assert result.returncode == 5, _explain(result)
+    assert re.search(r"\] ERROR pip install failed \(exit \d+\): hash mismatch", result.stderr), _explain(
+        result
+    )
+    assert "DO NOT MATCH THE HASHES" in result.stdout  # pip's own report, kept in the log
+    assert "six==1.17.0" in result.stdout
+    assert "import check" not in result.stdout, "must stop before the import check"
+    assert (
+        subprocess.run(
+            [str(sandbox.python), "-c", "import numpy"], capture_output=True, check=False
+        ).returncode
+        != 0
+    ), "nothing may be installed from a wheelhouse with a bad wheel"
+
+
 # --- fast cases on tiny wheels --------------------------------------------------------------------------
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -278,44 +362,81 @@ def tiny(tmp_path_factory):
     return Sandbox(root, make_venv(root / "venv")), wheelhouse
 
 
-def _requirements(folder: Path, wheelhouse: Path, *pins: str) -> Path:
-    path = folder / "requirements.txt"
-    header = f"# test pins\n--no-index\n--find-links {wheelhouse}\n"
-    path.write_text(header + "".join(f"{pin}\n" for pin in pins))
-    return path
+def tiny_lock(folder: Path, wheelhouse: Path, *names: str) -> tuple[Path, Path]:
+    """A hashed lock (as uv writes it) of the named tiny wheels, and a wheelhouse holding only them."""
+    house = folder / "house"
+    house.mkdir(exist_ok=True)
+    lines = ["# tiny lock"]
+    for name in names:
+        (wheel,) = wheelhouse.glob(f"{name.replace('-', '_')}-*.whl")
+        shutil.copy(wheel, house / wheel.name)
+        version = wheel.name.split("-")[1]
+        lines.append(f"{name}=={version} \\\n    --hash=sha256:{sha256(wheel)}\n    # via test")
+    lock = folder / "requirements.lock"
+    lock.write_text("\n".join(lines) + "\n")
+    return lock, house
 
 
-def test_tiny_pins_install_and_import(tiny, tmp_path):
+def test_tiny_lock_installs_and_imports(tiny, tmp_path):
     sandbox, wheelhouse = tiny
-    requirements = _requirements(tmp_path, wheelhouse, "fruits-ok==1.0", "fruits-renamed==2.0  # comment")
-    result = sandbox.run(str(requirements))
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-ok", "fruits-renamed")
+    result = sandbox.run(str(lock), str(house), offline=True)
     assert result.returncode == 0, _explain(result)
     assert "import ok: fruits_ok 1.0 (fruits-ok==1.0)" in result.stdout
     # The import name comes from the installed distribution's files, not from its name.
     assert "import ok: renamedmod 2.0 (fruits-renamed==2.0)" in result.stdout
-    assert "all 2 requirements import" in result.stdout
+    assert "all 2 locked packages import" in result.stdout
 
 
-def test_bad_pin_fails_with_a_pip_message(tiny, tmp_path):
+def test_a_zipped_wheelhouse_is_extracted(tiny, tmp_path):
     sandbox, wheelhouse = tiny
-    requirements = _requirements(tmp_path, wheelhouse, "fruits-ok==9.9.9")
-    result = sandbox.run(str(requirements))
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-ok")
+    result = sandbox.run(str(lock), str(zip_wheelhouse(house, tmp_path / "w.zip")), offline=True)
+    assert result.returncode == 0, _explain(result)
+    assert "wheelhouse (" in result.stdout and ": 1 wheels" in result.stdout
+
+
+def fresh(tmp_path: Path) -> Sandbox:
+    """A sandbox with an empty venv: pip checks the hashes of what it installs, not of what is there."""
+    return Sandbox(tmp_path / "fresh", make_venv(tmp_path / "fresh-venv"))
+
+
+def test_a_tampered_tiny_wheel_fails_with_hash_mismatch(tiny, tmp_path):
+    _, wheelhouse = tiny
+    sandbox = fresh(tmp_path)
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-renamed")
+    (wheel,) = house.glob("*.whl")
+    build_wheel(house, "fruits-renamed", "2.0", {"renamedmod/__init__.py": "import os  # injected\n"})
+    assert sha256(wheel) not in lock.read_text()
+    result = sandbox.run(str(lock), str(house), offline=True)
     assert result.returncode == 5, _explain(result)
-    assert re.search(r"ERROR pip install failed \(exit \d+\) for .*requirements\.txt", result.stderr)
-    assert "fruits-ok==9.9.9" in result.stderr  # pip's own explanation is kept in the log
+    assert "ERROR pip install failed" in result.stderr and "hash mismatch" in result.stderr
+
+
+def test_a_wheel_missing_from_the_wheelhouse_fails_with_a_pip_message(tiny, tmp_path):
+    _, wheelhouse = tiny
+    sandbox = fresh(tmp_path)
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-ok")
+    for wheel in house.glob("*.whl"):
+        wheel.unlink()
+    build_wheel(house, "fruits-other", "1.0", {"fruits_other/__init__.py": ""})
+    result = sandbox.run(str(lock), str(house), offline=True)
+    assert result.returncode == 5, _explain(result)
+    assert re.search(r"ERROR pip install failed \(exit \d+\) for .*requirements\.lock", result.stderr)
+    assert "a locked wheel is missing" in result.stderr
     assert "import check" not in result.stdout, "must stop before the import check"
 
 
 def test_failed_import_fails_with_a_message(tiny, tmp_path):
     sandbox, wheelhouse = tiny
-    requirements = _requirements(tmp_path, wheelhouse, "fruits-ok==1.0", "fruits-broken==1.0")
-    result = sandbox.run(str(requirements))
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-ok", "fruits-broken")
+    result = sandbox.run(str(lock), str(house))
     assert result.returncode == 6, _explain(result)
     assert (
         "ERROR import fruits_broken failed (fruits-broken==1.0): "
         "ImportError: libfruit.so: cannot open shared object file" in result.stderr
     )
-    assert "1 of 2 requirements failed the import check" in result.stderr
+    assert "1 of 2 locked packages failed the import check" in result.stderr
     assert "ERROR import check failed for" in result.stderr
     assert "import ok: fruits_ok 1.0" in result.stdout  # the other packages are still reported
 
@@ -323,50 +444,64 @@ def test_failed_import_fails_with_a_message(tiny, tmp_path):
 def test_missing_argument_prints_usage(tiny):
     sandbox, _ = tiny
     sandbox.clear_calls()
-    result = sandbox.run()
+    result = sandbox.run("only-the-lock")
     assert result.returncode == 2
-    assert "usage: " in result.stderr and "REQUIREMENTS_URI" in result.stderr
-    assert "ERROR expected exactly one argument" in result.stderr
+    assert "usage: " in result.stderr and "LOCK_URI WHEELHOUSE_URI" in result.stderr
+    assert "ERROR expected two arguments" in result.stderr
     assert sandbox.calls("sudo") == []
 
 
-def test_missing_local_file_fails_fast(tiny, tmp_path):
-    sandbox, _ = tiny
-    result = sandbox.run(str(tmp_path / "nope.txt"))
-    assert result.returncode == 3
-    assert "requirements file not found or not readable" in result.stderr
-
-
-def test_s3_uri_is_downloaded_with_aws_cli(tiny, tmp_path):
+def test_missing_local_files_fail_fast(tiny, tmp_path):
     sandbox, wheelhouse = tiny
-    key = "fruits/bootstrap/requirements.txt"
-    (sandbox.s3 / key).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(_requirements(tmp_path, wheelhouse, "fruits-ok==1.0"), sandbox.s3 / key)
+    result = sandbox.run(str(tmp_path / "nope.lock"), str(wheelhouse))
+    assert result.returncode == 3
+    assert "lock not found or not readable" in result.stderr
+    lock, _ = tiny_lock(tmp_path, wheelhouse, "fruits-ok")
+    result = sandbox.run(str(lock), str(tmp_path / "no-wheels.zip"))
+    assert result.returncode == 3
+    assert "wheelhouse not found or not readable" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = sandbox.run(str(lock), str(empty))
+    assert result.returncode == 3
+    assert "no wheel in the wheelhouse" in result.stderr
+
+
+def test_s3_uris_are_downloaded_with_aws_cli(tiny, tmp_path):
+    sandbox, wheelhouse = tiny
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-ok")
+    keys = {"lock": "assets/abc.lock", "wheels": "assets/def.zip"}
+    (sandbox.s3 / "assets").mkdir(parents=True, exist_ok=True)
+    shutil.copy(lock, sandbox.s3 / keys["lock"])
+    zip_wheelhouse(house, sandbox.s3 / keys["wheels"])
     sandbox.clear_calls()
-    result = sandbox.run(f"s3://test-bucket/{key}")
+    result = sandbox.run(f"s3://test-bucket/{keys['lock']}", f"s3://test-bucket/{keys['wheels']}")
     assert result.returncode == 0, _explain(result)
-    (call,) = sandbox.calls("aws")
-    assert call.startswith(f"s3 cp --only-show-errors s3://test-bucket/{key} ")
+    calls = sandbox.calls("aws")
+    assert [c.split()[:4] for c in calls] == [
+        ["s3", "cp", "--only-show-errors", f"s3://test-bucket/{keys['lock']}"],
+        ["s3", "cp", "--only-show-errors", f"s3://test-bucket/{keys['wheels']}"],
+    ]
     assert "import ok: fruits_ok 1.0" in result.stdout
 
 
-def test_s3_download_failure_fails_fast(tiny):
-    sandbox, _ = tiny
+def test_s3_download_failure_fails_fast(tiny, tmp_path):
+    sandbox, wheelhouse = tiny
     sandbox.clear_calls()
-    result = sandbox.run("s3://test-bucket/missing/requirements.txt")
+    result = sandbox.run("s3://test-bucket/missing/requirements.lock", str(wheelhouse))
     assert result.returncode == 3, _explain(result)
-    assert "ERROR download failed: aws s3 cp s3://test-bucket/missing/requirements.txt" in result.stderr
+    assert "ERROR download failed: aws s3 cp s3://test-bucket/missing/requirements.lock" in result.stderr
     assert sandbox.calls("sudo") == []
 
 
 def test_installs_python311_and_pip_with_dnf_when_missing(tiny, tmp_path):
     sandbox, wheelhouse = tiny
-    requirements = _requirements(tmp_path, wheelhouse, "fruits-ok==1.0")
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-ok")
     missing = tmp_path / "usr-bin" / "python3.11"
     missing.parent.mkdir()
     sandbox.clear_calls()
     result = sandbox.run(
-        str(requirements), FRUITS_PYTHON=str(missing), FRUITS_TEST_DNF_PROVIDES=str(sandbox.python)
+        str(lock), str(house), FRUITS_PYTHON=str(missing), FRUITS_TEST_DNF_PROVIDES=str(sandbox.python)
     )
     assert result.returncode == 0, _explain(result)
     assert sandbox.calls("dnf") == ["-y install python3.11 python3.11-pip"]
@@ -375,28 +510,31 @@ def test_installs_python311_and_pip_with_dnf_when_missing(tiny, tmp_path):
 
     # Idempotent: once the interpreter is there, dnf is not called again.
     sandbox.clear_calls()
-    again = sandbox.run(str(requirements), FRUITS_PYTHON=str(missing))
+    again = sandbox.run(str(lock), str(house), FRUITS_PYTHON=str(missing))
     assert again.returncode == 0, _explain(again)
     assert sandbox.calls("dnf") == []
 
 
 def test_dnf_failure_fails_fast(tiny, tmp_path):
     sandbox, wheelhouse = tiny
-    requirements = _requirements(tmp_path, wheelhouse, "fruits-ok==1.0")
-    result = sandbox.run(str(requirements), FRUITS_PYTHON=str(tmp_path / "absent" / "python3.11"))
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-ok")
+    result = sandbox.run(str(lock), str(house), FRUITS_PYTHON=str(tmp_path / "absent" / "python3.11"))
     assert result.returncode == 4, _explain(result)
     assert "ERROR dnf install failed: python3.11 python3.11-pip" in result.stderr
 
 
 def test_header_documents_usage_and_overrides():
     header = SCRIPT.read_text().split("set -euo pipefail", 1)[0]
-    for needle in ("Usage:", "REQUIREMENTS_URI", "FRUITS_PYTHON", "FRUITS_PIP_NO_CACHE", "Exit status"):
+    for needle in (
+        "Usage:", "LOCK_URI", "WHEELHOUSE_URI", "FRUITS_PYTHON", "FRUITS_PIP_NO_CACHE", "Exit status",
+        "--require-hashes", "--no-index",
+    ):  # fmt: skip
         assert needle in header, needle
 
 
 def test_relative_interpreter_is_rejected(tiny, tmp_path):
     sandbox, wheelhouse = tiny
-    requirements = _requirements(tmp_path, wheelhouse, "fruits-ok==1.0")
-    result = sandbox.run(str(requirements), FRUITS_PYTHON="python3.11")
+    lock, house = tiny_lock(tmp_path, wheelhouse, "fruits-ok")
+    result = sandbox.run(str(lock), str(house), FRUITS_PYTHON="python3.11")
     assert result.returncode == 2
     assert "FRUITS_PYTHON must be an absolute path" in result.stderr

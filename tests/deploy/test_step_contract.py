@@ -10,9 +10,10 @@ Ref, Fn::GetStackOutput / Fn::ImportValue to the data stack). Then each step's c
 - every other s3://<bucket>/<key> -> <tmp>/s3/<bucket>/<key>; the data bucket's data/ prefix holds a copy
   of ../shared/data/fruits-360-sample (Training, Test);
 - `--deploy-mode cluster` -> `--master local[2]` (no YARN here);
-- `--weights imagenet` -> the shared MobileNetV2 weights file: the ONLY argument value replaced besides
-  URIs (no network to download ImageNet weights here); an s3:// weights URI (-c weights=...) maps like
-  any other URI, to a local copy of that same file;
+- weights: with weights=imagenet the app ships the weights as an asset (synthesized here with
+  -c weightsFile=<the shared MobileNetV2 file>: no network to download ImageNet weights), so --weights is
+  an asset URI like the code's; an s3:// weights URI (-c weights=...) maps like any other URI, to a local
+  copy of that same file;
 - the interpreter: the cluster's spark-defaults classification is passed as a --properties-file, with
   /usr/bin/python3.11 (what the bootstrap action provisions) replaced by this venv's python.
 
@@ -24,6 +25,7 @@ Set FRUITS_CDK_OUT=<dir> to reuse an assembly synthesized just before (make depl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -191,6 +193,7 @@ def synthesize(outdir: Path) -> Path:
         return Path(reuse).resolve()
     env = {**os.environ, **SYNTH_ENV}
     command = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "-o", str(outdir)]
+    command += ["--context", f"weightsFile={WEIGHTS}"]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"cdk synth failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
     return outdir
@@ -283,7 +286,8 @@ def test_steps_are_fit_then_transform_on_the_fit_model(deployed):
 
 
 def test_code_uris_are_staged_assets(deployed):
-    """--py-files, the entry file, the bootstrap script and its argument are what `cdk deploy` uploads."""
+    """--py-files, the entry file, the weights, the bootstrap script and its arguments (the lock, the
+    wheelhouse) are what `cdk deploy` uploads."""
     assembly = deployed["assembly"]
     cluster = deployed["cluster"]
     for step in cluster["Steps"]:
@@ -292,15 +296,23 @@ def test_code_uris_are_staged_assets(deployed):
         entry = assembly.assets[args[args.index("--py-files") + 2]]
         with zipfile.ZipFile(package) as archive:
             names = set(archive.namelist())
-        assert {"spark_job/__init__.py", "spark_job/cli.py", "spark_job/requirements.txt"} <= names
+        assert {"spark_job/__init__.py", "spark_job/cli.py", "spark_job/requirements.in"} <= names
         assert entry.read_bytes() == (REPO / "spark_job" / "entrypoint.py").read_bytes()
+        weights = option(args, "--weights")
+        if not os.environ.get("FRUITS_CDK_OUT"):  # synthesized here, with weightsFile=WEIGHTS
+            assert assembly.assets[weights].read_bytes() == WEIGHTS.read_bytes()
     (action,) = cluster["BootstrapActions"]
     script = action["ScriptBootstrapAction"]
     bootstrap = (REPO / "bootstrap" / "install_python_deps.sh").read_bytes()
     assert assembly.assets[script["Path"]].read_bytes() == bootstrap
-    (requirements_uri,) = script["Args"]
-    staged = assembly.assets[requirements_uri]
-    assert staged.read_bytes() == (REPO / "spark_job" / "requirements.txt").read_bytes()
+    lock_uri, wheelhouse_uri = script["Args"]
+    lock = REPO / "spark_job" / "requirements.x86_64.lock"
+    assert assembly.assets[lock_uri].read_bytes() == lock.read_bytes()
+    wheelhouse = assembly.assets[wheelhouse_uri]  # a folder, zipped by cdk deploy
+    assert wheelhouse_uri.endswith(".zip") and wheelhouse.is_dir()
+    manifest = json.loads((wheelhouse / "wheelhouse.json").read_text())
+    assert manifest["lockSha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    assert sorted(manifest["wheels"]) == sorted(p.name for p in wheelhouse.glob("*.whl"))
 
 
 def test_run_outputs_are_in_the_data_bucket(deployed):
@@ -335,7 +347,7 @@ def test_steps_run_on_local_spark(deployed, tmp_path):
     assert WEIGHTS.is_file(), f"the shared MobileNetV2 weights are missing: {WEIGHTS}"
     for args in steps.values():  # -c weights=s3://...: that object holds the shared weights
         weights = option(args, "--weights")
-        if weights.startswith("s3://"):
+        if weights.startswith("s3://") and weights not in assembly.assets:
             local = Path(mapping.path(weights))
             local.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(WEIGHTS, local)

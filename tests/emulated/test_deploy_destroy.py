@@ -8,6 +8,7 @@ Run alone with `pytest -m emulated`.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -35,6 +36,8 @@ ACCOUNT = "123456789012"  # what moto's STS GetCallerIdentity answers
 REGION = "eu-west-3"
 ASSET_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
 READY_TIMEOUT_S = 30
+# No internet here: the shared MobileNetV2 file is what weights=imagenet ships (see stacks/weights.py).
+WEIGHTS = REPO.parent / "shared" / "models" / "mobilenet_v2" / "mobilenet_v2_1.0_224_no_top_rebuilt.h5"
 COMMAND_TIMEOUT_S = 600
 
 
@@ -86,7 +89,9 @@ class Emulator:
 
     def make(self, target: str, *context: str, **variables: str) -> subprocess.CompletedProcess[str]:
         # Synth into our own folder: other cdk commands in this checkout lock cdk.out.
-        cdk_args = " ".join([*context, "--no-notices", f"--output {self.workdir / 'cdk.out'}"])
+        cdk_args = " ".join(
+            [f"-c weightsFile={WEIGHTS}", *context, "--no-notices", f"--output {self.workdir / 'cdk.out'}"]
+        )
         assignments = [f"{k}={v}" for k, v in variables.items()]
         return self.run("make", "--no-print-directory", target, f"CDK_ARGS={cdk_args}", *assignments)
 
@@ -158,7 +163,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 @pytest.fixture(scope="module")
 def bootstrapped(emulator: Emulator) -> Emulator:
     emulator.run(
-        "npx", "--no-install", "cdk", "bootstrap", "--no-notices",
+        "npx", "--no-install", "cdk", "bootstrap", "--no-notices", "-c", f"weightsFile={WEIGHTS}",
         "--output", str(emulator.workdir / "cdk.out"), f"aws://{ACCOUNT}/{REGION}",
     )  # fmt: skip
     assert emulator.stacks() == {"CDKToolkit": "CREATE_COMPLETE"}
@@ -205,9 +210,11 @@ def small_dataset(root: Path) -> Path:
     return root
 
 
-def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulator) -> None:
+@pytest.mark.parametrize("egress", ["none", "nat"])
+def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulator, egress: str) -> None:
     emu = bootstrapped
-    emu.make("deploy")
+    context = () if egress == "none" else (f"-c egress={egress}",)  # none: the default
+    emu.make("deploy", *context)
 
     assert emu.stacks() == {
         "CDKToolkit": "CREATE_COMPLETE",
@@ -233,7 +240,7 @@ def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulat
     for name, args in steps.items():
         code = [a for a in args if a.startswith("s3://cdk-")]
         package, entry = option(args, "--py-files"), args[args.index(name) - 1]
-        assert code == [package, entry], args
+        assert code == [package, entry, option(args, "--weights")], args
         names = zipfile.ZipFile(io.BytesIO(asset(package, emu))).namelist()
         assert {"spark_job/__init__.py", "spark_job/job.py"} <= set(names)
         assert asset(entry, emu) == (REPO / "spark_job" / "entrypoint.py").read_bytes()
@@ -248,21 +255,44 @@ def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulat
         asset(resolve(script["Path"], emu), emu)
         == (REPO / "bootstrap" / "install_python_deps.sh").read_bytes()
     )
-    (requirements,) = [resolve(a, emu) for a in script["Args"]]
-    assert asset(requirements, emu) == (REPO / "spark_job" / "requirements.txt").read_bytes()
+    lock, wheelhouse = [resolve(a, emu) for a in script["Args"]]
+    assert asset(lock, emu) == (REPO / "spark_job" / "requirements.x86_64.lock").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(asset(wheelhouse, emu))) as archive:  # the folder, zipped by cdk deploy
+        shipped = set(archive.namelist())
+        manifest = json.loads(archive.read("wheelhouse.json"))
+    assert shipped == {"wheelhouse.json", *manifest["wheels"]}
+    assert manifest["lockSha256"] == hashlib.sha256(asset(lock, emu)).hexdigest()
+    for args in steps.values():  # the weights: an asset too, the file given as weightsFile
+        assert asset(option(args, "--weights"), emu) == WEIGHTS.read_bytes()
+
+    # The network of the chosen egress, as deployed.
+    ec2 = emu.client("ec2")
+    (vpc_id,) = emu.resources("FruitsPipeline", "AWS::EC2::VPC").values()
+    gateways = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["NatGateways"]
+    live = [g for g in gateways if g["State"] not in {"deleted", "deleting"}]
+    internet = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
+    services = sorted(e["ServiceName"].rsplit(".", 1)[1] for e in endpoints)
+    if egress == "none":
+        assert live == [] and internet["InternetGateways"] == []
+        assert services == ["kms", "s3"]
+    else:
+        assert len(live) == 1 and len(internet["InternetGateways"]) == 1
+        assert services == ["s3"]
 
     # The operator CLI finds the deployed bucket through the stack outputs.
-    upload = emu.make("upload", DIR=str(small_dataset(emu.workdir / "fruits")))
+    upload = emu.make("upload", DIR=str(small_dataset(emu.workdir / f"fruits-{egress}")))
     assert "uploaded 8 files" in upload.stdout
     runs = emu.make("runs")
     assert f"no runs under s3://{bucket}/runs/ yet" in runs.stdout
 
-    emu.make("destroy")
+    emu.make("destroy", *context)
 
     assert emu.stacks() == {"CDKToolkit": "CREATE_COMPLETE"}
     assert emu.bucket_exists(bucket), "retainData=true (the default) keeps the data bucket"
     kept = emu.client("s3").list_objects_v2(Bucket=bucket, Prefix="data/")["KeyCount"]
     assert kept == 8
+    assert vpc_id not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}, "the VPC went with the stack"
 
 
 def deployed_template(emu: Emulator, stack: str) -> dict[str, Any]:
@@ -292,7 +322,8 @@ def test_flip_a_retained_deployment_then_destroy_deletes_the_buckets(bootstrappe
     # The flip: the same buckets (no replacement) now deleted with the stack, after being emptied.
     emu.run(
         "npx", "--no-install", "cdk", "deploy", "FruitsData", "-c", "retainData=false",
-        "--require-approval", "never", "--no-notices", "--output", str(emu.workdir / "cdk.out"),
+        "-c", f"weightsFile={WEIGHTS}", "--require-approval", "never", "--no-notices",
+        "--output", str(emu.workdir / "cdk.out"),
     )  # fmt: skip
     assert emu.stacks()["FruitsData"] == "UPDATE_COMPLETE"
     assert set(emu.resources("FruitsData", "AWS::S3::Bucket").values()) == buckets

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from stacks import PROJECT_ROOT
+from tests.infra.conftest import TEST_CONTEXT
+from tests.runtime_support import ensure_wheelhouse
 
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 ENV = {
@@ -26,8 +28,10 @@ pytestmark = pytest.mark.slow
 
 
 def cli_synth(outdir: Path, *context: str) -> list[Path]:
-    args = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "--output", str(outdir)]
-    for item in context:
+    # --no-staging: the templates are what is linted; no copy of the 400 MB wheelhouse into outdir.
+    args = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "--no-staging"]
+    args += ["--output", str(outdir)]
+    for item in (f"weightsFile={TEST_CONTEXT['weightsFile']}", *context):
         args += ["--context", item]
     result = subprocess.run(args, cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -36,6 +40,7 @@ def cli_synth(outdir: Path, *context: str) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    ensure_wheelhouse()  # the app's default: build/wheelhouse/x86_64
     upload = tmp_path_factory.mktemp("upload")
     (upload / "Test").mkdir()
     (upload / "Test" / "a.jpg").write_bytes(b"\xff\xd8")
@@ -48,6 +53,7 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]
             "components=224",
             "coreCount=3",
             "inputUri=s3://other-bucket/fruits",
+            "egress=nat",
         ),
     }
 

@@ -44,7 +44,11 @@ def test_defaults():
         retain_data=True,
         upload_dir=None,
         run_id=None,
+        egress="none",
+        weights_file=None,
+        wheelhouse_dir=None,
     )
+    assert config.cluster_arch == "x86_64"
 
 
 def test_command_line_strings_are_parsed(tmp_path: Path):
@@ -61,9 +65,13 @@ def test_command_line_strings_are_parsed(tmp_path: Path):
             "weights": "s3://models-bucket/mobilenet_v2.h5",
             "uploadDir": "fruits",
             "runId": "2026-11-21a",
+            "egress": "NAT",
+            "wheelhouseDir": "fruits",
         },
         base_dir=tmp_path,
     )
+    assert config.egress == "nat"
+    assert config.wheelhouse_dir == (tmp_path / "fruits").resolve()
     assert config.core_count == 3
     assert config.root_volume_size_gib == 64
     assert config.idle_timeout_seconds == 600
@@ -114,6 +122,11 @@ BAD_VALUES = [
     ("retainData", "maybe", "true or false"),
     ("uploadDir", "no/such/dir", "existing local directory"),
     ("runId", "bad id!", "1-63 characters"),
+    ("egress", "internet", "none (no internet route: S3 and KMS endpoints only) or nat (a NAT gateway)"),
+    ("egress", "", "none (no internet route"),
+    ("weightsFile", "no/such/weights.h5", "null or an existing local weights file"),
+    ("wheelhouseDir", "no/such/dir", "null or an existing wheelhouse directory (make wheelhouse)"),
+    ("coreInstanceType", "m7g.xlarge", "an instance type of the primary's architecture (x86_64, m5.xlarge)"),
 ]
 
 
@@ -127,6 +140,29 @@ def test_bad_value_names_key_value_and_what_is_allowed(key, value, allowed, tmp_
     assert caught.value.key == key
     assert f"{key}={value!r}" in message
     assert allowed in message
+
+
+def test_weights_file_is_for_imagenet_only(tmp_path: Path):
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(b"\x89HDF")
+    assert config_from_mapping({"weightsFile": "w.h5"}, base_dir=tmp_path).weights_file == weights.resolve()
+    with pytest.raises(
+        ConfigError, match=r"weightsFile=.*expected null while weights='s3://models-bucket/w.h5'"
+    ):
+        config_from_mapping({"weightsFile": str(weights), "weights": "s3://models-bucket/w.h5"})
+
+
+@pytest.mark.parametrize(
+    ("primary", "core", "arch"),
+    [
+        ("m5.xlarge", "m6i.2xlarge", "x86_64"),
+        ("m7g.xlarge", "m7g.xlarge", "aarch64"),
+        ("c7gn.large", "r8g.large", "aarch64"),
+    ],
+)
+def test_cluster_arch_follows_the_instance_types(primary: str, core: str, arch: str):
+    config = config_from_mapping({"primaryInstanceType": primary, "coreInstanceType": core})
+    assert config.cluster_arch == arch
 
 
 def test_components_and_variance_target_are_mutually_exclusive():
@@ -171,6 +207,8 @@ def test_job_fingerprint_holds_every_cluster_and_job_setting():
         "image_size",
         "weights",
         "input_uri",
+        "egress",
     }
     assert config_from_mapping({"idleTimeoutSeconds": "300"}).job_fingerprint() != base
+    assert config_from_mapping({"egress": "nat"}).job_fingerprint() != base
     assert config_from_mapping({"retainData": "false", "runId": "x1"}).job_fingerprint() == base

@@ -121,10 +121,19 @@ def test_node_policy_grants_only_the_prefixes(template: Template):
     (policy,) = template.find_resources("AWS::IAM::ManagedPolicy").values()
     by_sid = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assert {sid: (s["Action"], render(s["Resource"])) for sid, s in by_sid.items()} == {
-        "ListDataBucket": (["s3:GetBucketLocation", "s3:ListBucket"], BUCKET_ARN),
+        "ListDataBucket": (
+            ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+            BUCKET_ARN,
+        ),
         "ReadInput": ("s3:GetObject", f"{BUCKET_ARN}/data/*"),
         "ReadWriteRuns": (
-            ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            [
+                "s3:AbortMultipartUpload",
+                "s3:DeleteObject",
+                "s3:GetObject",
+                "s3:ListMultipartUploadParts",
+                "s3:PutObject",
+            ],
             f"{BUCKET_ARN}/runs/*",
         ),
         "WriteEmrLogs": ("s3:PutObject", f"{BUCKET_ARN}/emr-logs/*"),

@@ -42,6 +42,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         "uploadDir": str(upload),
         "inputUri": "s3://other-bucket/fruits-360",
         "weights": "s3://models-bucket/mobilenet.h5",
+        "egress": "nat",
     }
     return {"default": {}, "variant": variant}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -14,10 +16,12 @@ from spark_job.names import STEP_ACTION_ON_FAILURE
 from stacks import PROJECT_ROOT, packaging
 from stacks.spark_settings import PYSPARK_PYTHON, SPARK_DEFAULTS, SPARK_ENV_EXPORTS
 from tests.cfn_template import render
-from tests.infra.conftest import Synth, build_app, only
+from tests.infra.conftest import TEST_CONTEXT, Synth, asset_source, build_app, only
+from tests.runtime_support import ensure_wheelhouse
 
 EMR_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
 ASSET = r"s3://cdk-hnb659fds-assets-\$\{AWS::AccountId\}-eu-west-3/[0-9a-f]{64}"
+WEIGHTS_FILE = Path(TEST_CONTEXT["weightsFile"])
 BUCKET = "${FruitsData.BucketName}"
 
 
@@ -82,13 +86,14 @@ def test_log_uri(cluster: dict[str, Any]):
     assert render(cluster["LogUri"]) == f"s3://{BUCKET}/emr-logs/"
 
 
-def test_bootstrap_action_installs_the_pins_from_their_own_asset(cluster: dict[str, Any]):
+def test_bootstrap_action_installs_the_lock_from_the_wheelhouse_asset(cluster: dict[str, Any]):
     (action,) = cluster["BootstrapActions"]
     script = action["ScriptBootstrapAction"]
     assert action["Name"] == "install-python-deps"
     assert re.fullmatch(ASSET + r"\.sh", render(script["Path"]))
-    (requirements,) = script["Args"]
-    assert re.fullmatch(ASSET + r"\.txt", render(requirements))
+    lock, wheelhouse = script["Args"]
+    assert re.fullmatch(ASSET + r"\.lock", render(lock))
+    assert re.fullmatch(ASSET + r"\.zip", render(wheelhouse))  # the wheelhouse folder, zipped by cdk deploy
 
 
 def test_spark_runs_python_3_11(cluster: dict[str, Any]):
@@ -132,13 +137,23 @@ def assert_spark_submit_head(args: list[str], mode: str) -> None:
     assert args[6] == mode
 
 
+WEIGHTS_ASSET = ASSET + r"\.h5"
+
+
+def weights_arg(args: list[str]) -> str:
+    """The --weights value, checked to be the weights asset's s3:// URI (imagenet, resolved at synth)."""
+    value = args[args.index("--weights") + 1]
+    assert re.fullmatch(WEIGHTS_ASSET, value), value
+    return value
+
+
 def test_fit_arguments(cluster: dict[str, Any], run_id: str):
     args = render(steps_by_name(cluster)["fit"]["HadoopJarStep"]["Args"])
     assert_spark_submit_head(args, "fit")
     assert args[7:] == [
         "--input", f"s3://{BUCKET}/data/Training",
         "--output", f"s3://{BUCKET}/runs/{run_id}/fit",
-        "--weights", "imagenet",
+        "--weights", weights_arg(args),
         "--variance", "0.95",
         "--image-size", "224",
     ]  # fmt: skip
@@ -154,7 +169,7 @@ def test_transform_arguments(cluster: dict[str, Any], run_id: str):
         "--model", f"s3://{BUCKET}/runs/{run_id}/fit/model",
         "--input", f"s3://{BUCKET}/data/Test",
         "--output", f"s3://{BUCKET}/runs/{run_id}/transform",
-        "--weights", "imagenet",
+        "--weights", weights_arg(fit_args),
     ]  # fmt: skip
 
 
@@ -169,12 +184,14 @@ def test_each_argument_is_one_token_and_unique(cluster: dict[str, Any]):
 def test_job_code_assets_are_the_deterministic_zip_and_entry(default_synth: Synth, cluster: dict[str, Any]):
     args = render(steps_by_name(cluster)["fit"]["HadoopJarStep"]["Args"])
     zip_hash = args[4].rsplit("/", 1)[1].removesuffix(".zip")
-    staged = default_synth.outdir / f"asset.{zip_hash}.zip"
+    staged = asset_source(default_synth.outdir, zip_hash)
     built = packaging.zip_bytes(PROJECT_ROOT / "spark_job")
     assert staged.read_bytes() == built  # uploaded as-is: the zip, not a re-zipped folder
     entry_hash = args[5].rsplit("/", 1)[1].removesuffix(".py")
-    entry = default_synth.outdir / f"asset.{entry_hash}.py"
+    entry = asset_source(default_synth.outdir, entry_hash)
     assert entry.read_bytes() == (PROJECT_ROOT / packaging.ENTRY_FILE).read_bytes()
+    weights_hash = weights_arg(args).rsplit("/", 1)[1].removesuffix(".h5")
+    assert asset_source(default_synth.outdir, weights_hash).read_bytes() == WEIGHTS_FILE.read_bytes()
 
 
 # --- run id -----------------------------------------------------------------------------------------------
@@ -221,9 +238,31 @@ def test_run_id_is_stable_and_follows_code_and_config(
     assert synth_run_id(tmp_path_factory, {"idleTimeoutSeconds": 300}, project_copy) != run_id
     assert synth_run_id(tmp_path_factory, {"retainData": "false"}, project_copy) == run_id  # data stack only
     assert synth_run_id(tmp_path_factory, {"imageSize": "160"}, project_copy) != run_id
+    other_weights = project_copy / "other-weights.h5"
+    other_weights.write_bytes(WEIGHTS_FILE.read_bytes() + b"\0")
+    assert synth_run_id(tmp_path_factory, {"weightsFile": str(other_weights)}, project_copy) != run_id
     script = project_copy / "bootstrap" / "install_python_deps.sh"
     script.write_text(script.read_text() + "\n# changed\n")
     assert synth_run_id(tmp_path_factory, {}, project_copy) != run_id
+
+
+def test_run_id_follows_the_lock(tmp_path_factory: pytest.TempPathFactory, project_copy: Path, run_id: str):
+    """Another lock is another runtime, hence another run (its wheelhouse: the same wheels, linked, with
+    a manifest naming the edited lock)."""
+    lock = project_copy / "spark_job" / "requirements.x86_64.lock"
+    original = lock.read_bytes()
+    wheelhouse = ensure_wheelhouse()
+    stand_in = tmp_path_factory.mktemp("wheelhouse")
+    for wheel in wheelhouse.glob("*.whl"):
+        (stand_in / wheel.name).symlink_to(wheel)
+    manifest = json.loads((wheelhouse / "wheelhouse.json").read_text())
+    try:
+        lock.write_bytes(original + b"# an edit\n")
+        manifest["lockSha256"] = hashlib.sha256(lock.read_bytes()).hexdigest()
+        (stand_in / "wheelhouse.json").write_text(json.dumps(manifest))
+        assert synth_run_id(tmp_path_factory, {"wheelhouseDir": str(stand_in)}, project_copy) != run_id
+    finally:
+        lock.write_bytes(original)
 
 
 def test_run_id_override_and_variant_arguments(tmp_path_factory: pytest.TempPathFactory):
@@ -241,7 +280,7 @@ def test_run_id_override_and_variant_arguments(tmp_path_factory: pytest.TempPath
     assert args[7:] == [
         "--input", f"s3://{BUCKET}/data/Training",
         "--output", f"s3://{BUCKET}/runs/2026-11-21a/fit",
-        "--weights", "imagenet",
+        "--weights", weights_arg(args),
         "--components", "224",
         "--image-size=224",
     ]  # fmt: skip
@@ -250,15 +289,90 @@ def test_run_id_override_and_variant_arguments(tmp_path_factory: pytest.TempPath
 # --- network ----------------------------------------------------------------------------------------------
 
 
-def test_network(template: Template):
+def test_network_has_no_internet_route_by_default(template: Template):
+    """egress=none: no NAT, no internet gateway, no public subnet, no 0.0.0.0/0 route; S3 by its gateway
+    endpoint and KMS by an interface endpoint, both in the cluster's isolated subnet."""
+    template.resource_count_is("AWS::EC2::VPC", 1)
+    template.resource_count_is("AWS::EC2::Subnet", 1)
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    template.resource_count_is("AWS::EC2::InternetGateway", 0)
+    template.resource_count_is("AWS::EC2::VPCGatewayAttachment", 0)
+    template.resource_count_is("AWS::EC2::EIP", 0)
+    template.resource_count_is("AWS::EC2::FlowLog", 1)
+    routes = template.find_resources("AWS::EC2::Route")
+    assert not [r for r in routes.values() if r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"]
+    assert not [r for r in routes.values() if r["Properties"].get("DestinationIpv6CidrBlock") == "::/0"]
+    (subnet_id, subnet) = only(template, "AWS::EC2::Subnet")
+    assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    assert {"Key": "aws-cdk:subnet-type", "Value": "Isolated"} in subnet["Properties"]["Tags"]
+    route_table = Capture()
+    template.has_resource_properties(
+        "AWS::EC2::SubnetRouteTableAssociation",
+        {"SubnetId": {"Ref": subnet_id}, "RouteTableId": {"Ref": route_table}},
+    )
+    template.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {
+            "VpcEndpointType": "Gateway",
+            "ServiceName": {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]},
+            "RouteTableIds": [{"Ref": route_table.as_string()}],
+        },
+    )
+    kms_group = logical_id(template, "AWS::EC2::SecurityGroup", "NetworkKmsEndpointSecurityGroup")
+    template.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {
+            "VpcEndpointType": "Interface",
+            "ServiceName": "com.amazonaws.eu-west-3.kms",
+            "PrivateDnsEnabled": True,
+            "SubnetIds": [{"Ref": subnet_id}],
+            "SecurityGroupIds": [{"Fn::GetAtt": [kms_group, "GroupId"]}],
+        },
+    )
+
+
+def test_kms_endpoint_admits_https_from_the_cluster_groups_only(template: Template):
+    kms_group = logical_id(template, "AWS::EC2::SecurityGroup", "NetworkKmsEndpointSecurityGroup")
+    props = template.find_resources("AWS::EC2::SecurityGroup")[kms_group]["Properties"]
+    assert "SecurityGroupIngress" not in props
+    # allow_all_outbound=False: CDK's placeholder rule that matches no traffic
+    assert [r["CidrIp"] for r in props["SecurityGroupEgress"]] == ["255.255.255.255/32"]
+    rules = [
+        r["Properties"]
+        for r in template.find_resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [kms_group, "GroupId"]}
+    ]
+    sources = sorted(r["SourceSecurityGroupId"]["Fn::GetAtt"][0] for r in rules)
+    assert sources == sorted(only_group(template, n) for n in ("Core", "Primary"))
+    assert {(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in rules} == {("tcp", 443, 443)}
+
+
+def test_emr_managed_tag_only_on_the_vpc_subnet_groups_and_cluster(template: Template):
+    tagged = {
+        logical_id: resource["Type"]
+        for logical_id, resource in template.to_json()["Resources"].items()
+        if EMR_TAG in resource.get("Properties", {}).get("Tags", [])
+    }
+    assert sorted(tagged.values()) == sorted(
+        ["AWS::EC2::VPC", "AWS::EC2::Subnet", *["AWS::EC2::SecurityGroup"] * 3, "AWS::EMR::Cluster"]
+    )
+    assert not any(k.startswith("NetworkKms") for k in tagged)
+
+
+@pytest.fixture(scope="module")
+def nat_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    return build_app(tmp_path_factory.mktemp("cdk-out"), {"egress": "nat"}).pipeline
+
+
+def test_network_with_egress_nat(nat_template: Template):
+    template = nat_template
     template.resource_count_is("AWS::EC2::VPC", 1)
     template.resource_count_is("AWS::EC2::Subnet", 2)
     template.resource_count_is("AWS::EC2::NatGateway", 1)
+    template.resource_count_is("AWS::EC2::InternetGateway", 1)
     template.resource_count_is("AWS::EC2::FlowLog", 1)
-    template.has_resource_properties("AWS::EC2::VPC", {"Tags": Match.array_with([EMR_TAG])})
+    template.resource_count_is("AWS::EC2::VPCEndpoint", 1)  # S3 only: KMS goes through the NAT
     template.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "ResourceType": "VPC"})
-    for subnet in template.find_resources("AWS::EC2::Subnet").values():
-        assert EMR_TAG in subnet["Properties"]["Tags"]
     private_route_table = Capture()
     template.has_resource_properties(
         "AWS::EC2::Route",
@@ -277,6 +391,23 @@ def test_network(template: Template):
             "RouteTableIds": [{"Ref": private_route_table.as_string()}],
         },
     )
+    # The EMR tag on the VPC, the EMR subnet, the groups and the cluster: not on the public subnet, the
+    # internet gateway, the NAT or its address.
+    resources = template.to_json()["Resources"]
+    tagged = sorted(
+        r["Type"] for r in resources.values() if EMR_TAG in r.get("Properties", {}).get("Tags", [])
+    )
+    assert tagged == sorted(
+        ["AWS::EC2::VPC", "AWS::EC2::Subnet", *["AWS::EC2::SecurityGroup"] * 3, "AWS::EMR::Cluster"]
+    )
+    (emr_subnet,) = [
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::EC2::Subnet" and EMR_TAG in r["Properties"]["Tags"]
+    ]
+    assert emr_subnet.startswith("NetworkVpcEmrSubnet")
+    depends_on = only(template, "AWS::EMR::Cluster")[1]["DependsOn"]
+    assert any(d.startswith("NetworkVpcEmrSubnet1DefaultRoute") for d in depends_on)  # the NAT route
 
 
 def test_emr_subnet_is_private(template: Template, cluster: dict[str, Any]):
@@ -296,7 +427,9 @@ def only_group(template: Template, name: str) -> str:
 
 def test_security_groups_have_exactly_the_documented_rules(template: Template):
     groups = {only_group(template, n): n for n in ("Primary", "Core", "ServiceAccess")}
-    template.resource_count_is("AWS::EC2::SecurityGroup", 3)  # EMR must not create default groups
+    # EMR must not create default groups: ours are the three, plus the KMS endpoint's
+    template.resource_count_is("AWS::EC2::SecurityGroup", 4)
+    kms_group = logical_id(template, "AWS::EC2::SecurityGroup", "NetworkKmsEndpointSecurityGroup")
 
     def group(value: dict[str, Any]) -> str:
         return groups[value["Fn::GetAtt"][0]]
@@ -305,6 +438,7 @@ def test_security_groups_have_exactly_the_documented_rules(template: Template):
         (group(r["Properties"]["GroupId"]), group(r["Properties"]["SourceSecurityGroupId"]),
          r["Properties"]["IpProtocol"], r["Properties"]["FromPort"], r["Properties"]["ToPort"])
         for r in template.find_resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"]["Fn::GetAtt"][0] != kms_group
     }  # fmt: skip
     expected = {
         (target, source, protocol, low, high)
@@ -318,7 +452,7 @@ def test_security_groups_have_exactly_the_documented_rules(template: Template):
     }
     expected |= {("ServiceAccess", "Primary", "tcp", 9443, 9443)}
     assert ingress == expected
-    template.resource_count_is("AWS::EC2::SecurityGroupIngress", len(expected))
+    template.resource_count_is("AWS::EC2::SecurityGroupIngress", len(expected) + 2)  # + 443 to KMS
 
     egress = {
         (group(r["Properties"]["GroupId"]), group(r["Properties"]["DestinationSecurityGroupId"]),
@@ -330,15 +464,15 @@ def test_security_groups_have_exactly_the_documented_rules(template: Template):
         ("ServiceAccess", "Core", "tcp", 8443, 8443),
     }
 
-    for logical_id, name in groups.items():
-        props = template.find_resources("AWS::EC2::SecurityGroup")[logical_id]["Properties"]
+    for group_id, name in groups.items():
+        props = template.find_resources("AWS::EC2::SecurityGroup")[group_id]["Properties"]
         assert "SecurityGroupIngress" not in props
         assert EMR_TAG in props["Tags"]
         assert props["GroupDescription"].startswith("EMR ")
         inline_egress = props.get("SecurityGroupEgress", [])
         if name == "ServiceAccess":
             assert inline_egress == []  # only the two 8443 rules above
-        else:  # nodes reach EMR, S3, PyPI and the weights through the NAT and the S3 endpoint
+        else:  # nodes reach S3 and KMS through the endpoints (and the internet through a NAT if any)
             assert inline_egress == [
                 {
                     "CidrIp": "0.0.0.0/0",
@@ -388,8 +522,8 @@ def test_ec2_role_and_instance_profile(template: Template):
     assert set(by_sid) == {"ReadJobCode", "UseLocalDiskKey"}
     assert by_sid["ReadJobCode"]["Action"] == "s3:GetObject"
     code_objects = sorted(render(r) for r in by_sid["ReadJobCode"]["Resource"])
-    assert len(code_objects) == 4
-    assert {arn.rsplit(".", 1)[1] for arn in code_objects} == {"zip", "py", "sh", "txt"}
+    assert len(code_objects) == 6  # code zip, entry, bootstrap, lock, wheelhouse zip, weights
+    assert sorted(arn.rsplit(".", 1)[1] for arn in code_objects) == ["h5", "lock", "py", "sh", "zip", "zip"]
     asset_object = r"arn:aws:s3:::cdk-hnb659fds-assets-\$\{AWS::AccountId\}-eu-west-3/[0-9a-f]{64}\.\w+"
     assert all(re.fullmatch(asset_object, arn) for arn in code_objects)
     key_id = only(template, "AWS::KMS::Key")[0]
@@ -447,8 +581,8 @@ def test_cluster_waits_for_permissions_and_egress(template: Template):
     depends_on = only(template, "AWS::EMR::Cluster")[1]["DependsOn"]
     assert any(d.startswith("AccessEc2RoleDefaultPolicy") for d in depends_on)
     assert any(d.startswith("AccessServiceRoleDefaultPolicy") for d in depends_on)
-    assert any(d.startswith("NetworkVpcEmrSubnet1DefaultRoute") for d in depends_on)  # the NAT route
     assert any(d.startswith("NetworkVpcS3") for d in depends_on)  # the S3 gateway endpoint
+    assert any(d.startswith("NetworkVpcKms") for d in depends_on)  # the KMS interface endpoint
 
 
 def test_resource_counts(template: Template):
@@ -457,10 +591,10 @@ def test_resource_counts(template: Template):
         "AWS::EMR::SecurityConfiguration": 1,
         "AWS::KMS::Key": 1,
         "AWS::IAM::InstanceProfile": 1,
-        "AWS::EC2::SecurityGroup": 3,
-        "AWS::EC2::SecurityGroupIngress": 15,
+        "AWS::EC2::SecurityGroup": 4,  # primary, core, service access, KMS endpoint
+        "AWS::EC2::SecurityGroupIngress": 17,
         "AWS::EC2::SecurityGroupEgress": 2,
-        "AWS::EC2::VPCEndpoint": 1,
+        "AWS::EC2::VPCEndpoint": 2,  # S3 gateway, KMS interface
         "Custom::SecurityGroupRuleRevoker": 1,
         "AWS::Lambda::Function": 2,  # the revoker, and CDK's default-security-group restriction
         "AWS::EMR::Step": 0,  # steps are part of the cluster

@@ -73,7 +73,7 @@ def as_list(value: Any) -> list[Any]:
 
 def test_templates_were_scanned(templates: dict[str, dict[str, Any]]):
     pipeline = templates["default/FruitsPipeline"]
-    assert len(list(ingress_rules(pipeline))) == 15
+    assert len(list(ingress_rules(pipeline))) == 17  # 15 between EMR groups, 2 into the KMS endpoint
     assert len(list(policy_statements(pipeline))) >= 10
     assert any(
         r["Type"] == "Custom::CDKBucketDeployment"
@@ -97,7 +97,8 @@ def test_no_ipv6_anywhere_and_ipv4_egress_only_from_the_emr_nodes(templates: dic
         for logical_id, rule in egress_rules(template):
             assert rule.get("CidrIpv6") != OPEN_IPV6, f"{name}: {logical_id}"
             if rule.get("CidrIp") == OPEN_IPV4:
-                # EMR's documented outbound rule for primary and core (EMR control plane, S3, PyPI via NAT)
+                # EMR's documented outbound rule for primary and core (EMR control plane, S3, KMS; the
+                # internet with egress=nat)
                 assert logical_id.startswith(("SecurityGroupsPrimary", "SecurityGroupsCore")), (
                     f"{name}: {logical_id}"
                 )

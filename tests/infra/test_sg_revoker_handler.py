@@ -31,7 +31,7 @@ def load_handler() -> ModuleType:
 index = load_handler()
 
 
-def event(request: str, group_ids: list[str]) -> dict[str, Any]:
+def event(request: str, group_ids: list[str], vpc_id: str | None = None) -> dict[str, Any]:
     return {
         "RequestType": request,
         "ResponseURL": "https://cloudformation-custom-resource-response-euwest3.s3.amazonaws.com/signed",
@@ -39,7 +39,11 @@ def event(request: str, group_ids: list[str]) -> dict[str, Any]:
         "RequestId": "req-1",
         "LogicalResourceId": "SgRuleRevokerF042A7B3",
         "ResourceType": "Custom::SecurityGroupRuleRevoker",
-        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:...", "GroupIds": group_ids},
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:...",
+            "GroupIds": group_ids,
+            **({"VpcId": vpc_id} if vpc_id else {}),
+        },
         **({"PhysicalResourceId": "SgRuleRevokerF042A7B3-sg-rule-revoker"} if request != "Create" else {}),
     }
 
@@ -169,7 +173,10 @@ def test_delete_by_an_update_leaves_the_live_groups_alone(aws: None, status: str
     groups = EmrGroups()
     before = {g: groups.references(g) for g in groups.emr}
     cloudformation, stubber = stack_status(status)
-    assert index.handle(event("Delete", groups.emr), groups.ec2, cloudformation) == {"Revoked": 0}
+    assert index.handle(event("Delete", groups.emr), groups.ec2, cloudformation) == {
+        "Revoked": 0,
+        "EndpointsDeleted": 0,
+    }
     stubber.assert_no_pending_responses()
     assert {g: groups.references(g) for g in groups.emr} == before
 
@@ -180,7 +187,8 @@ def test_create_and_update_make_no_aws_call(request_type: str):
     cloudformation = boto3.client("cloudformation", region_name=REGION)
     with Stubber(ec2) as ec2_stub, Stubber(cloudformation) as cfn_stub:  # any call would fail
         assert index.handle(event(request_type, ["sg-0123456789abcdef0"]), ec2, cloudformation) == {
-            "Revoked": 0
+            "Revoked": 0,
+            "EndpointsDeleted": 0,
         }
         ec2_stub.assert_no_pending_responses()
         cfn_stub.assert_no_pending_responses()
@@ -334,3 +342,97 @@ def test_create_answers_with_a_stable_physical_id(sent: list[Any], monkeypatch: 
         "SUCCESS",
         "SgRuleRevokerF042A7B3-sg-rule-revoker",
     )
+
+
+# --- VPC endpoints EMR creates (AmazonEMRServicePolicy_v2 v6: CreateEmrServiceVPCEndpoint) ---------------
+
+
+def tags(**pairs: str) -> list[dict[str, Any]]:
+    return [{"ResourceType": "vpc-endpoint", "Tags": [{"Key": k, "Value": v} for k, v in pairs.items()]}]
+
+
+EMR_TAGS = {"Name": "emr-service-vpce", "for-use-with-amazon-emr-managed-policies": "true"}
+
+
+def live_endpoints(ec2: Any, vpc_id: str) -> set[str]:
+    found = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
+    return {e["VpcEndpointId"] for e in found if e["State"].lower() != "deleted"}
+
+
+def test_stack_deletion_deletes_the_endpoints_emr_created_in_our_vpc_only(aws: None):
+    groups = EmrGroups()
+    ec2 = groups.ec2
+    ours = ec2.describe_security_groups(GroupIds=[groups.ids["primary"]])["SecurityGroups"][0]["VpcId"]
+    other = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+    service = f"com.amazonaws.{REGION}.elasticmapreduce"
+
+    def endpoint(vpc: str, **pairs: str) -> str:
+        made = ec2.create_vpc_endpoint(
+            VpcId=vpc, ServiceName=service, VpcEndpointType="Interface", TagSpecifications=tags(**pairs)
+        )
+        return made["VpcEndpoint"]["VpcEndpointId"]
+
+    emrs = endpoint(ours, **EMR_TAGS)
+    named_only = endpoint(ours, Name="emr-service-vpce")  # not EMR's: it lacks the managed-policy tag
+    mine = endpoint(ours, Name="kms")
+    elsewhere = endpoint(other, **EMR_TAGS)  # EMR's, but another VPC's
+    cloudformation, _ = stack_status("DELETE_IN_PROGRESS")
+
+    data = index.handle(event("Delete", groups.emr, vpc_id=ours), ec2, cloudformation)
+
+    assert data["EndpointsDeleted"] == 1
+    assert live_endpoints(ec2, ours) == {named_only, mine}
+    assert emrs not in live_endpoints(ec2, ours)
+    assert live_endpoints(ec2, other) == {elsewhere}
+    assert all(groups.references(g) == set() for g in groups.emr)  # the rules went too
+
+
+def described(*states: str) -> dict[str, Any]:
+    return {
+        "VpcEndpoints": [
+            {"VpcEndpointId": f"vpce-0{i}", "VpcId": "vpc-1", "State": s} for i, s in enumerate(states)
+        ]
+    }
+
+
+FILTERS = [
+    {"Name": "vpc-id", "Values": ["vpc-1"]},
+    {"Name": "tag:Name", "Values": ["emr-service-vpce"]},
+    {"Name": "tag:for-use-with-amazon-emr-managed-policies", "Values": ["true"]},
+]
+
+
+def test_deletion_is_waited_for_until_the_endpoint_is_gone():
+    ec2 = boto3.client("ec2", region_name=REGION)
+    sleeps: list[float] = []
+    with Stubber(ec2) as stub:
+        stub.add_response("describe_vpc_endpoints", described("available"), {"Filters": FILTERS})
+        stub.add_response("delete_vpc_endpoints", {"Unsuccessful": []}, {"VpcEndpointIds": ["vpce-00"]})
+        stub.add_response("describe_vpc_endpoints", described("deleting"), {"Filters": FILTERS})
+        stub.add_response("describe_vpc_endpoints", described("deleted"), {"Filters": FILTERS})
+        deleted = index.delete_emr_endpoints(ec2, "vpc-1", clock=lambda: 0.0, sleep=sleeps.append)
+        stub.assert_no_pending_responses()
+    assert deleted == ["vpce-00"]
+    assert sleeps == [index.ENDPOINT_POLL_S]  # one wait while it was deleting, none once deleted
+
+
+def test_an_endpoint_that_does_not_go_fails_with_its_id():
+    ec2 = boto3.client("ec2", region_name=REGION)
+    now = iter([0.0, 100.0, 300.0])
+    with Stubber(ec2) as stub:
+        stub.add_response("describe_vpc_endpoints", described("available"), {"Filters": FILTERS})
+        stub.add_response("delete_vpc_endpoints", {"Unsuccessful": []}, {"VpcEndpointIds": ["vpce-00"]})
+        stub.add_response("describe_vpc_endpoints", described("deleting"), {"Filters": FILTERS})
+        stub.add_response("describe_vpc_endpoints", described("deleting"), {"Filters": FILTERS})
+        with pytest.raises(TimeoutError, match=r"still present after 240 s: \['vpce-00'\]"):
+            index.delete_emr_endpoints(ec2, "vpc-1", clock=lambda: next(now), sleep=lambda _: None)
+
+
+def test_a_refused_deletion_is_an_error():
+    ec2 = boto3.client("ec2", region_name=REGION)
+    refused = {"Unsuccessful": [{"ResourceId": "vpce-00", "Error": {"Code": "UnauthorizedOperation"}}]}
+    with Stubber(ec2) as stub:
+        stub.add_response("describe_vpc_endpoints", described("available"), {"Filters": FILTERS})
+        stub.add_response("delete_vpc_endpoints", refused, {"VpcEndpointIds": ["vpce-00"]})
+        with pytest.raises(RuntimeError, match="could not delete VPC endpoint vpce-00"):
+            index.delete_emr_endpoints(ec2, "vpc-1", sleep=lambda _: None)

@@ -62,7 +62,7 @@ def rules(graph: Graph) -> list[str]:
 
 def test_cluster_is_deleted_before_every_rule_and_the_revoker(graph: Graph, revoker: str):
     (cluster,) = graph.of_type("AWS::EMR::Cluster")
-    assert len(rules(graph)) == 17
+    assert len(rules(graph)) == 19  # 17 between the EMR groups, 2 into the KMS endpoint's group
     for rule in rules(graph):
         assert graph.depends_on(cluster, rule), rule
     assert graph.depends_on(cluster, revoker)
@@ -75,9 +75,12 @@ def test_rules_are_deleted_before_the_revoker(graph: Graph, revoker: str):
 
 
 def test_revoker_is_deleted_before_the_groups(graph: Graph, revoker: str):
-    groups = graph.of_type("AWS::EC2::SecurityGroup")
+    groups = [g for g in graph.of_type("AWS::EC2::SecurityGroup") if g.startswith("SecurityGroups")]
     assert len(groups) == 3
     properties = graph.resources[revoker]["Properties"]
+    (vpc,) = graph.of_type("AWS::EC2::VPC")
+    assert properties["VpcId"] == {"Ref": vpc}  # its endpoints EMR created are deleted first
+    assert graph.depends_on(revoker, vpc)
     assert properties["GroupIds"] == [
         {"Fn::GetAtt": [group, "GroupId"]}
         for group in sorted(groups, key=lambda g: ["Primary", "Core", "ServiceAccess"].index(g[14:-8]))
@@ -110,7 +113,17 @@ def test_revoker_function(default_synth: Synth, graph: Graph, revoker: str):
     assert revoke["Action"] == ["ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress"]
     groups = {ref["Fn::GetAtt"][0] for ref in graph.resources[revoker]["Properties"]["GroupIds"]}
     assert {r["Fn::Join"][1][-1]["Fn::GetAtt"][0] for r in revoke["Resource"]} == groups
-    assert by_sid["DescribeGroups"]["Action"] == "ec2:DescribeSecurityGroups"
+    assert by_sid["DescribeGroupsAndEndpoints"]["Action"] == [
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeVpcEndpoints",
+    ]
+    assert by_sid["DeleteEmrServiceEndpoints"]["Action"] == "ec2:DeleteVpcEndpoints"
+    assert by_sid["DeleteEmrServiceEndpoints"]["Condition"] == {
+        "StringEquals": {
+            "aws:ResourceTag/Name": "emr-service-vpce",
+            "aws:ResourceTag/for-use-with-amazon-emr-managed-policies": "true",
+        }
+    }
     assert by_sid["ReadOwnStackStatus"] == {
         "Sid": "ReadOwnStackStatus",
         "Action": "cloudformation:DescribeStacks",

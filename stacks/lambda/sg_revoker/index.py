@@ -1,8 +1,12 @@
-"""CloudFormation custom resource: on stack deletion, revoke every rule of the EMR security groups.
+"""CloudFormation custom resource: on stack deletion, clear what EMR added to our network.
 
 EMR adds rules that make the cluster's security groups reference each other; CloudFormation then cannot
-delete the groups (DependencyViolation) and `cdk destroy` fails. This resource is deleted after the cluster
-and before the groups: its Delete revokes whatever rules are left, ingress and egress, so the groups go.
+delete the groups (DependencyViolation) and `cdk destroy` fails. AmazonEMRServicePolicy_v2 (v6) also lets
+EMR create a VPC endpoint in a tagged VPC (tags Name=emr-service-vpce and
+for-use-with-amazon-emr-managed-policies=true), which CloudFormation does not know and which would keep
+the VPC and subnet from being deleted. This resource is deleted after the cluster and before the groups
+and the VPC: its Delete first deletes those EMR endpoints in our VPC (and waits until they are gone), then
+revokes whatever rules are left, ingress and egress, so the groups and the VPC go.
 
 Create and Update do nothing. Delete revokes only while the whole stack is going away (DELETE_IN_PROGRESS,
 or ROLLBACK_IN_PROGRESS after a failed create): if the resource is merely replaced or dropped by an update,
@@ -15,7 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -27,6 +33,53 @@ LOG.setLevel(logging.INFO)
 TEARDOWN_STATUSES = frozenset({"DELETE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"})
 _GONE_GROUP = {"InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidGroupId.Malformed"}
 _GONE_RULE = {"InvalidPermission.NotFound"}
+# The tags AmazonEMRServicePolicy_v2 requires on the endpoint EMR creates (CreateEmrServiceVPCEndpoint).
+EMR_ENDPOINT_TAGS = {"Name": "emr-service-vpce", "for-use-with-amazon-emr-managed-policies": "true"}
+ENDPOINT_WAIT_S = 240  # endpoint deletion takes about a minute; the function's timeout is 5 minutes
+ENDPOINT_POLL_S = 5
+
+
+def emr_endpoints(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
+    """EMR-created endpoints of our VPC that still exist (not deleted)."""
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}]
+    filters += [{"Name": f"tag:{key}", "Values": [value]} for key, value in EMR_ENDPOINT_TAGS.items()]
+    found: list[dict[str, Any]] = []
+    for page in ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=filters):
+        found += [e for e in page["VpcEndpoints"] if e.get("State", "").lower() not in {"deleted", "failed"}]
+    return found
+
+
+def delete_emr_endpoints(
+    ec2: Any,
+    vpc_id: str,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    wait_s: float = ENDPOINT_WAIT_S,
+) -> list[str]:
+    """Delete the EMR-created endpoints of `vpc_id` and wait until none is left; return their ids.
+
+    Raises TimeoutError when some are still there after `wait_s` (CloudFormation then reports the failure
+    instead of failing later, less clearly, on the VPC)."""
+    endpoints = emr_endpoints(ec2, vpc_id)
+    ids = [e["VpcEndpointId"] for e in endpoints]
+    if not ids:
+        LOG.info("no EMR-created VPC endpoint in %s", vpc_id)
+        return []
+    LOG.info("deleting EMR-created VPC endpoints %s", ids)
+    result = ec2.delete_vpc_endpoints(VpcEndpointIds=ids)
+    for failure in result.get("Unsuccessful", []):
+        error = failure.get("Error", {})
+        if error.get("Code") != "InvalidVpcEndpoint.NotFound":
+            raise RuntimeError(f"could not delete VPC endpoint {failure.get('ResourceId')}: {error}")
+    deadline = clock() + wait_s
+    while True:
+        left = [e["VpcEndpointId"] for e in emr_endpoints(ec2, vpc_id)]
+        if not left:
+            return ids
+        if clock() >= deadline:
+            raise TimeoutError(f"EMR-created VPC endpoints still present after {wait_s:.0f} s: {left}")
+        sleep(ENDPOINT_POLL_S)
 
 
 def revoke_group_rules(ec2: Any, group_ids: list[str]) -> dict[str, int]:
@@ -74,13 +127,15 @@ def handle(event: dict[str, Any], ec2: Any, cloudformation: Any) -> dict[str, An
     """The resource's work; returns the Data of the response."""
     request = event["RequestType"]
     group_ids = list(event["ResourceProperties"].get("GroupIds", []))
+    vpc_id = event["ResourceProperties"].get("VpcId")
     if request != "Delete":
-        return {"Revoked": 0}
+        return {"Revoked": 0, "EndpointsDeleted": 0}
     if not stack_is_being_removed(cloudformation, event["StackId"]):
         LOG.info("resource removed by an update, the groups stay: nothing revoked")
-        return {"Revoked": 0}
+        return {"Revoked": 0, "EndpointsDeleted": 0}
+    deleted = delete_emr_endpoints(ec2, vpc_id) if vpc_id else []
     revoked = revoke_group_rules(ec2, group_ids)
-    return {"Revoked": sum(revoked.values())}
+    return {"Revoked": sum(revoked.values()), "EndpointsDeleted": len(deleted)}
 
 
 def send_response(event: dict[str, Any], status: str, reason: str, data: dict[str, Any]) -> None:
