@@ -187,8 +187,7 @@ class AppConfig:
 
     @property
     def executor_sizing(self) -> ExecutorSizing:
-        sizing = size_executors([types_table.INSTANCE_TYPES[name] for name in self.worker_types])
-        return sizing
+        return size_executors([types_table.INSTANCE_TYPES[name] for name in self.worker_types])
 
     def job_fingerprint(self) -> dict[str, Any]:
         """The settings that change what a run computes or the cluster it runs on (part of the run id).
@@ -205,9 +204,11 @@ class AppConfig:
         return fields
 
 
-def config_from_mapping(context: Mapping[str, Any], *, base_dir: Path | None = None) -> AppConfig:
+def config_from_mapping(
+    context: Mapping[str, Any], *, base_dir: Path | None = None, project_root: Path = PROJECT_ROOT
+) -> AppConfig:
     """Convenience for tests and tools: build from a plain dict of context values."""
-    return AppConfig.from_context(context.get, base_dir=base_dir)
+    return AppConfig.from_context(context.get, base_dir=base_dir, project_root=project_root)
 
 
 def _text(value: Any) -> str:
