@@ -150,10 +150,12 @@ class ProbeRecord:
 class FeaturizerRecord(_Record):
     """model/featurizer.json: how `fit` featurized, so `transform` featurizes the same way.
 
-    Version 2 renamed the network's description from `model` to `network`.
+    Version 2 renamed the network's description from `model` to `network`. Version 3 added `architecture`:
+    the machine (x86_64, aarch64) fit ran on, since the features differ slightly between architectures
+    (None in older records: not recorded).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
     FILE_NAME: ClassVar[str] = FEATURIZER_FILE
 
     image_size: int
@@ -163,11 +165,14 @@ class FeaturizerRecord(_Record):
     variance_target: float | None
     spectrum: list[float]  # the whole explained-variance spectrum of the fit (the report's curve)
     network: str
+    architecture: str | None  # platform.machine() of the driver fit ran on; None: written before version 3
 
     @classmethod
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
         if version == 1 and "model" in doc:
             doc = {**doc, "network": doc["model"]}
+        if version < 3:
+            doc = {**doc, "architecture": None}
         return doc
 
     def _check(self, source: str) -> None:

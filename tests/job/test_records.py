@@ -73,18 +73,42 @@ def test_manifest_round_trip_and_one_probe_key_per_mode() -> None:
         assert ManifestRecord.from_json(record.to_json()) == record
 
 
-def test_featurizer_v1_loads_and_is_written_as_v2() -> None:
+def test_featurizer_v1_loads_and_is_written_as_the_current_version() -> None:
     record = FeaturizerRecord.from_json(json.dumps(featurizer_v1()))
     assert record.network == "MobileNetV2(include_top=False, pooling='avg')"
+    assert record.architecture is None  # not recorded before version 3
     doc = json.loads(record.to_json())
-    assert doc["schema_version"] == 2 and "network" in doc and "model" not in doc
+    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 3
+    assert "network" in doc and "model" not in doc
     assert FeaturizerRecord.from_json(record.to_json()) == record
+
+
+def test_featurizer_v2_loads_without_an_architecture_and_v3_keeps_it() -> None:
+    v1 = featurizer_v1()
+    v2 = {**{k: v for k, v in v1.items() if k != "model"}, "network": v1["model"], "schema_version": 2}
+    assert FeaturizerRecord.from_json(json.dumps(v2)).architecture is None
+    v3 = {**v2, "schema_version": 3, "architecture": "aarch64"}
+    assert FeaturizerRecord.from_json(json.dumps(v3)).architecture == "aarch64"
+    with pytest.raises(RecordError, match="architecture"):
+        FeaturizerRecord.from_json(json.dumps({k: v for k, v in v3.items() if k != "architecture"}), "f.json")
+
+
+def test_transform_warns_when_the_architecture_differs(caplog: pytest.LogCaptureFixture) -> None:
+    from spark_job.job import warn_on_architecture_change
+
+    with caplog.at_level("WARNING", logger="spark_job.job"):
+        assert warn_on_architecture_change("x86_64", "x86_64") is False
+        assert warn_on_architecture_change(None, "aarch64") is False  # an older model: nothing to compare
+        assert not caplog.records
+        assert warn_on_architecture_change("x86_64", "aarch64") is True
+    (warning,) = caplog.records
+    assert "fitted on x86_64 and transform runs on aarch64" in warning.getMessage()
 
 
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])
 def test_a_newer_version_is_refused_naming_it(record: Any) -> None:
     doc = manifest_v1() if record is ManifestRecord else featurizer_v1()
-    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version 2"):
+    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version [23]"):
         record.from_json(json.dumps({**doc, "schema_version": 7}), "x.json")
 
 
