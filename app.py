@@ -16,7 +16,12 @@ app = cdk.App()
 try:
     check_context_keys(app.node.get_all_context())
     build_stacks(app, AppConfig.from_context(app.node.try_get_context))
-except (ConfigError, UnknownContextKeyError, LockError, WeightsError) as error:  # the user's to fix: the message, no traceback
+except (
+    ConfigError,
+    UnknownContextKeyError,
+    LockError,
+    WeightsError,
+) as error:  # the user's to fix: the message, no traceback
     sys.exit(f"error: {error}")
 Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 app.synth()

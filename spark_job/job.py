@@ -119,7 +119,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
 
 def warn_on_architecture_change(fitted_on: str | None, here: str) -> bool:
     """Warn when transform runs on another architecture than fit did: the features (and so the PCA
-    coordinates) differ slightly between x86_64 and aarch64 builds of the engine. Returns whether it warned."""
+    coordinates) differ slightly between x86_64 and aarch64 builds of the engine. True if it warned."""
     if fitted_on is None or fitted_on == here:
         return False
     log.warning(

@@ -21,7 +21,6 @@ STEP_JAR = "command-runner.jar"
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-emr-instancefleetconfig-spotprovisioningspecification.html
 SPOT_ALLOCATION_STRATEGY = "price-capacity-optimized"
 SPOT_TIMEOUT_ACTION = "SWITCH_TO_ON_DEMAND"
-SPOT_TIMEOUT_MINUTES = 10
 # The YARN application master (and so the driver, in cluster deploy mode) on core nodes only: EMR 6.x and
 # later turn YARN node labels off, so the AM could land on a Spot task node and die with it. These are the
 # EMR 5.x defaults, which put AM containers on the CORE label only (executors go anywhere):
@@ -142,7 +141,9 @@ def _type_configs(
     return [
         emr.CfnCluster.InstanceTypeConfigProperty(
             instance_type=name,
-            weighted_capacity=1 if sizing is None else sizing.weighted_capacity(types_table.INSTANCE_TYPES[name]),
+            weighted_capacity=1
+            if sizing is None
+            else sizing.weighted_capacity(types_table.INSTANCE_TYPES[name]),
         )
         for name in names
     ]
@@ -185,7 +186,7 @@ def instance_fleets(config: AppConfig) -> dict[str, emr.CfnCluster.InstanceFleet
                 spot_specification=emr.CfnCluster.SpotProvisioningSpecificationProperty(
                     allocation_strategy=SPOT_ALLOCATION_STRATEGY,
                     timeout_action=SPOT_TIMEOUT_ACTION,
-                    timeout_duration_minutes=SPOT_TIMEOUT_MINUTES,
+                    timeout_duration_minutes=types_table.SPOT_TIMEOUT_MINUTES,
                 )
             )
             if spot

@@ -82,11 +82,14 @@ def check_context_keys(keys: Iterable[str]) -> None:
             continue
         if key in REPLACED_KEYS:
             raise UnknownContextKeyError(
-                key, f"Context key {key!r} is no longer read: use {REPLACED_KEYS[key]} (README: Configuration)"
+                key,
+                f"Context key {key!r} is no longer read: use {REPLACED_KEYS[key]} (README: Configuration)",
             )
         nearest = difflib.get_close_matches(key, list(DEFAULTS), n=1, cutoff=0.0)
         hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
-        raise UnknownContextKeyError(key, f"Unknown context key {key!r}{hint} Known keys: {', '.join(DEFAULTS)}")
+        raise UnknownContextKeyError(
+            key, f"Unknown context key {key!r}{hint} Known keys: {', '.join(DEFAULTS)}"
+        )
 
 
 class ConfigError(ValueError):
@@ -397,7 +400,9 @@ def _task_market(raw: Callable[[str], Any]) -> str:
     value = raw("taskMarket")
     text = _text(value).lower()
     if text not in TASK_MARKETS:
-        raise ConfigError("taskMarket", value, "spot (falls back to on-demand while provisioning) or on-demand")
+        raise ConfigError(
+            "taskMarket", value, "spot (falls back to on-demand while provisioning) or on-demand"
+        )
     return text
 
 
@@ -436,9 +441,9 @@ def _instance_types(raw: Callable[[str], Any], arch: str) -> dict[str, tuple[str
             raise ConfigError("instanceTypes", raw("instanceTypes"), allowed)
         names = tuple(n.strip() for n in names)
         key = f"instanceTypes.{role}"
-        if not types_table.MIN_FLEET_TYPES <= len(names) <= types_table.MAX_FLEET_TYPES or len(set(names)) < len(
-            names
-        ):
+        if not types_table.MIN_FLEET_TYPES <= len(names) <= types_table.MAX_FLEET_TYPES or len(
+            set(names)
+        ) < len(names):
             raise ConfigError(
                 key,
                 list(names),
@@ -453,13 +458,15 @@ def _instance_types(raw: Callable[[str], Any], arch: str) -> dict[str, tuple[str
                 raise ConfigError(
                     key,
                     name,
-                    f"a type of the chosen architecture ({arch}): every node installs one wheelhouse, and fit "
-                    "and transform must run on the same architecture",
+                    f"a type of the chosen architecture ({arch}): every node installs one wheelhouse, and "
+                    "fit and transform must run on the same architecture",
                 )
         fleets[role] = names
     workers = [types_table.INSTANCE_TYPES[n] for n in fleets["core"] + fleets["task"]]
     try:
         size_executors(workers)
     except SizingError as error:
-        raise ConfigError("instanceTypes", raw("instanceTypes"), f"worker types Spark can size: {error}") from None
+        raise ConfigError(
+            "instanceTypes", raw("instanceTypes"), f"worker types Spark can size: {error}"
+        ) from None
     return fleets

@@ -49,7 +49,7 @@ _GENERAL_SIZES = {
     "4xlarge": (16, 64, 57344),
     "8xlarge": (32, 128, 122880),
 }
-# Families in the order a fleet lists them (cheapest first for eu-west-3, ops/data/prices_eu-west-3.json).
+# Families in the order a fleet lists them (the on-demand fleets pick the cheapest with capacity anyway).
 GENERAL_FAMILIES = MappingProxyType(
     {
         X86_64: ("m5", "m6i", "m5a", "m6a", "m7i"),
@@ -72,7 +72,13 @@ def lookup(name: str) -> InstanceType | None:
     return INSTANCE_TYPES.get(name)
 
 
-MIN_FLEET_TYPES, MAX_FLEET_TYPES = 3, 5  # EMR takes up to 5 per fleet without an on-demand strategy
+MIN_FLEET_TYPES, MAX_FLEET_TYPES = 3, 5
+
+# Fleet provisioning, shared by the cluster (stacks/cluster.py), the network and the cost calculator (ops).
+# Two AZs: the stacks are environment-agnostic, and CDK then picks two with Fn::GetAZs (stacks/network.py).
+AZ_COUNT = 2
+# Minutes EMR waits for Spot capacity before SWITCH_TO_ON_DEMAND provisions the task fleet on-demand.
+SPOT_TIMEOUT_MINUTES = 10
 
 
 def preset_types(arch: str, size: str = "xlarge") -> tuple[str, ...]:

@@ -29,8 +29,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.instance_types import AZ_COUNT
+
 HTTPS_PORT = 443
-AZ_COUNT = 2
 
 
 class Network(Construct):

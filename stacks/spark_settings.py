@@ -91,7 +91,9 @@ def _gib(mib: int) -> str:
     return f"{math.ceil(mib / 1024)}g"
 
 
-def size_executors(worker_types: Sequence[InstanceType], worker_mib: int = ENGINE_WORKER_MIB) -> ExecutorSizing:
+def size_executors(
+    worker_types: Sequence[InstanceType], worker_mib: int = ENGINE_WORKER_MIB
+) -> ExecutorSizing:
     """The executor sizing for core and task fleets made of `worker_types` (see ExecutorSizing)."""
     if not worker_types:
         raise SizingError("no worker instance types")
@@ -104,8 +106,16 @@ def size_executors(worker_types: Sequence[InstanceType], worker_mib: int = ENGIN
     slot = min(worker_types, key=lambda t: (t.vcpus, t.yarn_memory_mib))
     for t in worker_types:
         if t.vcpus % slot.vcpus:
-            raise SizingError(f"{t.name} ({t.vcpus} vCPUs) is not a multiple of {slot.name} ({slot.vcpus} vCPUs)")
-    free = slot.yarn_memory_mib - DRIVER_HEAP_MIB - DRIVER_OVERHEAD_MIB - EXECUTOR_HEAP_MIB - EXECUTOR_JVM_OFFHEAP_MIB
+            raise SizingError(
+                f"{t.name} ({t.vcpus} vCPUs) is not a multiple of {slot.name} ({slot.vcpus} vCPUs)"
+            )
+    free = (
+        slot.yarn_memory_mib
+        - DRIVER_HEAP_MIB
+        - DRIVER_OVERHEAD_MIB
+        - EXECUTOR_HEAP_MIB
+        - EXECUTOR_JVM_OFFHEAP_MIB
+    )
     fitting = free // worker_mib
     if fitting < 1:
         raise SizingError(

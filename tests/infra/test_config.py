@@ -161,7 +161,11 @@ BAD_FLEETS = [
     ({"core": ["m5.xlarge", "m6i.xlarge"]}, "instanceTypes.core", "3 to 5 distinct interchangeable types"),
     ({"task": ["m5.xlarge"] * 3}, "instanceTypes.task", "3 to 5 distinct"),
     ({"primary": ["m5.xlarge", "m6i.xlarge", "t3.huge"]}, "instanceTypes.primary", "one of m5.2xlarge"),
-    ({"core": ["m5.xlarge", "m6i.xlarge", "m7g.xlarge"]}, "instanceTypes.core", "chosen architecture (x86_64)"),
+    (
+        {"core": ["m5.xlarge", "m6i.xlarge", "m7g.xlarge"]},
+        "instanceTypes.core",
+        "chosen architecture (x86_64)",
+    ),
 ]
 
 
@@ -263,7 +267,11 @@ def test_unknown_key_fails_the_real_app_naming_the_nearest(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("key", "replacement"),
-    [("coreCount", "coreCapacity"), ("primaryInstanceType", "instanceTypes"), ("coreInstanceType", "instanceTypes")],
+    [
+        ("coreCount", "coreCapacity"),
+        ("primaryInstanceType", "instanceTypes"),
+        ("coreInstanceType", "instanceTypes"),
+    ],
 )
 def test_replaced_keys_say_what_replaces_them(key: str, replacement: str):
     with pytest.raises(UnknownContextKeyError) as caught:

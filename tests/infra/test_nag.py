@@ -51,7 +51,11 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         "default": {},
         "variant": variant,
         "spot": {"taskCapacity": "4"},  # a Spot task fleet
-        "arm64": {"architecture": "arm64", "taskCapacity": "2", "wheelhouseDir": str(ensure_wheelhouse("aarch64"))},
+        "arm64": {
+            "architecture": "arm64",
+            "taskCapacity": "2",
+            "wheelhouseDir": str(ensure_wheelhouse("aarch64")),
+        },
     }
 
 

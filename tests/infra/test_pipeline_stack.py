@@ -15,9 +15,9 @@ from aws_cdk.assertions import Capture, Match, Template
 from spark_job.names import STEP_ACTION_ON_FAILURE
 from stacks import PROJECT_ROOT, packaging
 from stacks.spark_settings import BASE_SPARK_DEFAULTS, PYSPARK_PYTHON, SPARK_ENV_EXPORTS
-from tests.infra.test_spark_sizing import M5_XLARGE_EXECUTORS
 from tests.cfn_template import render
 from tests.infra.conftest import TEST_CONTEXT, Synth, asset_source, build_app, only
+from tests.infra.test_spark_sizing import M5_XLARGE_EXECUTORS
 from tests.runtime_support import ensure_wheelhouse
 
 EMR_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
@@ -364,7 +364,9 @@ def test_run_id_override_and_variant_arguments(tmp_path_factory: pytest.TempPath
 
 
 def emr_subnets(template: Template) -> dict[str, dict[str, Any]]:
-    return {k: r for k, r in template.find_resources("AWS::EC2::Subnet").items() if k.startswith("NetworkVpcEmr")}
+    return {
+        k: r for k, r in template.find_resources("AWS::EC2::Subnet").items() if k.startswith("NetworkVpcEmr")
+    }
 
 
 def test_network_has_no_internet_route_by_default(template: Template, cluster: dict[str, Any]):
@@ -479,7 +481,9 @@ def test_network_with_egress_nat(nat_template: Template):
     # The EMR tag on the VPC, the EMR subnets, the groups and the cluster: not on the public subnets, the
     # internet gateway, the NAT or its address.
     resources = template.to_json()["Resources"]
-    tagged = {k: r["Type"] for k, r in resources.items() if EMR_TAG in r.get("Properties", {}).get("Tags", [])}
+    tagged = {
+        k: r["Type"] for k, r in resources.items() if EMR_TAG in r.get("Properties", {}).get("Tags", [])
+    }
     assert sorted(tagged.values()) == sorted(
         ["AWS::EC2::VPC", *["AWS::EC2::Subnet"] * 2, *["AWS::EC2::SecurityGroup"] * 3, "AWS::EMR::Cluster"]
     )

@@ -33,7 +33,9 @@ def test_m5_xlarge_gives_the_values_it_always_had():
 
 
 def test_the_table_covers_every_allowed_family_and_size():
-    names = {f"{family}.{size}" for families in GENERAL_FAMILIES.values() for family in families for size in SIZES}
+    names = {
+        f"{family}.{size}" for families in GENERAL_FAMILIES.values() for family in families for size in SIZES
+    }
     assert set(INSTANCE_TYPES) == names
 
 
@@ -42,7 +44,9 @@ def test_every_allowed_type_is_sized_to_fit_yarn(name: str):
     instance = INSTANCE_TYPES[name]
     sizing = size_executors([instance])
     settings = sizing.spark_defaults()
-    assert (settings["spark.executor.cores"], settings["spark.executor.memoryOverhead"]) == EXPECTED[instance.vcpus]
+    assert (settings["spark.executor.cores"], settings["spark.executor.memoryOverhead"]) == EXPECTED[
+        instance.vcpus
+    ]
     # Every vCPU runs a task with one engine thread (the plan's rule: threads = spark.task.cpus).
     assert sizing.executor_cores == instance.vcpus
     assert sizing.task_cpus == sizing.engine_threads == 1
@@ -76,7 +80,9 @@ def test_mixed_ratios_are_refused():
 def test_bigger_types_hold_several_slots_of_the_smallest():
     sizing = size_executors([INSTANCE_TYPES[n] for n in ("m5.xlarge", "m6i.2xlarge", "m7i.8xlarge")])
     assert sizing.spark_defaults() == M5_XLARGE_EXECUTORS
-    weights = [sizing.weighted_capacity(INSTANCE_TYPES[n]) for n in ("m5.xlarge", "m6i.2xlarge", "m7i.8xlarge")]
+    weights = [
+        sizing.weighted_capacity(INSTANCE_TYPES[n]) for n in ("m5.xlarge", "m6i.2xlarge", "m7i.8xlarge")
+    ]
     assert weights == [1, 2, 8]
 
 

@@ -108,7 +108,9 @@ def test_transform_warns_when_the_architecture_differs(caplog: pytest.LogCapture
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])
 def test_a_newer_version_is_refused_naming_it(record: Any) -> None:
     doc = manifest_v1() if record is ManifestRecord else featurizer_v1()
-    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version [23]"):
+    with pytest.raises(
+        RecordError, match=r"x.json has schema_version 7; this job reads .* up to version [23]"
+    ):
         record.from_json(json.dumps({**doc, "schema_version": 7}), "x.json")
 
 
