@@ -170,13 +170,12 @@ def run_cost(args: argparse.Namespace) -> int:
 
     try:
         print(run(args.images, parse_context(args.context), cdk_json=args.cdk_json))
-    except (ValueError, ConfigError, UnknownContextKeyError) as exc:
-        error_type = CostInputError if isinstance(exc, CostInputError) else None
-        log.error("error: %s", exc)
-        return EXIT_ERROR if error_type else EXIT_USAGE
-    except OSError as exc:
+    except (CostInputError, OSError) as exc:  # a missing cdk.json, price table or throughput file
         log.error("error: %s", exc)
         return EXIT_ERROR
+    except (ValueError, ConfigError, UnknownContextKeyError) as exc:
+        log.error("error: %s", exc)
+        return EXIT_USAGE
     return EXIT_OK
 
 
