@@ -1,4 +1,4 @@
-"""`python -m ops cost`: the estimate follows the configuration, the measured throughput and the price table."""
+"""`python -m ops cost`: the estimate follows the configuration, the measured rate and the price table."""
 
 from __future__ import annotations
 
