@@ -92,15 +92,26 @@ def test_cluster_properties(template: Template):
     )
 
 
-def test_spot_task_fleet(tmp_path_factory: pytest.TempPathFactory):
+MIXED_CORE = ["m5.2xlarge", "m6i.2xlarge", "m5.4xlarge", "m6i.4xlarge"]
+TASK_TYPES = ["m5.2xlarge", "m6i.2xlarge", "m7i.2xlarge"]
+
+
+@pytest.fixture(scope="module")
+def fleet_cluster(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A Spot task fleet, and core types of two sizes."""
+    fleets = json.dumps({"core": MIXED_CORE, "task": TASK_TYPES})
+    overrides = {"taskCapacity": "6", "coreCapacity": "3", "instanceTypes": fleets}
+    return only(build_app(tmp_path_factory.mktemp("cdk-out"), overrides).pipeline, "AWS::EMR::Cluster")[1]
+
+
+def test_spot_task_fleet(fleet_cluster: dict[str, Any]):
     """taskCapacity adds a Spot task fleet; the core fleet stays on-demand (it hosts the driver's AM)."""
-    synth = build_app(tmp_path_factory.mktemp("cdk-out"), {"taskCapacity": "6", "coreCapacity": "3"})
-    instances = only(synth.pipeline, "AWS::EMR::Cluster")[1]["Properties"]["Instances"]
+    instances = fleet_cluster["Properties"]["Instances"]
     (task,) = instances["TaskInstanceFleets"]
     assert task == {
         "Name": "Task",
         "TargetSpotCapacity": 6,
-        "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1} for t in X86_PRESET],
+        "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1} for t in TASK_TYPES],
         "LaunchSpecifications": {
             "SpotSpecification": {
                 "AllocationStrategy": "price-capacity-optimized",
@@ -112,32 +123,33 @@ def test_spot_task_fleet(tmp_path_factory: pytest.TempPathFactory):
     core = instances["CoreInstanceFleet"]
     assert (core["TargetOnDemandCapacity"], core["LaunchSpecifications"]) == (3, ON_DEMAND)
     assert "TargetSpotCapacity" not in core
+    primary = instances["MasterInstanceFleet"]
+    assert (primary["TargetOnDemandCapacity"], primary["LaunchSpecifications"]) == (1, ON_DEMAND)
 
 
-def test_on_demand_task_fleet(tmp_path_factory: pytest.TempPathFactory):
-    synth = build_app(tmp_path_factory.mktemp("cdk-out"), {"taskCapacity": "2", "taskMarket": "on-demand"})
-    instances = only(synth.pipeline, "AWS::EMR::Cluster")[1]["Properties"]["Instances"]
-    (task,) = instances["TaskInstanceFleets"]
-    assert (task["TargetOnDemandCapacity"], task["LaunchSpecifications"]) == (2, ON_DEMAND)
-    assert "TargetSpotCapacity" not in task
-
-
-def test_mixed_sizes_weigh_by_executor_slots_and_size_spark_for_the_smallest(
-    tmp_path_factory: pytest.TempPathFactory,
-):
-    core = ["m5.2xlarge", "m6i.2xlarge", "m5.4xlarge", "m6i.4xlarge"]
-    synth = build_app(tmp_path_factory.mktemp("cdk-out"), {"instanceTypes": json.dumps({"core": core})})
-    cluster = only(synth.pipeline, "AWS::EMR::Cluster")[1]["Properties"]
-    configs = cluster["Instances"]["CoreInstanceFleet"]["InstanceTypeConfigs"]
+def test_mixed_sizes_weigh_by_executor_slots_and_size_spark_for_the_smallest(fleet_cluster: dict[str, Any]):
+    configs = fleet_cluster["Properties"]["Instances"]["CoreInstanceFleet"]["InstanceTypeConfigs"]
     assert configs == [
         {"InstanceType": "m5.2xlarge", "WeightedCapacity": 1},
         {"InstanceType": "m6i.2xlarge", "WeightedCapacity": 1},
         {"InstanceType": "m5.4xlarge", "WeightedCapacity": 2},
         {"InstanceType": "m6i.4xlarge", "WeightedCapacity": 2},
     ]
-    defaults = {c["Classification"]: c for c in cluster["Configurations"]}["spark-defaults"]
-    props = defaults["ConfigurationProperties"]
+    by_class = {c["Classification"]: c for c in fleet_cluster["Properties"]["Configurations"]}
+    props = by_class["spark-defaults"]["ConfigurationProperties"]
     assert (props["spark.executor.cores"], props["spark.executor.memoryOverhead"]) == ("8", "11g")
+    assert props["spark.task.cpus"] == "1"
+
+
+def test_on_demand_task_fleet():
+    from stacks.cluster import instance_fleets
+    from stacks.config import config_from_mapping
+
+    fleets = instance_fleets(config_from_mapping({"taskCapacity": "2", "taskMarket": "on-demand"}))
+    task = fleets["task"]
+    assert (task.target_on_demand_capacity, task.target_spot_capacity) == (2, None)
+    assert task.launch_specifications.spot_specification is None
+    assert task.launch_specifications.on_demand_specification.allocation_strategy == "lowest-price"
 
 
 def test_application_master_stays_on_core_nodes(cluster: dict[str, Any]):
