@@ -93,3 +93,11 @@ def test_presets_have_three_to_five_types_of_one_ratio_and_architecture(arch: st
     assert {t.arch for t in preset} == {arch}
     assert len({t.memory_per_vcpu_mib for t in preset}) == 1
     assert size_executors(preset).spark_defaults() == M5_XLARGE_EXECUTORS
+
+
+def test_the_table_and_runtime_deps_agree_on_each_types_architecture():
+    from stacks.runtime_deps import arch_of_instance_type
+
+    assert {name: t.arch for name, t in INSTANCE_TYPES.items()} == {
+        name: arch_of_instance_type(name) for name in INSTANCE_TYPES
+    }
