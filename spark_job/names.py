@@ -7,6 +7,8 @@ TensorFlow) read them from the same module as the job. It ships inside the job's
 # The data bucket's layout: input images, one folder per run id, EMR's logs.
 DATA_PREFIX = "data/"
 RUNS_PREFIX = "runs/"
+# The features store (spark_job/features_store.py): one Parquet dataset per featurizer key, kept across runs.
+FEATURES_PREFIX = "features/"
 LOGS_PREFIX = "emr-logs/"
 
 # The two stacks, as deployed and as ops looks them up.
