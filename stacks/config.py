@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "weights": "imagenet",
     "inputUri": None,
     "retainData": True,
+    "noncurrentVersionDays": 30,
     "uploadDir": None,
     "runId": None,
 }
@@ -67,6 +68,7 @@ class AppConfig:
     weights: str
     input_uri: str | None  # None: s3://<data bucket>/data
     retain_data: bool
+    noncurrent_version_days: int  # the data bucket keeps overwritten/deleted objects' versions this long
     upload_dir: Path | None
     run_id: str | None  # None: derived from the code assets and the job config
 
@@ -111,6 +113,7 @@ class AppConfig:
             weights=_weights(raw),
             input_uri=_optional(raw, "inputUri", _parse_input_uri),
             retain_data=_bool(raw, "retainData"),
+            noncurrent_version_days=_int(raw, "noncurrentVersionDays", 1, 3650),
             upload_dir=_optional(raw, "uploadDir", lambda k, v: _parse_upload_dir(k, v, base_dir)),
             run_id=_optional(raw, "runId", _parse_run_id),
         )
@@ -120,10 +123,11 @@ class AppConfig:
 
         idleTimeoutSeconds is in: the cluster of a finished run is TERMINATED, so its AutoTerminationPolicy
         cannot be updated in place; a new value means a new cluster (and run), like any other cluster setting.
-        Left out: retainData and uploadDir (the data stack only) and runId (it replaces the derived id).
+        Left out: retainData, noncurrentVersionDays and uploadDir (the data stack only) and runId (it
+        replaces the derived id).
         """
         fields = asdict(self)
-        for key in ("retain_data", "upload_dir", "run_id"):
+        for key in ("retain_data", "noncurrent_version_days", "upload_dir", "run_id"):
             fields.pop(key)
         return fields
 

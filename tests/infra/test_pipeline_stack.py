@@ -141,6 +141,7 @@ def test_fit_arguments(cluster: dict[str, Any], run_id: str):
         "--weights", "imagenet",
         "--variance", "0.95",
         "--image-size", "224",
+        "--features-store", f"s3://{BUCKET}/features",
     ]  # fmt: skip
 
 
@@ -155,6 +156,7 @@ def test_transform_arguments(cluster: dict[str, Any], run_id: str):
         "--input", f"s3://{BUCKET}/data/Test",
         "--output", f"s3://{BUCKET}/runs/{run_id}/transform",
         "--weights", "imagenet",
+        "--features-store", f"s3://{BUCKET}/features",
     ]  # fmt: skip
 
 
@@ -244,6 +246,7 @@ def test_run_id_override_and_variant_arguments(tmp_path_factory: pytest.TempPath
         "--weights", "imagenet",
         "--components", "224",
         "--image-size=224",
+        "--features-store", f"s3://{BUCKET}/features",
     ]  # fmt: skip
 
 
