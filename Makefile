@@ -85,7 +85,7 @@ status: $(VENV)/.installed ## The EMR cluster and each step's state and elapsed 
 follow: $(VENV)/.installed ## Wait until the EMR steps end; exit 1 and print the stderr location if one failed
 	$(PY) -m ops status --follow
 
-runs: $(VENV)/.installed ## One line per run under s3://<bucket>/runs/ (images, k, variance, probe accuracy)
+runs: $(VENV)/.installed ## One line per run under s3://<bucket>/runs/ (images, reused/inferred, k, accuracy)
 	$(PY) -m ops runs
 
 results: $(VENV)/.installed ## Download RUN's manifests and report (default: the stack's run) to DEST=output/results/RUN
