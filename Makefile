@@ -15,7 +15,8 @@ CDK     := npx --no-install cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling
+.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling \
+	bench-growth
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,6 +45,9 @@ bench: $(VENV)/.installed ## Featurize stage vs bare TensorFlow, same images and
 
 bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N images (last line: the time ratio)
 	$(PY) -m bench.featurize_bench --mode scaling $(BENCH_ARGS)
+
+bench-growth: $(VENV)/.installed ## Features store: featurize N images, then N + N/10 (last line: the time ratio)
+	$(PY) -m bench.featurize_bench --mode growth $(BENCH_ARGS)
 
 lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/, ops/
 	$(VENV)/bin/ruff check .
