@@ -16,10 +16,14 @@ is a new identity and gets inferred again.
 Why it is safe under faults and concurrency:
 - Append-only. Each run writes only into its own `run_id=<run>/` folder, so two runs never share Hadoop's
   `_temporary/` folder (one run's job cleanup would delete the other's task files).
-- Per task attempt. The append uses FileOutputCommitter algorithm 2: each task attempt's file is moved into
-  place when that task commits, not when the job ends. A run killed in the middle leaves the files of the
-  tasks that finished (readable: a reader sees whole Parquet files or none) and an orphan `_temporary/`
-  (ignored by readers: its name starts with `_`). The next run reuses what was committed.
+- Per task attempt. Locally (and on HDFS) the append uses FileOutputCommitter algorithm 2: each task
+  attempt's file is moved into place when that task commits, not when the job ends. On EMR, s3:// writes
+  go through EMR's MagicCommitProtocol (S3A, EMR 7.10+), which "writes the files in the job's output
+  location during the task commit phase" for a static insert like this append, or through the EMRFS
+  S3-optimized committer, which completes each file's multipart upload at task commit (EMR Release Guide).
+  A run killed in the middle leaves the files of the tasks that finished (readable: a reader sees whole
+  Parquet files or none) and an orphan `_temporary/` (ignored by readers: its name starts with `_`). The
+  next run reuses what was committed (tests/job/test_features_store.py kills a run to prove it).
 - Readers deduplicate by identity: a duplicated identity (two runs inferred the same new image at the same
   time, a retried task whose first attempt had committed) counts once.
 - Only accepted images are stored: a rejected image is tried again, and reported, by every run.

@@ -243,3 +243,21 @@ def test_new_paths_are_read_literally(spark: SparkSession, tmp_path: Path) -> No
 def _no_leftover_jobs(spark: SparkSession) -> Iterator[None]:
     yield
     assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []
+
+
+def test_store_commands_through_the_cli(spark: SparkSession, photos: Path, tmp_path: Path, capsys) -> None:
+    from tests.job_support import run_cli
+
+    store = tmp_path / "store"
+    with_store(spark, plan_for(tmp_path, photos, "a"), store)
+    capsys.readouterr()
+    assert run_cli(spark, "store", "stats", store) == 0
+    out = capsys.readouterr().out
+    assert f"features store {store}: 1 featurizer key(s)" in out and "12 images, 0 duplicate rows" in out
+    assert run_cli(spark, "store", "compact", store) == 0
+    assert "12 rows -> 12 (1 run folders rewritten as one)" in capsys.readouterr().out
+    assert run_cli(spark, "store", "stats", tmp_path / "missing") == 2
+    assert "features store not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        run_cli(spark, "store", "shrink", store)
+    assert usage.value.code == 2
