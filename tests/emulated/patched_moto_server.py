@@ -17,8 +17,9 @@ Run as ``python -m tests.emulated.patched_moto_server -H 127.0.0.1 -p PORT`` (sa
    moto hands back the value it resolved at creation and then looks that value up in SSM as if it were the
    parameter's path, which fails; a value that is not an SSM path is taken as the resolved one.
 6. ``AWS::S3::Bucket`` gets its VersioningConfiguration and LifecycleConfiguration, on create and on
-   update: moto's CloudFormation applies only BucketEncryption and Tags to a bucket, so the data bucket
-   would be neither versioned nor have its expiry rules.
+   update; and an update of a bucket with a generated name works: moto's CloudFormation applies only
+   BucketEncryption and Tags, and its update reads properties["BucketName"] (KeyError without one, so
+   a bucket flipped to retainData=false never got the tag CDK's auto-delete handler checks).
 """
 
 from __future__ import annotations
@@ -173,10 +174,12 @@ def update_bucket(
     account_id: str,
     region_name: str,
 ) -> Any:
-    bucket = _update_bucket(
-        original_resource, new_resource_name, cloudformation_json, account_id, region_name
-    )
-    _bucket_configuration(bucket, cloudformation_json, account_id, region_name)
+    # moto's update tags the bucket named by properties["BucketName"] (a KeyError for generated names):
+    # name the bucket being updated, which also tells moto it is not a replacement.
+    properties = {"BucketName": original_resource.name, **cloudformation_json.get("Properties", {})}
+    resource = {**cloudformation_json, "Properties": properties}
+    bucket = _update_bucket(original_resource, new_resource_name, resource, account_id, region_name)
+    _bucket_configuration(bucket, resource, account_id, region_name)
     return bucket
 
 
