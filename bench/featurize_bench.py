@@ -131,6 +131,7 @@ def run_growth(args: argparse.Namespace, work: Path) -> str:
             path.rename(held_back / path.relative_to(images))
         if (one["inferred"], two["inferred"], two["reused"]) != (args.images, added, args.images):
             raise RuntimeError(f"unexpected counts: first {one}, second {two}")
+        log.info("stages: first %s, second %s", one["stages"], two["stages"])
         first.append(one["featurize_s"])
         second.append(two["featurize_s"])
         ratios.append(two["featurize_s"] / one["featurize_s"])

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--features-store", default=None)
     args = parser.parse_args(argv)
-    extra: dict[str, float] = {}
+    extra: dict[str, object] = {}
 
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
         cfg = JobConfig(
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                     "featurize_s": timings.stages["featurize"],
                     "inferred": result.n_inferred,
                     "reused": result.n_reused,
+                    "stages": dict(timings.stages),
                 }
             else:
                 result = featurize_stage(spark, plan, timings)

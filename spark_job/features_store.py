@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -142,9 +143,19 @@ def _read_dir(spark: SparkSession, storage: Storage, key_dir: str) -> DataFrame:
     return spark.read.schema(STORE_SCHEMA).parquet(key_dir)
 
 
-def deduplicated(rows: DataFrame) -> DataFrame:
-    """One row per identity. Two rows of one identity hold the same features (same key, same file)."""
-    return rows.dropDuplicates(list(IDENTITY))
+def deduplicated(rows: DataFrame, within: DataFrame) -> DataFrame:
+    """One row per identity. Two rows of one identity hold the same features (same key, same file).
+
+    The row kept is the one in the first Parquet file (by name) that holds the identity: deciding on the
+    identity and file name alone shuffles no features (dropDuplicates would shuffle every row). A task
+    writes each identity once, so within one file an identity is unique. `rows`: as read from the store
+    (the file name is taken at the scan); only the identities in `within` are kept.
+    """
+    tagged = rows.withColumn("_file", F.input_file_name()).join(
+        F.broadcast(within.select(*IDENTITY)), list(IDENTITY), "left_semi"
+    )
+    first = tagged.select(*IDENTITY, "_file").groupBy(*IDENTITY).agg(F.min("_file").alias("_file"))
+    return tagged.join(F.broadcast(first), [*IDENTITY, "_file"], "left_semi").drop("_file")
 
 
 class FeaturesStore:
@@ -208,18 +219,23 @@ def store_featurize_stage(
     storage = Storage(spark)
     store = FeaturesStore(spark, storage, store_uri, featurizer_key(plan))
     spark.sparkContext.addFile(plan.weights.local_path)
-    warm_up = WorkerWarmUp(spark, plan.engine)
+    # The engine is built ahead in the workers only when every image is new (a new featurizer key): the
+    # warm-up job holds every task slot for seconds, and the store lookup's Spark jobs would queue behind
+    # it (FIFO), also in a run with nothing to infer. Otherwise the first featurize tasks build it.
+    warm_up = WorkerWarmUp(spark, plan.engine) if not storage.is_dir(store.dir) else None
     try:
         with timings.stage("list"):
             inputs = discover(spark, storage, plan.input)
         prepare_output(storage, plan)
         with timings.stage("featurize"):
-            result = _featurize_with_store(spark, plan, inputs, store, run_id, warm_up)
+            result = _featurize_with_store(spark, plan, inputs, store, run_id, warm_up, timings)
     except BaseException:
-        warm_up.cancel()
+        if warm_up is not None:
+            warm_up.cancel()
         raise
-    warm_up.wait()
-    timings.stages["warm_up_workers"] = warm_up.seconds
+    if warm_up is not None:
+        warm_up.wait()
+    timings.stages["warm_up_workers"] = warm_up.seconds if warm_up is not None else 0.0
     return result, StoreRun(uri=store.dir, key=store.key, run_id=run_id)
 
 
@@ -229,13 +245,20 @@ def _featurize_with_store(
     inputs: Inputs,
     store: FeaturesStore,
     run_id: str,
-    warm_up: WorkerWarmUp,
+    warm_up: WorkerWarmUp | None,
+    timings: Timings,
 ) -> FeaturizeResult:
+    """Within the featurize stage: store_lookup (which images are new), store_infer (infer and append
+    them), store_assemble (features/ and rejects/ from the store)."""
     sc = spark.sparkContext
-    storage = store.storage
     listed = listing_identities(inputs).cache()
-    new_paths = [r["path"] for r in listed.join(store.identities(), list(IDENTITY), "left_anti").collect()]
-    reused = listed.count() - len(new_paths)
+    with timings.stage("store_lookup"):
+        if warm_up is not None:  # a new featurizer key: every image is new (no scan to queue behind)
+            new_paths, reused = list(inputs.image_paths), 0
+        else:
+            known = store.identities()
+            new_paths = [r["path"] for r in listed.join(known, list(IDENTITY), "left_anti").collect()]
+            reused = listed.count() - len(new_paths)
     log.info(
         "features store %s: %d of %d listed images known, %d to infer",
         store.dir,
@@ -245,6 +268,23 @@ def _featurize_with_store(
     )
     inferred = sc.accumulator(0)
     rejected = sc.accumulator([], RejectsParam())
+    with timings.stage("store_infer"):
+        _infer_new(spark, plan, inputs, store, run_id, new_paths, inferred, rejected, warm_up)
+    with timings.stage("store_assemble"):
+        return _assemble(spark, plan, inputs, store, listed, reused, inferred, rejected)
+
+
+def _infer_new(
+    spark: SparkSession,
+    plan: RunPlan,
+    inputs: Inputs,
+    store: FeaturesStore,
+    run_id: str,
+    new_paths: list[str],
+    inferred: Accumulator,
+    rejected: Accumulator,
+    warm_up: WorkerWarmUp | None,
+) -> None:
     if new_paths:
         # Only the new files' bytes are read: all of the input's when all are new, else the new paths.
         files = (
@@ -261,11 +301,24 @@ def _featurize_with_store(
             "path", "length", F.col("modificationTime").alias("modification_time"), "label", "features"
         )
         store.append(accepted, run_id)  # the UDF's only action
-    else:
+    elif warm_up is not None:
         warm_up.cancel()  # nothing to infer: no engine needed
+
+
+def _assemble(
+    spark: SparkSession,
+    plan: RunPlan,
+    inputs: Inputs,
+    store: FeaturesStore,
+    listed: DataFrame,
+    reused: int,
+    inferred: Accumulator,
+    rejected: Accumulator,
+) -> FeaturizeResult:
+    storage = store.storage
     # features/: the store's rows of exactly the listed identities, one per identity, labelled as this
     # run's input folder says (the store's label came from the input of the run that inferred it).
-    current = deduplicated(store.rows().join(listed.hint("broadcast"), list(IDENTITY), "left_semi"))
+    current = deduplicated(store.rows(), within=listed)
     features_dir = join(plan.output, FEATURES_DIR)
     with_label(current.select("path", "features"), inputs.qualified).select(
         "path", "label", "features"
@@ -398,15 +451,14 @@ def compact_key(spark: SparkSession, root: str, name: str) -> Compaction:
     storage = Storage(spark)
     key_dir = join(normalize(root), name)
     runs = run_folders(storage, key_dir)
-    rows = _read_dir(spark, storage, key_dir).cache()
+    rows = _read_dir(spark, storage, key_dir)
     before = rows.count()
     paths = [r["path"] for r in rows.select("path").distinct().collect()]
     existing = current_identities(spark, storage, paths)
-    kept = deduplicated(rows.join(existing.hint("broadcast"), list(IDENTITY), "left_semi"))
+    kept = deduplicated(rows, within=existing)
     run_id = new_run_id("compact")
     target = join(key_dir, f"{RUN_PARTITION}={run_id}")
     kept.drop(RUN_PARTITION).write.mode("errorifexists").parquet(target)
-    rows.unpersist()
     for run in runs:
         storage.delete(join(key_dir, run))
     after = spark.read.parquet(target).count()
