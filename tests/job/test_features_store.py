@@ -36,6 +36,10 @@ from spark_job.storage import Storage, normalize
 from spark_job.timings import Timings
 from tests.job.fake_engine import FakeEngineSpec, KillingEngineSpec
 
+# Several store runs each (~6 s with Spark local[2]): in `make test`, left out of the fast tier, which keeps
+# the store's main behaviour (test_second_run_infers_only_new_and_changed_images) under its minute.
+SLOW_TIER = pytest.mark.slow
+
 CLASSES = {"Red": (250, 0, 0), "Green": (0, 250, 0), "Grey": (128, 128, 128)}
 
 
@@ -134,6 +138,7 @@ def test_the_featurizer_key_separates_engines_sizes_and_weights(tmp_path: Path, 
     assert len({key.folder, featurizer_key(other_weights).folder, featurizer_key(other_size).folder}) == 3
 
 
+@SLOW_TIER
 def test_a_run_killed_mid_featurize_leaves_a_readable_store_the_next_run_reuses(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
@@ -164,6 +169,7 @@ def test_a_run_killed_mid_featurize_leaves_a_readable_store_the_next_run_reuses(
     assert_same_features(features_of(tmp_path / "resumed"), features_of(tmp_path / "scratch"))
 
 
+@SLOW_TIER
 def test_two_runs_appending_at_once_give_no_duplicates(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
@@ -187,6 +193,7 @@ def test_two_runs_appending_at_once_give_no_duplicates(
     assert f"{stats.key}: 12 images" in format_stats(str(store), [stats])
 
 
+@SLOW_TIER
 def test_compact_drops_duplicates_and_deleted_files(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
@@ -223,6 +230,7 @@ def test_store_may_not_sit_in_the_output_or_the_input(tmp_path: Path) -> None:
     )
 
 
+@SLOW_TIER
 def test_new_paths_are_read_literally(spark: SparkSession, tmp_path: Path) -> None:
     """Spark reads the paths it is given as globs: a file named with [ ] { } * ? must match only itself."""
     root = tmp_path / "in"
@@ -245,6 +253,7 @@ def _no_leftover_jobs(spark: SparkSession) -> Iterator[None]:
     assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []
 
 
+@SLOW_TIER
 def test_store_commands_through_the_cli(spark: SparkSession, photos: Path, tmp_path: Path, capsys) -> None:
     from tests.job_support import run_cli
 
