@@ -23,7 +23,8 @@ LOCKED_PIP := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling bench-install
+.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling \
+	bench-install bench-growth
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +60,9 @@ bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N image
 
 bench-install: $(VENV)/.installed wheelhouse ## A node's install: shipped wheelhouse (offline) vs PyPI (last line: time ratio)
 	$(PY) -m bench.install_bench $(BENCH_ARGS)
+
+bench-growth: $(VENV)/.installed ## Features store: featurize N images, then N + N/10 (last line: the time ratio)
+	$(PY) -m bench.featurize_bench --mode growth $(BENCH_ARGS)
 
 lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/, ops/
 	$(VENV)/bin/ruff check .
@@ -122,7 +126,7 @@ status: $(VENV)/.installed ## The EMR cluster and each step's state and elapsed 
 follow: $(VENV)/.installed ## Wait until the EMR steps end; exit 1 and print the stderr location if one failed
 	$(PY) -m ops status --follow
 
-runs: $(VENV)/.installed ## One line per run under s3://<bucket>/runs/ (images, k, variance, probe accuracy)
+runs: $(VENV)/.installed ## One line per run under s3://<bucket>/runs/ (images, reused/inferred, k, accuracy)
 	$(PY) -m ops runs
 
 results: $(VENV)/.installed ## Download RUN's manifests and report (default: the stack's run) to DEST=output/results/RUN

@@ -3,7 +3,8 @@
 Same functions as `python -m spark_job`: spark_session, resolve_plan, then featurize_stage (build the
 engine in the workers while listing, read bytes, decode, resize, infer, write Parquet), timed from the
 start of featurize_stage to its return (features/ and rejects/ written and counted). Prints one JSON
-line like bench.bare_tf.
+line like bench.bare_tf. With --features-store, the store's stage (spark_job.features_store) runs instead,
+and the line also holds its "featurize" stage time and the images inferred and reused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 import time
 
 from spark_job.config import JobConfig
+from spark_job.features_store import new_run_id, store_featurize_stage
 from spark_job.featurize import featurize_stage
 from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
 from spark_job.plan import resolve_plan
@@ -30,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, choices=ALLOWED_IMAGE_SIZES)
     parser.add_argument("--cores", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--features-store", default=None)
     args = parser.parse_args(argv)
+    extra: dict[str, object] = {}
 
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
         cfg = JobConfig(
@@ -54,12 +58,26 @@ def main(argv: list[str] | None = None) -> int:
                 workdir=tmp,
                 timings=Timings(),
             )
+            timings = Timings()
             start = time.perf_counter()
-            done = featurize_stage(spark, plan, Timings()).n_features
+            if args.features_store:
+                result, _ = store_featurize_stage(
+                    spark, plan, args.features_store, new_run_id("bench"), timings
+                )
+                extra = {
+                    "featurize_s": timings.stages["featurize"],
+                    "inferred": result.n_inferred,
+                    "reused": result.n_reused,
+                    "stages": dict(timings.stages),
+                }
+            else:
+                result = featurize_stage(spark, plan, timings)
+            done = result.n_features
             seconds = time.perf_counter() - start
         finally:
             spark.stop()
-    sys.stdout.write(json.dumps({"images": done, "seconds": seconds, "img_s": done / seconds}) + "\n")
+    line = {"images": done, "seconds": seconds, "img_s": done / seconds, **extra}
+    sys.stdout.write(json.dumps(line) + "\n")
     return 0
 
 

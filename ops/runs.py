@@ -62,6 +62,7 @@ def run_row(run: str, fit: ManifestRecord | None, transform: ManifestRecord | No
     either = fit or transform  # k and the variance kept are the fit's, and the same in its transform
     probe = transform.probe if transform is not None else None
     last = transform or fit
+    done = [m for m in (fit, transform) if m is not None]
     return [
         run,
         state,
@@ -69,12 +70,27 @@ def run_row(run: str, fit: ManifestRecord | None, transform: ManifestRecord | No
         _fmt_int(either.k if either else None),
         _fmt_pct(either.cumulative_variance_at_k if either else None),
         _fmt_int(transform.images_featurized if transform else None),
+        # With the features store: images whose features an earlier run computed, and images this run
+        # inferred (what it paid for), over both steps.
+        _fmt_int(sum(m.images_reused for m in done) if done else None),
+        _fmt_int(sum(m.images_inferred for m in done) if done else None),
         _fmt_pct(probe.accuracy if probe else None),
         last.finished_at if last else "-",
     ]
 
 
-HEADER = ["RUN", "STATE", "FIT_IMAGES", "K", "VARIANCE", "TEST_IMAGES", "ACCURACY", "FINISHED"]
+HEADER = [
+    "RUN",
+    "STATE",
+    "FIT_IMAGES",
+    "K",
+    "VARIANCE",
+    "TEST_IMAGES",
+    "REUSED",
+    "INFERRED",
+    "ACCURACY",
+    "FINISHED",
+]
 
 
 def runs(aws: Aws, out: Callable[[str], None] = print) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -44,6 +45,10 @@ def summarize(run_dirs: Sequence[str]) -> str:
             f"  images {m.images_featurized} featurized / {m.images_discovered} found, "
             f"{m.images_rejected} rejected, {m.images_skipped} non-image files skipped"
         )
+        if m.features_store:
+            lines.append(
+                f"  features store {m.features_store}: {m.images_reused} reused, {m.images_inferred} inferred"
+            )
         lines.append(f"  classes {len(m.classes)}: {', '.join(m.classes)}")
         target = f" (target {m.variance_target})" if m.variance_target else ""
         lines.append(f"  PCA k={m.k}, variance kept {m.cumulative_variance_at_k:.4f}{target}")
@@ -75,6 +80,9 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
             parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
         return 0
 
+    if args.mode == "store":
+        return store_command(parser, args, spark)
+
     cfg = config_from_args(args)
     from spark_job.job import run
 
@@ -92,6 +100,33 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
     except Exception:
         log.exception("%s run failed", cfg.mode)
         return 1
+    finally:
+        if own_session:
+            session.stop()
+    return 0
+
+
+def store_command(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, spark: SparkSession | None
+) -> int:
+    """`store stats URI` and `store compact URI [--key KEY]`."""
+    from spark_job.features_store import compact_store, format_stats, store_stats
+    from spark_job.session import build_session
+
+    own_session = spark is None
+    session = spark or build_session(f"fruits-store-{args.store_action}", args.master)
+    try:
+        if args.store_action == "stats":
+            sys.stdout.write(format_stats(args.store, store_stats(session, args.store)))
+        else:
+            for done in compact_store(session, args.store, args.key):
+                sys.stdout.write(
+                    f"{done.key}: {done.rows_before} rows -> {done.rows_after} "
+                    f"({done.runs_removed} run folders rewritten as one)\n"
+                )
+    except JobInputError as exc:
+        sys.stderr.write(f"{parser.prog} store {args.store_action}: error: {exc}\n")
+        return EXIT_USAGE
     finally:
         if own_session:
             session.stop()

@@ -27,6 +27,7 @@ class JobConfig:
     overwrite: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
     engine_threads: int | None = None  # None: spark.task.cpus (the rule is in spark_job/plan.py)
+    features_store: str | None = None  # None: infer every image (spark_job/features_store.py)
 
 
 def _variance(text: str) -> float:
@@ -87,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="inference threads per Python worker (default: spark.task.cpus, the cores of a task)",
         )
+        p.add_argument(
+            "--features-store",
+            default=None,
+            metavar="URI",
+            help="folder or s3:// URI of the features store: infer only images it does not hold, add them",
+        )
 
     fit = sub.add_parser("fit", help="featurize, fit StandardScaler + PCA, save the model")
     common(fit)
@@ -122,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print a short summary of finished runs")
     summary.add_argument("runs", nargs="+", help="output folders of fit/transform runs")
+
+    store = sub.add_parser("store", help="maintain a features store (local folder or s3:// URI)")
+    actions = store.add_subparsers(dest="store_action", required=True, metavar="{stats,compact}")
+    stats = actions.add_parser("stats", help="images, size and runs per featurizer key")
+    compact = actions.add_parser(
+        "compact", help="rewrite without duplicate rows or rows of deleted/changed files (no run writing)"
+    )
+    for p in (stats, compact):
+        p.add_argument("store", metavar="URI", help="the features store (what runs got as --features-store)")
+        p.add_argument("--master", default=None, help="Spark master (default: spark-submit's, else local[*])")
+    compact.add_argument("--key", default=None, help="compact only this featurizer key's folder")
     return parser
 
 
@@ -144,6 +162,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             overwrite=args.overwrite,
             batch_size=args.batch_size,
             engine_threads=args.engine_threads,
+            features_store=args.features_store,
         )
     return JobConfig(
         mode="transform",
@@ -157,4 +176,5 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         engine_threads=args.engine_threads,
+        features_store=args.features_store,
     )

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from pyspark.sql import SparkSession
@@ -38,6 +38,12 @@ class EngineSpec(Protocol):
     """What a worker needs to build an engine. Hashable: the key of the per-worker cache."""
 
     @property
+    def name(self) -> str:
+        """The engine's short name (tensorflow, litert, ...): part of the features store's featurizer key,
+        so features from different engines are never mixed."""
+        ...
+
+    @property
     def image_size(self) -> int: ...
 
     def build(self) -> Engine: ...
@@ -52,6 +58,7 @@ class TensorFlowEngineSpec:
     weights_file_name: str
     image_size: int
     threads: int  # TensorFlow intra-op threads in each Python worker (see spark_job.plan.engine_threads)
+    name: ClassVar[str] = "tensorflow"
 
     def build(self) -> TensorFlowEngine:
         return TensorFlowEngine.build(self)

@@ -150,18 +150,19 @@ def featurize(
 ) -> DataFrame:
     """path, label, content -> path, label, features (array<float> 1280, null if rejected), error.
 
-    With accumulators, the UDF also counts the images it inferred and collects (path, reason) of those it
-    rejected: the job writes only the accepted rows, in one pass.
+    Any other column of `images` (the features store's file identity: length, modificationTime) is passed
+    through, before features. With accumulators, the UDF also counts the images it inferred and collects
+    (path, reason) of those it rejected: the job writes only the accepted rows, in one pass.
     """
     udf = predict_batch_udf(
         make_predict_fn_factory(engine, inferred, rejected),  # type: ignore[arg-type]  # 2 inputs: not in the hint
         return_type=FEATURIZE_RETURN_TYPE,
         batch_size=batch_size,
     ).asNondeterministic()  # else the optimizer may inline it twice (a filter on its error, its features)
-    out = images.select("path", "label", udf(F.col("content"), F.col("path")).alias("r"))
+    passed = [c for c in images.columns if c != "content"]
+    out = images.select(*passed, udf(F.col("content"), F.col("path")).alias("r"))
     return out.select(
-        "path",
-        "label",
+        *passed,
         F.when(F.col("r.error").isNull(), F.col("r.features")).alias("features"),
         F.col("r.error").alias("error"),
     )
@@ -188,7 +189,8 @@ class FeaturizeResult:
     features: DataFrame  # <output>/features read back: path, label, features
     rejects: list[tuple[str, str]]  # (path, reason) of every listed image not in features/, sorted
     n_features: int  # rows in features/
-    n_inferred: int  # inferences the UDF ran (accumulator): equals n_features, each image inferred once
+    n_inferred: int  # images the UDF inferred (accumulator); each image inferred once
+    n_reused: int = 0  # images whose features came from the features store (spark_job.features_store)
 
     @property
     def n_rejected(self) -> int:

@@ -1,7 +1,8 @@
 """A run, start to end: `run_fit` and `run_transform`, each a sequence of stages over one run plan.
 
-    plan (plan.py) -> featurize (featurize.py) -> reduce (reduce.py) -> probe (probe.py)
-      -> model folder (model_folder.py, fit only) -> report (report.py) -> manifest (manifest.py, last)
+    plan (plan.py) -> featurize (featurize.py; with --features-store, features_store.py)
+      -> reduce (reduce.py) -> probe (probe.py) -> model folder (model_folder.py, fit only)
+      -> report (report.py) -> manifest (manifest.py, last)
 
 Everything that can be wrong with the user's arguments is checked before anything is written. The manifest
 is written last: a folder without manifest.json is not a finished result.
@@ -24,6 +25,7 @@ from pyspark.sql import functions as F
 
 from spark_job.config import JobConfig
 from spark_job.errors import JobFailedError, JobInputError
+from spark_job.features_store import StoreRun, check_store_location, new_run_id, store_featurize_stage
 from spark_job.featurize import REJECTS_DIR, FeaturizeResult, featurize_stage
 from spark_job.manifest import run_manifest, utc_now, write_manifest
 from spark_job.model_folder import FittedModel, load_model_folder, write_model_folder
@@ -80,7 +82,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             workdir=ctx.workdir,
             timings=ctx.timings,
         )
-        stage = _featurize(spark, plan, ctx.timings)
+        stage, store = _featurize(spark, plan, cfg, ctx.timings)
         with ctx.timings.stage("fit_pca"):
             fit = fit_pca(stage.features, cfg.variance, cfg.components)
         pca = _project(spark, plan, fit.reducer, stage.features, ctx.timings)
@@ -113,6 +115,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             probe=None,
             timings_s=ctx.timings.stages,
             started_at=ctx.started_at,
+            store=store,
         )
         return _finish(ctx, plan, manifest, fit.full_spectrum, pca, stage)
 
@@ -152,7 +155,7 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
                 f"model's ({featurizer.weights.source}, sha256 {featurizer.weights.sha256[:12]}...)"
             )
         warn_on_architecture_change(featurizer.architecture, platform.machine())
-        stage = _featurize(spark, plan, ctx.timings)
+        stage, store = _featurize(spark, plan, cfg, ctx.timings)
         explained = [float(v) for v in pca_stage(fitted.reducer).explainedVariance.toArray()]
         pca = _project(spark, plan, fitted.reducer, stage.features, ctx.timings)
         with ctx.timings.stage("probe"):
@@ -172,21 +175,35 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             probe=evaluation,
             timings_s=ctx.timings.stages,
             started_at=ctx.started_at,
+            store=store,
         )
         return _finish(ctx, plan, manifest, featurizer.spectrum, pca, stage)
 
 
-def _featurize(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:
-    stage = featurize_stage(spark, plan, timings)
+def _featurize(
+    spark: SparkSession, plan: RunPlan, cfg: JobConfig, timings: Timings
+) -> tuple[FeaturizeResult, StoreRun | None]:
+    """The featurize stage; with --features-store, only the images the store does not hold are inferred."""
+    store: StoreRun | None = None
+    if cfg.features_store is None:
+        stage = featurize_stage(spark, plan, timings)
+    else:
+        uri = check_store_location(cfg.features_store, input_uri=plan.input, output=plan.output)
+        stage, store = store_featurize_stage(spark, plan, uri, new_run_id(plan.mode), timings)
     log.info(
-        "featurized %d of %d images, rejected %d", stage.n_features, stage.inputs.images, stage.n_rejected
+        "featurized %d of %d images (%d inferred, %d from the features store), rejected %d",
+        stage.n_features,
+        stage.inputs.images,
+        stage.n_inferred,
+        stage.n_reused,
+        stage.n_rejected,
     )
     if stage.n_features == 0:
         raise JobFailedError(
             f"none of the {stage.inputs.images} images under {plan.input} could be decoded; "
             f"reasons are in {join(plan.output, REJECTS_DIR)}"
         )
-    return stage
+    return stage, store
 
 
 def _project(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
+from spark_job.features_store import StoreRun
 from spark_job.featurize import FeaturizeResult
 from spark_job.names import MANIFEST_FILE
 from spark_job.plan import RunPlan
@@ -51,6 +52,7 @@ def run_manifest(
     probe: ProbeRecord | None,
     timings_s: dict[str, float],
     started_at: str,
+    store: StoreRun | None = None,
 ) -> ManifestRecord:
     """The manifest as of now (finished_at: now); the caller replaces timings_s once the report is written."""
     return ManifestRecord(
@@ -62,6 +64,7 @@ def run_manifest(
         images_featurized=result.n_features,
         images_rejected=result.n_rejected,
         images_inferred=result.n_inferred,
+        images_reused=result.n_reused,
         images_skipped=len(result.inputs.skipped),
         skipped_files=result.inputs.skipped[:SKIPPED_FILES_LISTED],
         classes=classes_of(result),
@@ -82,6 +85,8 @@ def run_manifest(
         report=join(plan.output, "report"),
         started_at=started_at,
         finished_at=utc_now(),
+        features_store=store.uri if store else None,
+        store_run_id=store.run_id if store else None,
     )
 
 

@@ -8,6 +8,8 @@ the job's package (spark_job.zip).
 # The data bucket's layout: input images, one folder per run id, EMR's logs.
 DATA_PREFIX = "data/"
 RUNS_PREFIX = "runs/"
+# The features store (spark_job/features_store.py): one Parquet dataset per featurizer key, kept across runs.
+FEATURES_PREFIX = "features/"
 LOGS_PREFIX = "emr-logs/"
 
 # The two stacks, as deployed and as ops looks them up.

@@ -187,9 +187,12 @@ class FeaturizerRecord(_Record):
 
 @dataclass(frozen=True, kw_only=True)
 class ManifestRecord(_Record):
-    """<output>/manifest.json: what a finished run read, did and wrote (written last)."""
+    """<output>/manifest.json: what a finished run read, did and wrote (written last).
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    Version 3 added images_reused, features_store and store_run_id (the features store).
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 3
     FILE_NAME: ClassVar[str] = MANIFEST_FILE
 
     mode: Mode
@@ -199,7 +202,10 @@ class ManifestRecord(_Record):
     images_discovered: int
     images_featurized: int
     images_rejected: int
-    images_inferred: int  # inferences the UDF ran: equals images_featurized, each image inferred once
+    # images_discovered = images_featurized + images_rejected;
+    # images_featurized = images_reused + images_inferred (each image inferred once).
+    images_inferred: int  # inferred by this run (without a features store: every image featurized)
+    images_reused: int  # features read from the features store (version 3; 0 before)
     images_skipped: int
     skipped_files: list[str]  # the first 100
     classes: list[str]
@@ -221,6 +227,16 @@ class ManifestRecord(_Record):
     report: str
     started_at: str
     finished_at: str
+    # The features store (version 3): the featurizer key's folder, and this run's id in it (its run_id=
+    # partition). None: the run had no --features-store.
+    features_store: str | None = None
+    store_run_id: str | None = None
+
+    @classmethod
+    def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
+        if version < 3:  # no features store before version 3: every featurized image was inferred
+            doc = {**doc, "images_reused": doc.get("images_reused", 0)}
+        return doc
 
     def _document(self) -> dict[str, Any]:
         # One probe key per run, as before versioning: probe_train for fit, probe for transform.

@@ -11,18 +11,22 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from spark_job.config import JobConfig
+from spark_job.config import DEFAULT_BATCH_SIZE, JobConfig
 
 LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 
 def spark_session(cfg: JobConfig) -> SparkSession:
+    return build_session(f"fruits-{cfg.mode}", cfg.master, cfg.batch_size)
+
+
+def build_session(app_name: str, master: str | None, batch_size: int = DEFAULT_BATCH_SIZE) -> SparkSession:
     from pyspark import SparkConf
 
-    builder = SparkSession.builder.appName(f"fruits-{cfg.mode}")
+    builder = SparkSession.builder.appName(app_name)
     under_spark_submit = SparkConf().contains("spark.master")
-    if cfg.master:
-        builder = builder.master(cfg.master)
+    if master:
+        builder = builder.master(master)
     elif not under_spark_submit:
         builder = builder.master("local[*]")
     if not under_spark_submit:
@@ -41,5 +45,5 @@ def spark_session(cfg: JobConfig) -> SparkSession:
     builder = builder.config("spark.sql.files.openCostInBytes", str(256 << 10))
     # Arrow batches of one inference batch: the Python worker starts on the first images while the JVM
     # still reads the task's other files (one Arrow batch per task would make it wait for all of them).
-    builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.batch_size))
+    builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
     return builder.getOrCreate()

@@ -45,6 +45,7 @@ class StepInputs:
     variance_target: float | None
     components: int | None
     image_size: int
+    features_store_uri: str | None = None  # --features-store: s3://<data bucket>/features
 
 
 def _unique_args(head: Sequence[str], options: Sequence[tuple[str, str]]) -> list[str]:
@@ -89,6 +90,7 @@ def fit_args(inputs: StepInputs) -> list[str]:
             ("--weights", inputs.weights),
             reduction,
             ("--image-size", str(inputs.image_size)),
+            *_store_option(inputs),
         ],
     )
 
@@ -101,8 +103,13 @@ def transform_args(inputs: StepInputs) -> list[str]:
             ("--input", f"{inputs.input_uri}/Test"),
             ("--output", f"{inputs.run_uri}/transform"),
             ("--weights", inputs.weights),
+            *_store_option(inputs),
         ],
     )
+
+
+def _store_option(inputs: StepInputs) -> list[tuple[str, str]]:
+    return [("--features-store", inputs.features_store_uri)] if inputs.features_store_uri else []
 
 
 def _step(name: str, args: list[str]) -> emr.CfnCluster.StepConfigProperty:

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "weights": "imagenet",
     "inputUri": None,
     "retainData": True,
+    "noncurrentVersionDays": 30,
     "uploadDir": None,
     "runId": None,
     "egress": "none",  # none: no route to the internet (S3 gateway + KMS endpoints); nat: a NAT gateway
@@ -120,6 +121,7 @@ class AppConfig:
     weights: str
     input_uri: str | None  # None: s3://<data bucket>/data
     retain_data: bool
+    noncurrent_version_days: int  # the data bucket keeps overwritten/deleted objects' versions this long
     upload_dir: Path | None
     run_id: str | None  # None: derived from the code assets and the job config
     egress: str  # one of EGRESS_MODES
@@ -171,6 +173,7 @@ class AppConfig:
             weights=_weights(raw),
             input_uri=_optional(raw, "inputUri", _parse_input_uri),
             retain_data=_bool(raw, "retainData"),
+            noncurrent_version_days=_int(raw, "noncurrentVersionDays", 1, 3650),
             upload_dir=_optional(raw, "uploadDir", lambda k, v: _parse_upload_dir(k, v, base_dir)),
             run_id=_optional(raw, "runId", _parse_run_id),
             egress=_egress(raw),
@@ -197,12 +200,13 @@ class AppConfig:
 
         idleTimeoutSeconds is in: the cluster of a finished run is TERMINATED, so its AutoTerminationPolicy
         cannot be updated in place; a new value means a new cluster (and run), like any other cluster setting.
-        Left out: retainData and uploadDir (the data stack only) and runId (it replaces the derived id);
-        weightsFile and wheelhouseDir are local paths: the run id takes the weights' sha256 and the lock's
-        hash instead.
+        Left out: retainData, noncurrentVersionDays and uploadDir (the data stack only) and runId (it replaces
+        the derived id); weightsFile and wheelhouseDir are local paths: the run id takes the weights'
+        sha256 and the lock's hash instead.
         """
         fields = asdict(self)
-        for key in ("retain_data", "upload_dir", "run_id", "weights_file", "wheelhouse_dir"):
+        data_stack_only = ("retain_data", "noncurrent_version_days", "upload_dir")
+        for key in (*data_stack_only, "run_id", "weights_file", "wheelhouse_dir"):
             fields.pop(key)
         return fields
 

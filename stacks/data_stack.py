@@ -1,4 +1,5 @@
-"""FruitsData: the stateful stack. The data bucket (data/, runs/, emr-logs/) and its access-log bucket."""
+"""FruitsData: the stateful stack. The data bucket (data/, features/, runs/, emr-logs/) and its access-log
+bucket."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
-from spark_job.names import DATA_PREFIX, LOGS_PREFIX, RUNS_PREFIX
+from spark_job.names import DATA_PREFIX, FEATURES_PREFIX, LOGS_PREFIX, RUNS_PREFIX
 from stacks.config import AppConfig
 
 # Construct id of the data bucket: its logical id must never change (a new one replaces the bucket).
@@ -36,9 +37,12 @@ RUNS_ACTIONS = [
 
 
 class DataStack(Stack):
-    """Bucket layout: data/ (input images), runs/<run-id>/ (job outputs), emr-logs/ (cluster logs).
+    """Bucket layout: data/ (input images), features/ (the features store, kept across runs: no rule
+    expires it), runs/<run-id>/ (job outputs), emr-logs/ (cluster logs).
 
-    Retained on `cdk destroy` by default; `-c retainData=false` makes destroy empty and delete both buckets.
+    Versioned: an overwritten or deleted object keeps its previous version for `noncurrentVersionDays`
+    (default 30), then S3 expires it. Retained on `cdk destroy` by default; `-c retainData=false` makes
+    destroy empty (every version) and delete both buckets.
     `-c uploadDir=path` uploads a local dataset into data/ during deploy (never deletes anything there).
     """
 
@@ -71,11 +75,20 @@ class DataStack(Stack):
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix="data-bucket/",
             removal_policy=removal,
+            # CDK's auto-delete handler lists and deletes object versions, so a versioned bucket empties.
             auto_delete_objects=auto_delete,
+            # Months of photos, features and runs: a mistaken overwrite or delete is recoverable (README).
+            versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(7)
-                )
+                ),
+                s3.LifecycleRule(
+                    id="ExpireNoncurrentVersions",
+                    noncurrent_version_expiration=Duration.days(config.noncurrent_version_days),
+                    # Spark's temporary files leave delete markers with no version behind: drop those.
+                    expired_object_delete_marker=True,
+                ),
             ],
         )
 
@@ -146,6 +159,12 @@ class DataStack(Stack):
                 actions=RUNS_ACTIONS,
                 resources=[bucket.arn_for_objects(f"{RUNS_PREFIX}*")],
             ),
+            # The features store: runs append, read it back; `store compact` rewrites and deletes.
+            iam.PolicyStatement(
+                sid="ReadWriteFeaturesStore",
+                actions=RUNS_ACTIONS,
+                resources=[bucket.arn_for_objects(f"{FEATURES_PREFIX}*")],
+            ),
             iam.PolicyStatement(
                 sid="WriteEmrLogs",
                 actions=["s3:PutObject"],
@@ -155,6 +174,9 @@ class DataStack(Stack):
         acks = {
             RUNS_PREFIX: "runs/ holds one folder per run id; Spark writes, reads back and cleans up its "
             "temporary files under it",
+            FEATURES_PREFIX: "features/ is the features store: one Parquet dataset per featurizer key, "
+            "appended by every run in its own run_id= folder (Spark's committer writes and cleans up "
+            "temporary files under it)",
             LOGS_PREFIX: "EMR pushes logs under emr-logs/<cluster-id>/; the cluster id exists only at launch",
         }
         if read_data_prefix:
@@ -171,7 +193,8 @@ class DataStack(Stack):
         policy = iam.ManagedPolicy(
             self,
             "ClusterNodeDataAccess",
-            description="EMR nodes of FruitsPipeline: read data/, read/write runs/, write emr-logs/",
+            description="EMR nodes of FruitsPipeline: read data/, read/write features/ and runs/, "
+            "write emr-logs/",
             statements=statements,
         )
         Validations.of(policy).acknowledge(

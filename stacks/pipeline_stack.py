@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from spark_job.names import DATA_PREFIX, LOGS_PREFIX, RUNS_PREFIX
+from spark_job.names import DATA_PREFIX, FEATURES_PREFIX, LOGS_PREFIX, RUNS_PREFIX
 from stacks import packaging
 from stacks.access import EmrRoles
 from stacks.cluster import ClusterNetwork, EmrCluster, StepInputs
@@ -121,6 +121,7 @@ class PipelineStack(Stack):
                 variance_target=config.variance_target,
                 components=config.components,
                 image_size=config.image_size,
+                features_store_uri=f"s3://{bucket_name}/{FEATURES_PREFIX.rstrip('/')}",
             ),
         )
         # Created only once the nodes can work: roles with their policies (bootstrap downloads, PassRole),

@@ -316,12 +316,13 @@ def test_code_uris_are_staged_assets(deployed):
 
 
 def test_run_outputs_are_in_the_data_bucket(deployed):
-    """What the steps write (and transform reads back) lives in a bucket of this app; only --input and
-    --weights may point elsewhere (-c inputUri=..., -c weights=s3://...)."""
+    """What the steps write (and transform reads back, the features store too) lives in a bucket of this
+    app; only --input and --weights may point elsewhere (-c inputUri=..., -c weights=s3://...)."""
     buckets = deployed["assembly"].buckets()
     steps = {s["Name"]: s["HadoopJarStep"]["Args"] for s in deployed["cluster"]["Steps"]}
     written = [option(steps["fit"], "--output"), option(steps["transform"], "--output")]
     written.append(option(steps["transform"], "--model"))
+    written.extend(option(steps[name], "--features-store") for name in ("fit", "transform"))
     for uri in written:
         assert uri.startswith("s3://"), uri
         bucket = uri.removeprefix("s3://").split("/", 1)[0]
@@ -354,9 +355,29 @@ def test_steps_run_on_local_spark(deployed, tmp_path):
 
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     env.pop("SPARK_HOME", None)  # the venv's pyspark, the Spark EMR 7.x runs (3.5)
+    store = Path(mapping.path(option(steps["fit"], "--features-store")))
+    assert option(steps["transform"], "--features-store") == option(steps["fit"], "--features-store")
+    run_dir = Path(mapping.path(option(steps["fit"], "--output"))).parent
+    # Twice, as two deployments on the same data: the second run (its run folder moved aside, as a new run
+    # id would have it) finds every image in the features store and infers none.
+    for attempt in (1, 2):
+        if attempt == 2:
+            run_dir.rename(run_dir.with_name(run_dir.name + "-first"))
+        run_steps(steps, mapping, properties, tmp_path, env, attempt)
+    assert store.is_dir() and any(store.rglob("*.parquet"))
+
+
+def run_steps(
+    steps: dict[str, list[str]],
+    mapping: LocalMapping,
+    properties: Path,
+    tmp_path: Path,
+    env: dict[str, str],
+    attempt: int,
+) -> None:
     for name in ("fit", "transform"):  # template order
         command = local_command(steps[name], mapping, properties)
-        log = tmp_path / f"{name}.log"
+        log = tmp_path / f"{name}-{attempt}.log"
         with log.open("w") as handle:
             result = subprocess.run(
                 command, cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=1800
@@ -368,6 +389,11 @@ def test_steps_run_on_local_spark(deployed, tmp_path):
         assert manifest["mode"] == name
         assert manifest["images_featurized"] == EXPECTED_IMAGES[name]
         assert manifest["images_rejected"] == 0
+        inferred = EXPECTED_IMAGES[name] if attempt == 1 else 0
+        assert (manifest["images_inferred"], manifest["images_reused"]) == (
+            inferred,
+            EXPECTED_IMAGES[name] - inferred,
+        )
         assert pq.read_table(output / "features").num_rows == EXPECTED_IMAGES[name]
         assert pq.read_table(output / "pca").num_rows == EXPECTED_IMAGES[name]
         if name == "fit":

@@ -1,4 +1,4 @@
-"""`moto_server` with four gaps of moto 5.2.5 filled, the ones `cdk deploy` / `cdk destroy` of this app hit.
+"""`moto_server` with six gaps of moto 5.2.5 filled, the ones `cdk deploy` / `cdk destroy` of this app hit.
 
 Run as ``python -m tests.emulated.patched_moto_server -H 127.0.0.1 -p PORT`` (same options as
 ``moto_server``). Each patch makes the emulator do what CloudFormation does; none of them knows this app:
@@ -16,6 +16,10 @@ Run as ``python -m tests.emulated.patched_moto_server -H 127.0.0.1 -p PORT`` (sa
 5. A stack update keeps an SSM-typed parameter with UsePreviousValue (the CLI does so for BootstrapVersion):
    moto hands back the value it resolved at creation and then looks that value up in SSM as if it were the
    parameter's path, which fails; a value that is not an SSM path is taken as the resolved one.
+6. ``AWS::S3::Bucket`` gets its VersioningConfiguration and LifecycleConfiguration, on create and on
+   update; and an update of a bucket with a generated name works: moto's CloudFormation applies only
+   BucketEncryption and Tags, and its update reads properties["BucketName"] (KeyError without one, so
+   a bucket flipped to retainData=false never got the tag CDK's auto-delete handler checks).
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from moto.cloudformation.exceptions import CloudFormationError, ValidationError
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.models.route_tables import RouteTable
+from moto.s3.models import FakeBucket, s3_backends
 from moto.server import main
 from moto.ssm.models import ssm_backends
+from moto.utilities.utils import get_partition
 
 _apply = cfn_models.ChangeSet.apply
 _clean_json = parsing.clean_json
@@ -117,7 +123,69 @@ def parse_ssm_parameter(self: Any, value: str, value_type: str) -> str:
     return _parse_ssm_parameter(self, value, value_type)
 
 
+_create_bucket = FakeBucket.create_from_cloudformation_json
+_update_bucket = FakeBucket.update_from_cloudformation_json
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape (what moto's PutBucketLifecycle parses)."""
+    api: dict[str, Any] = {
+        "ID": rule.get("Id"),
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    expiration: dict[str, Any] = {}
+    if "ExpirationInDays" in rule:
+        expiration["Days"] = rule["ExpirationInDays"]
+    if rule.get("ExpiredObjectDeleteMarker"):
+        expiration["ExpiredObjectDeleteMarker"] = "true"
+    if expiration:
+        api["Expiration"] = expiration
+    for key in ("NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload"):
+        if key in rule:
+            api[key] = {k: str(v) for k, v in rule[key].items()}
+    return api
+
+
+def _bucket_configuration(bucket: Any, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+    properties = cloudformation_json.get("Properties", {})
+    backend = s3_backends[account_id][get_partition(region_name)]
+    status = properties.get("VersioningConfiguration", {}).get("Status")
+    if status:
+        backend.put_bucket_versioning(bucket.name, status)
+    rules = properties.get("LifecycleConfiguration", {}).get("Rules")
+    if rules:
+        backend.put_bucket_lifecycle(bucket.name, [_lifecycle_rule(r) for r in rules])
+
+
+def create_bucket(
+    cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+) -> Any:
+    bucket = _create_bucket(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    _bucket_configuration(bucket, cloudformation_json, account_id, region_name)
+    return bucket
+
+
+def update_bucket(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    # moto's update tags the bucket named by properties["BucketName"] (a KeyError for generated names):
+    # name the bucket being updated, which also tells moto it is not a replacement.
+    properties = {"BucketName": original_resource.name, **cloudformation_json.get("Properties", {})}
+    resource = {**cloudformation_json, "Properties": properties}
+    bucket = _update_bucket(original_resource, new_resource_name, resource, account_id, region_name)
+    _bucket_configuration(bucket, resource, account_id, region_name)
+    return bucket
+
+
 cfn_models.ChangeSet.apply = apply_with_outputs
+FakeBucket.create_from_cloudformation_json = classmethod(create_bucket)  # type: ignore[method-assign,assignment]
+FakeBucket.update_from_cloudformation_json = classmethod(update_bucket)  # type: ignore[method-assign,assignment]
 parsing.ResourceMap.parse_ssm_parameter = parse_ssm_parameter
 CloudFormationResponse.describe_change_set = describe_change_set
 CloudFormationResponse.delete_change_set = delete_change_set

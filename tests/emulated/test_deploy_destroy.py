@@ -357,6 +357,26 @@ def test_flip_a_retained_deployment_then_destroy_deletes_the_buckets(bootstrappe
     assert emptied == bucket_ids, "each bucket is emptied by CDK's auto-delete custom resource"
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == sorted(keys)
 
+    # The data bucket is versioned: an overwrite and a delete leave a previous version and a delete marker,
+    # the lifecycle expires noncurrent versions, and the bucket carries the tag CDK's auto-delete handler
+    # requires before it deletes every version and delete marker (ListObjectVersions, then DeleteObjects
+    # with version ids), so retainData=false still empties it.
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert {r["ID"]: r.get("NoncurrentVersionExpiration") for r in rules}["ExpireNoncurrentVersions"] == {
+        "NoncurrentDays": 30
+    }
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    assert tags.get("aws-cdk:auto-delete-objects") == "true"
+    s3.put_object(Bucket=bucket, Key=keys[0], Body=b"\xff\xd8\xff rewritten")
+    s3.delete_object(Bucket=bucket, Key=keys[1])
+    versions = s3.list_object_versions(Bucket=bucket)
+    assert len(versions["Versions"]) == len(keys) + 1 and len(versions["DeleteMarkers"]) == 1
+    old = [v for v in versions["Versions"] if v["Key"] == keys[0] and not v["IsLatest"]]
+    recovered = s3.get_object(Bucket=bucket, Key=keys[0], VersionId=old[0]["VersionId"])["Body"].read()
+    assert recovered == b"\xff\xd8\xff" + keys[0].encode(), "the overwritten photo is recoverable"
+    keys = [k for k in keys if k != keys[1]]
+
     emu.make("destroy", "-c retainData=false")
 
     assert emu.stacks() == {"CDKToolkit": "CREATE_COMPLETE"}
@@ -369,3 +389,4 @@ def test_flip_a_retained_deployment_then_destroy_deletes_the_buckets(bootstrappe
     # this emulator can prove is that destroy went through with the bucket's DeletionPolicy Delete.
     assert emu.bucket_exists(bucket), "moto now deletes non-empty buckets or runs the Lambda: tighten this"
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == len(keys)
+    assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == len(keys) + 2

@@ -57,6 +57,7 @@ def test_defaults():
         weights="imagenet",
         input_uri=None,
         retain_data=True,
+        noncurrent_version_days=30,
         upload_dir=None,
         run_id=None,
         egress="none",
@@ -148,6 +149,9 @@ BAD_VALUES = [
     ("weights", "s3://models-bucket/", "imagenet or the s3://bucket/key URI"),
     ("inputUri", "other-bucket/fruits", "s3://bucket[/prefix] URI"),
     ("retainData", "maybe", "true or false"),
+    ("noncurrentVersionDays", "0", "integer from 1 to 3650"),
+    ("noncurrentVersionDays", "a month", "integer from 1 to 3650"),
+    ("noncurrentVersionDays", 4000, "integer from 1 to 3650"),
     ("uploadDir", "no/such/dir", "existing local directory"),
     ("runId", "bad id!", "1-63 characters"),
     ("egress", "internet", "none (no internet route: S3 and KMS endpoints only) or nat (a NAT gateway)"),
@@ -320,3 +324,4 @@ def test_job_fingerprint_holds_every_cluster_and_job_setting():
     assert config_from_mapping({"idleTimeoutSeconds": "300"}).job_fingerprint() != base
     assert config_from_mapping({"egress": "nat"}).job_fingerprint() != base
     assert config_from_mapping({"retainData": "false", "runId": "x1"}).job_fingerprint() == base
+    assert config_from_mapping({"noncurrentVersionDays": "90"}).job_fingerprint() == base

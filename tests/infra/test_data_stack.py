@@ -136,6 +136,16 @@ def test_node_policy_grants_only_the_prefixes(template: Template):
             ],
             f"{BUCKET_ARN}/runs/*",
         ),
+        "ReadWriteFeaturesStore": (  # S3A appends to the store as it writes runs/
+            [
+                "s3:AbortMultipartUpload",
+                "s3:DeleteObject",
+                "s3:GetObject",
+                "s3:ListMultipartUploadParts",
+                "s3:PutObject",
+            ],
+            f"{BUCKET_ARN}/features/*",
+        ),
         "WriteEmrLogs": ("s3:PutObject", f"{BUCKET_ARN}/emr-logs/*"),
     }
     assert all(s["Effect"] == "Allow" for s in by_sid.values())
@@ -146,3 +156,25 @@ def test_upload_dir_must_exist(tmp_path: Path):
 
     with pytest.raises(ConfigError, match=r"uploadDir='.*missing'"):
         build_app(tmp_path, {"uploadDir": str(tmp_path / "missing")})
+
+
+def test_data_bucket_is_versioned_and_expires_only_noncurrent_versions(template: Template):
+    """An overwritten or deleted photo, store file or run stays recoverable for noncurrentVersionDays;
+    no rule expires a current object (the features store under features/ is kept)."""
+    props = buckets(template)[DATA_BUCKET_LOGICAL_ID]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireNoncurrentVersions"] == {
+        "Id": "ExpireNoncurrentVersions",
+        "Status": "Enabled",
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+        "ExpiredObjectDeleteMarker": True,
+    }
+    assert not any("ExpirationInDays" in r or "ExpirationDate" in r for r in rules.values())
+
+
+def test_noncurrent_version_days_comes_from_context(tmp_path: Path):
+    synth = build_app(tmp_path, {"noncurrentVersionDays": "90"})
+    props = buckets(synth.data)[DATA_BUCKET_LOGICAL_ID]["Properties"]
+    (rule,) = [r for r in props["LifecycleConfiguration"]["Rules"] if r["Id"] == "ExpireNoncurrentVersions"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}

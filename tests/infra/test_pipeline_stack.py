@@ -242,6 +242,7 @@ def test_fit_arguments(cluster: dict[str, Any], run_id: str):
         "--weights", weights_arg(args),
         "--variance", "0.95",
         "--image-size", "224",
+        "--features-store", f"s3://{BUCKET}/features",
     ]  # fmt: skip
 
 
@@ -256,6 +257,7 @@ def test_transform_arguments(cluster: dict[str, Any], run_id: str):
         "--input", f"s3://{BUCKET}/data/Test",
         "--output", f"s3://{BUCKET}/runs/{run_id}/transform",
         "--weights", weights_arg(fit_args),
+        "--features-store", f"s3://{BUCKET}/features",
     ]  # fmt: skip
 
 
@@ -369,6 +371,7 @@ def test_run_id_override_and_variant_arguments(tmp_path_factory: pytest.TempPath
         "--weights", weights_arg(args),
         "--components", "224",
         "--image-size=224",
+        "--features-store", f"s3://{BUCKET}/features",
     ]  # fmt: skip
 
 

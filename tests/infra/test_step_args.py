@@ -72,3 +72,12 @@ def test_the_job_parser_reads_what_the_steps_pass(changes: dict[str, object]) ->
         if mode == "fit":
             assert (cfg.image_size, cfg.components) == (step.image_size, step.components)
             assert cfg.variance == step.variance_target
+
+
+def test_both_steps_pass_the_features_store() -> None:
+    step = inputs(features_store_uri="s3://b/features")
+    for args, mode in ((fit_args(step), "fit"), (transform_args(step), "transform")):
+        assert args[-2:] == ["--features-store", "s3://b/features"]
+        cfg = config_from_args(build_parser().parse_args(args[args.index(mode) :]))
+        assert cfg.features_store == "s3://b/features"
+    assert "--features-store" not in fit_args(inputs())

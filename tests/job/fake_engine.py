@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from spark_job.names import FEATURE_DIM
 @dataclass(frozen=True)
 class FakeEngineSpec:
     image_size: int = 8
+    name: ClassVar[str] = "fake"
 
     def build(self) -> FakeEngine:
         return FakeEngine()
@@ -32,3 +34,23 @@ class FakeEngine:
         out[:, :3] = images.mean(axis=(1, 2))
         out[:, 3] = self.pid
         return out
+
+
+@dataclass(frozen=True)
+class KillingEngineSpec:
+    """The fake engine under the same featurizer key, except that a batch holding a pure blue image fails
+    its task: a run that dies in the middle of featurizing (tests/job/test_features_store.py)."""
+
+    image_size: int = 8
+    name: ClassVar[str] = "fake"
+
+    def build(self) -> KillingEngine:
+        return KillingEngine()
+
+
+class KillingEngine(FakeEngine):
+    def features(self, images: np.ndarray) -> np.ndarray:
+        means = images.mean(axis=(1, 2))
+        if ((means[:, 2] > 200) & (means[:, 0] < 50) & (means[:, 1] < 50)).any():
+            raise RuntimeError("killed: the run dies while featurizing")
+        return super().features(images)

@@ -68,9 +68,29 @@ def test_manifest_round_trip_and_one_probe_key_per_mode() -> None:
         assert isinstance(getattr(record, key), ProbeRecord) and getattr(record, other) is None
         assert record.timings_s["featurize"] == 10.0 and isinstance(record.timings_s["featurize"], float)
         doc = json.loads(record.to_json())
-        assert doc["schema_version"] == ManifestRecord.SCHEMA_VERSION == 2
+        assert doc["schema_version"] == ManifestRecord.SCHEMA_VERSION == 3
         assert key in doc and other not in doc
         assert ManifestRecord.from_json(record.to_json()) == record
+
+
+def test_manifest_v2_loads_without_a_store_and_v3_keeps_its_store() -> None:
+    v2 = {**manifest_v1(), "schema_version": 2}
+    record = ManifestRecord.from_json(json.dumps(v2))
+    assert (record.images_reused, record.features_store, record.store_run_id) == (0, None, None)
+    assert record.images_featurized == record.images_reused + record.images_inferred
+    stored = {
+        **manifest_v1(),
+        "schema_version": 3,
+        "images_reused": 400,
+        "images_inferred": 40,
+        "features_store": "s3://b/features/mobilenet_v2_avg-tensorflow-224px-abababababababab",
+        "store_run_id": "20261201T201500Z-fit-3fa2c1",
+    }
+    record = ManifestRecord.from_json(json.dumps(stored))
+    assert (record.images_reused, record.images_inferred) == (400, 40)
+    assert ManifestRecord.from_json(record.to_json()) == record
+    with pytest.raises(RecordError, match="has no key 'images_reused'"):
+        ManifestRecord.from_json(json.dumps({k: v for k, v in stored.items() if k != "images_reused"}))
 
 
 def test_featurizer_v1_loads_and_is_written_as_the_current_version() -> None:
@@ -108,8 +128,9 @@ def test_transform_warns_when_the_architecture_differs(caplog: pytest.LogCapture
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])
 def test_a_newer_version_is_refused_naming_it(record: Any) -> None:
     doc = manifest_v1() if record is ManifestRecord else featurizer_v1()
+    version = record.SCHEMA_VERSION
     with pytest.raises(
-        RecordError, match=r"x.json has schema_version 7; this job reads .* up to version [23]"
+        RecordError, match=rf"x.json has schema_version 7; this job reads .* up to version {version}"
     ):
         record.from_json(json.dumps({**doc, "schema_version": 7}), "x.json")
 

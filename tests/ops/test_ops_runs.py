@@ -80,7 +80,7 @@ def manifest(mode: str, run_id: str, images: int, k: int, variance: float, accur
     return doc
 
 
-def write_run(root: Path, run_id: str, *, transform: bool = True) -> Path:
+def write_run(root: Path, run_id: str, *, transform: bool = True, reused: int = 0) -> Path:
     """A run folder as the job writes it: manifest, report/, and the bulky features/, pca/, model/."""
     run = root / run_id
     modes = [("fit", 1968, None), *([("transform", 656, 0.973)] if transform else [])]
@@ -91,6 +91,9 @@ def write_run(root: Path, run_id: str, *, transform: bool = True) -> Path:
             (out / sub / "part-00000.snappy.parquet").write_bytes(b"PAR1" + bytes(2048) + b"PAR1")
         (out / "report").mkdir()
         doc = manifest(mode, run_id, images, k=87, variance=0.9512, accuracy=accuracy)
+        if reused:  # a run with the features store (manifest version 3)
+            share = reused if mode == "fit" else 0
+            doc.update(schema_version=3, images_reused=share, images_inferred=images - share)
         (out / "manifest.json").write_text(json.dumps(doc, indent=2))
         (out / "report" / "summary.md").write_text(
             f"# Fruits! {mode} - run {run_id}\n\n| images | k | variance |\n|---|---|---|\n"
@@ -107,7 +110,7 @@ def runs_in_bucket(session, bucket, deploy_stack, tmp_path) -> Path:
     deploy_stack("FruitsPipeline", pipeline_outputs("j-PLACEHOLDER0000"))
     local = tmp_path / "runs"
     write_run(local, "2026-11-20a")
-    write_run(local, RUN_ID)
+    write_run(local, RUN_ID, reused=1900)
     write_run(local, "2026-11-21b", transform=False)
     assert main(["upload", str(local), "--prefix", "runs/"], session=session) == 0
     return local
@@ -124,13 +127,15 @@ def test_runs_prints_one_line_per_run_from_the_manifests(runs_in_bucket, session
         "K",
         "VARIANCE",
         "TEST_IMAGES",
+        "REUSED",
+        "INFERRED",
         "ACCURACY",
         "FINISHED",
     ]
     assert [line.split() for line in lines[1:]] == [
-        ["2026-11-20a", "done", "1968", "87", "95.1%", "656", "97.3%", "2026-11-21T06:04:00Z"],
-        ["2026-11-21a", "done", "1968", "87", "95.1%", "656", "97.3%", "2026-11-21T06:04:00Z"],
-        ["2026-11-21b", "fit", "only", "1968", "87", "95.1%", "-", "-", "2026-11-21T06:02:00Z"],
+        ["2026-11-20a", "done", "1968", "87", "95.1%", "656", "0", "2624", "97.3%", "2026-11-21T06:04:00Z"],
+        ["2026-11-21a", "done", "1968", "87", "95.1%", "656", "1900", "724", "97.3%", "2026-11-21T06:04:00Z"],
+        ["2026-11-21b", "fit", "only", "1968", "87", "95.1%", "-", "0", "1968", "-", "2026-11-21T06:02:00Z"],
     ]
 
 

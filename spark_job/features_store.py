@@ -1,0 +1,476 @@
+"""The features store: every image's features, kept across runs, so a run infers only the images it has not
+seen before.
+
+Layout, on a local folder or an s3:// prefix:
+
+    <store>/<featurizer key>/_featurizer.json        what the key stands for (FeaturizerKey)
+    <store>/<featurizer key>/run_id=<run>/part-*.parquet
+        path, length, modification_time   the image's identity: what the file listing gives, no read
+        label, features                   features: array<float> FEATURE_DIM
+        run_id                            the run that inferred the row (the partition column)
+
+The featurizer key names the network, the engine, the image size and the weights' sha256: features of one
+key are interchangeable, features of two keys never mix. A rewritten file has a new modification time, so it
+is a new identity and gets inferred again.
+
+Why it is safe under faults and concurrency:
+- Append-only. Each run writes only into its own `run_id=<run>/` folder, so two runs never share Hadoop's
+  `_temporary/` folder (one run's job cleanup would delete the other's task files).
+- Per task attempt. Locally (and on HDFS) the append uses FileOutputCommitter algorithm 2: each task
+  attempt's file is moved into place when that task commits, not when the job ends. On EMR, s3:// writes
+  go through EMR's MagicCommitProtocol (S3A, EMR 7.10+), which "writes the files in the job's output
+  location during the task commit phase" for a static insert like this append, or through the EMRFS
+  S3-optimized committer, which completes each file's multipart upload at task commit (EMR Release Guide).
+  A run killed in the middle leaves the files of the tasks that finished (readable: a reader sees whole
+  Parquet files or none) and an orphan `_temporary/` (ignored by readers: its name starts with `_`). The
+  next run reuses what was committed (tests/job/test_features_store.py kills a run to prove it).
+- Readers deduplicate by identity: a duplicated identity (two runs inferred the same new image at the same
+  time, a retried task whose first attempt had committed) counts once.
+- Only accepted images are stored: a rejected image is tried again, and reported, by every run.
+
+`compact` rewrites a key's rows without duplicates and without rows of files that no longer exist (or
+changed); `stats` reports images, size and runs per key. Both go through Hadoop's FileSystem (storage.py),
+local or s3://.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.accumulators import Accumulator
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    FloatType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from spark_job.engine import WorkerWarmUp
+from spark_job.errors import JobInputError
+from spark_job.featurize import (
+    FEATURES_DIR,
+    REJECTS_DIR,
+    FeaturizeResult,
+    RejectsParam,
+    featurize,
+    is_image,
+    reject_rows,
+    with_label,
+)
+from spark_job.listing import Inputs, discover
+from spark_job.names import FEATURE_DIM
+from spark_job.plan import RunPlan, prepare_output
+from spark_job.storage import Storage, join, normalize
+from spark_job.timings import Timings
+
+log = logging.getLogger(__name__)
+
+# The network the job runs (spark_job.mobilenet), as the featurizer key spells it.
+NETWORK_KEY = "mobilenet_v2_avg"
+KEY_RECORD = "_featurizer.json"  # '_': Spark's file index leaves it out of the dataset
+RUN_PARTITION = "run_id"
+IDENTITY = ("path", "length", "modification_time")
+STORE_SCHEMA = StructType(
+    [
+        StructField("path", StringType(), False),
+        StructField("length", LongType(), False),
+        StructField("modification_time", TimestampType(), False),
+        StructField("label", StringType(), True),
+        StructField("features", ArrayType(FloatType()), True),
+        StructField(RUN_PARTITION, StringType(), True),
+    ]
+)
+# Each task attempt's output is moved into place when that task commits (algorithm 1 moves all of them at
+# job commit, so a killed run would leave nothing). Passed as a write option: it applies to this write only.
+PER_TASK_COMMIT = {"mapreduce.fileoutputcommitter.algorithm.version": "2"}
+
+
+@dataclass(frozen=True)
+class FeaturizerKey:
+    """What makes two features vectors interchangeable: the same network, engine, image size and weights."""
+
+    network: str
+    engine: str
+    image_size: int
+    weights_sha256: str
+
+    @property
+    def folder(self) -> str:
+        # 16 hex digits of the sha256 (64 bits) keep the name short; _featurizer.json holds all 64.
+        return f"{self.network}-{self.engine}-{self.image_size}px-{self.weights_sha256[:16]}"
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "feature_dim": FEATURE_DIM, "folder": self.folder}, indent=2)
+
+
+def featurizer_key(plan: RunPlan) -> FeaturizerKey:
+    return FeaturizerKey(NETWORK_KEY, plan.engine.name, plan.image_size, plan.weights.sha256)
+
+
+def new_run_id(mode: str) -> str:
+    """Unique per run and sortable by time: 20261201T201500Z-fit-3fa2c1."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{mode}-{secrets.token_hex(3)}"
+
+
+def check_store_location(store: str, *, input_uri: str, output: str) -> str:
+    """The store's normalized URI; it may not sit inside this run's output (--overwrite empties that) or its
+    input (its files would be listed as input)."""
+    uri = normalize(store)
+    for what, other in (("--output", normalize(output)), ("--input", normalize(input_uri))):
+        if uri == other or uri.startswith(other.rstrip("/") + "/"):
+            raise JobInputError(f"--features-store {store} is inside {what} {other}: use a folder of its own")
+    return uri
+
+
+def empty_store(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], STORE_SCHEMA)
+
+
+def _read_dir(spark: SparkSession, storage: Storage, key_dir: str) -> DataFrame:
+    """Every row under a key folder, duplicates included."""
+    if not storage.is_dir(key_dir):
+        return empty_store(spark)
+    return spark.read.schema(STORE_SCHEMA).parquet(key_dir)
+
+
+def deduplicated(rows: DataFrame, within: DataFrame) -> DataFrame:
+    """One row per identity. Two rows of one identity hold the same features (same key, same file).
+
+    The row kept is the one in the first Parquet file (by name) that holds the identity: deciding on the
+    identity and file name alone shuffles no features (dropDuplicates would shuffle every row). A task
+    writes each identity once, so within one file an identity is unique. `rows`: as read from the store
+    (the file name is taken at the scan); only the identities in `within` are kept.
+    """
+    tagged = rows.withColumn("_file", F.input_file_name()).join(
+        F.broadcast(within.select(*IDENTITY)), list(IDENTITY), "left_semi"
+    )
+    first = tagged.select(*IDENTITY, "_file").groupBy(*IDENTITY).agg(F.min("_file").alias("_file"))
+    return tagged.join(F.broadcast(first), [*IDENTITY, "_file"], "left_semi").drop("_file")
+
+
+class FeaturesStore:
+    """One featurizer key's dataset in a store."""
+
+    def __init__(self, spark: SparkSession, storage: Storage, root: str, key: FeaturizerKey) -> None:
+        self.spark = spark
+        self.storage = storage
+        self.root = normalize(root)
+        self.key = key
+        self.dir = join(self.root, key.folder)
+
+    def rows(self) -> DataFrame:
+        """All rows as written, duplicates included."""
+        return _read_dir(self.spark, self.storage, self.dir)
+
+    def identities(self) -> DataFrame:
+        return self.rows().select(*IDENTITY)
+
+    def run_dir(self, run_id: str) -> str:
+        return join(self.dir, f"{RUN_PARTITION}={run_id}")
+
+    def append(self, rows: DataFrame, run_id: str) -> None:
+        """rows: path, length, modification_time, label, features; one file per task, committed per task."""
+        if not self.storage.exists(join(self.dir, KEY_RECORD)):
+            self.storage.write_text(join(self.dir, KEY_RECORD), self.key.to_json())
+        columns = [c for c in STORE_SCHEMA.fieldNames() if c != RUN_PARTITION]
+        rows.select(*columns).write.options(**PER_TASK_COMMIT).mode("append").parquet(self.run_dir(run_id))
+
+
+def listing_identities(inputs: Inputs) -> DataFrame:
+    """path, length, modification_time of every listed image (a metadata scan: no content is read)."""
+    return inputs.files.where(is_image(F.col("path"))).select(
+        "path", "length", F.col("modificationTime").alias("modification_time")
+    )
+
+
+_GLOB_CHARACTERS = "\\[]{}*?"
+
+
+def escape_glob(path: str) -> str:
+    """Spark reads each path it is given as a Hadoop glob pattern: make it match only itself."""
+    return "".join("\\" + c if c in _GLOB_CHARACTERS else c for c in path)
+
+
+@dataclass(frozen=True)
+class StoreRun:
+    """What a run did with the store: for the manifest."""
+
+    uri: str  # the featurizer key's folder
+    key: FeaturizerKey
+    run_id: str
+
+
+def store_featurize_stage(
+    spark: SparkSession, plan: RunPlan, store_uri: str, run_id: str, timings: Timings
+) -> tuple[FeaturizeResult, StoreRun]:
+    """The featurize stage with a store: infer only the listed images whose identity is not in the store,
+    append them, then write features/ for exactly the listed images, from the store. Same outputs as
+    featurize_stage (features/: path, label, features; rejects/)."""
+    storage = Storage(spark)
+    store = FeaturesStore(spark, storage, store_uri, featurizer_key(plan))
+    spark.sparkContext.addFile(plan.weights.local_path)
+    # The engine is built ahead in the workers only when every image is new (a new featurizer key): the
+    # warm-up job holds every task slot for seconds, and the store lookup's Spark jobs would queue behind
+    # it (FIFO), also in a run with nothing to infer. Otherwise the first featurize tasks build it.
+    warm_up = WorkerWarmUp(spark, plan.engine) if not storage.is_dir(store.dir) else None
+    try:
+        with timings.stage("list"):
+            inputs = discover(spark, storage, plan.input)
+        prepare_output(storage, plan)
+        with timings.stage("featurize"):
+            result = _featurize_with_store(spark, plan, inputs, store, run_id, warm_up, timings)
+    except BaseException:
+        if warm_up is not None:
+            warm_up.cancel()
+        raise
+    if warm_up is not None:
+        warm_up.wait()
+    timings.stages["warm_up_workers"] = warm_up.seconds if warm_up is not None else 0.0
+    return result, StoreRun(uri=store.dir, key=store.key, run_id=run_id)
+
+
+def _featurize_with_store(
+    spark: SparkSession,
+    plan: RunPlan,
+    inputs: Inputs,
+    store: FeaturesStore,
+    run_id: str,
+    warm_up: WorkerWarmUp | None,
+    timings: Timings,
+) -> FeaturizeResult:
+    """Within the featurize stage: store_lookup (which images are new), store_infer (infer and append
+    them), store_assemble (features/ and rejects/ from the store)."""
+    sc = spark.sparkContext
+    listed = listing_identities(inputs).cache()
+    with timings.stage("store_lookup"):
+        if warm_up is not None:  # a new featurizer key: every image is new (no scan to queue behind)
+            new_paths, reused = list(inputs.image_paths), 0
+        else:
+            known = store.identities()
+            new_paths = [r["path"] for r in listed.join(known, list(IDENTITY), "left_anti").collect()]
+            reused = listed.count() - len(new_paths)
+    log.info(
+        "features store %s: %d of %d listed images known, %d to infer",
+        store.dir,
+        reused,
+        inputs.images,
+        len(new_paths),
+    )
+    inferred = sc.accumulator(0)
+    rejected = sc.accumulator([], RejectsParam())
+    with timings.stage("store_infer"):
+        _infer_new(spark, plan, inputs, store, run_id, new_paths, inferred, rejected, warm_up)
+    with timings.stage("store_assemble"):
+        return _assemble(spark, plan, inputs, store, listed, reused, inferred, rejected)
+
+
+def _infer_new(
+    spark: SparkSession,
+    plan: RunPlan,
+    inputs: Inputs,
+    store: FeaturesStore,
+    run_id: str,
+    new_paths: list[str],
+    inferred: Accumulator,
+    rejected: Accumulator,
+    warm_up: WorkerWarmUp | None,
+) -> None:
+    if new_paths:
+        # Only the new files' bytes are read: all of the input's when all are new, else the new paths.
+        files = (
+            inputs.files
+            if len(new_paths) == len(inputs.image_paths)
+            else spark.read.format("binaryFile").load([escape_glob(p) for p in new_paths])
+        )
+        images = with_label(
+            files.where(is_image(F.col("path"))).select("path", "length", "modificationTime", "content"),
+            inputs.qualified,
+        )
+        rows = featurize(images, plan.engine, plan.batch_size, inferred, rejected)
+        accepted = rows.where(F.col("error").isNull()).select(
+            "path", "length", F.col("modificationTime").alias("modification_time"), "label", "features"
+        )
+        store.append(accepted, run_id)  # the UDF's only action
+    elif warm_up is not None:
+        warm_up.cancel()  # nothing to infer: no engine needed
+
+
+def _assemble(
+    spark: SparkSession,
+    plan: RunPlan,
+    inputs: Inputs,
+    store: FeaturesStore,
+    listed: DataFrame,
+    reused: int,
+    inferred: Accumulator,
+    rejected: Accumulator,
+) -> FeaturizeResult:
+    storage = store.storage
+    # features/: the store's rows of exactly the listed identities, one per identity, labelled as this
+    # run's input folder says (the store's label came from the input of the run that inferred it).
+    current = deduplicated(store.rows(), within=listed)
+    features_dir = join(plan.output, FEATURES_DIR)
+    with_label(current.select("path", "features"), inputs.qualified).select(
+        "path", "label", "features"
+    ).write.mode("overwrite").parquet(features_dir)
+    listed.unpersist()
+    features = spark.read.parquet(features_dir)
+    n_features = features.count()
+    rejects = reject_rows(storage, inputs.image_paths, features, n_features, dict(rejected.value))
+    rejects_df = spark.createDataFrame(rejects, "path string, reason string")
+    rejects_df.coalesce(1).write.mode("overwrite").parquet(join(plan.output, REJECTS_DIR))
+    return FeaturizeResult(
+        inputs=inputs,
+        features=features,
+        rejects=rejects,
+        n_features=n_features,
+        n_inferred=int(inferred.value),
+        n_reused=reused,
+    )
+
+
+# --- maintenance: python -m spark_job store {stats,compact} ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyStats:
+    key: str
+    images: int  # distinct identities
+    rows: int  # duplicates included
+    bytes: int  # Parquet files on storage
+    runs: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _hadoop(storage: Storage, uri: str) -> tuple[Any, Any]:
+    return storage._path(uri)  # the Hadoop FileSystem and Path of uri (storage.py owns the JVM access)
+
+
+def key_folders(storage: Storage, root: str) -> list[str]:
+    """The featurizer key folders of a store (those holding a _featurizer.json)."""
+    uri = normalize(root)
+    if not storage.is_dir(uri):
+        raise JobInputError(f"features store not found: {root}")
+    fs, path = _hadoop(storage, uri)
+    names = [str(s.getPath().getName()) for s in fs.listStatus(path) if s.isDirectory()]
+    return sorted(n for n in names if storage.exists(join(uri, n, KEY_RECORD)))
+
+
+def run_folders(storage: Storage, key_dir: str) -> list[str]:
+    fs, path = _hadoop(storage, key_dir)
+    prefix = f"{RUN_PARTITION}="
+    names = [str(s.getPath().getName()) for s in fs.listStatus(path) if s.isDirectory()]
+    return sorted(n for n in names if n.startswith(prefix))
+
+
+def store_stats(spark: SparkSession, root: str) -> list[KeyStats]:
+    storage = Storage(spark)
+    out = []
+    for name in key_folders(storage, root):
+        key_dir = join(normalize(root), name)
+        rows = _read_dir(spark, storage, key_dir)
+        counts = rows.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.countDistinct(*IDENTITY).alias("images"),
+            F.collect_set(RUN_PARTITION).alias("runs"),
+        ).first()
+        assert counts is not None
+        fs, path = _hadoop(storage, key_dir)
+        out.append(
+            KeyStats(
+                key=name,
+                images=int(counts["images"]),
+                rows=int(counts["rows"]),
+                bytes=int(fs.getContentSummary(path).getLength()),
+                runs=sorted(counts["runs"]),
+            )
+        )
+    return out
+
+
+def format_stats(root: str, stats: list[KeyStats]) -> str:
+    lines = [f"features store {root}: {len(stats)} featurizer key(s)"]
+    for s in stats:
+        lines.append(
+            f"  {s.key}: {s.images} images, {s.rows - s.images} duplicate rows, "
+            f"{s.bytes / 1e6:.1f} MB, {len(s.runs)} run(s)"
+            + (f" ({', '.join(s.runs[-5:])}{', ...' if len(s.runs) > 5 else ''})" if s.runs else "")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _from_millis(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=(ms % 1000) * 1000)
+
+
+def current_identities(spark: SparkSession, storage: Storage, paths: list[str]) -> DataFrame:
+    """path, length, modification_time of the files that exist now, listed folder by folder (a folder
+    holds many images: one listing call per folder, not one per file)."""
+    folders = sorted({p.rsplit("/", 1)[0] for p in paths})
+    rows = []
+    for folder in folders:
+        fs, path = _hadoop(storage, folder)
+        if not fs.exists(path):
+            continue
+        for status in fs.listStatus(path):
+            if status.isFile():
+                rows.append(
+                    (
+                        str(status.getPath().toString()),
+                        int(status.getLen()),
+                        _from_millis(int(status.getModificationTime())),
+                    )
+                )
+    return spark.createDataFrame(rows, StructType(STORE_SCHEMA.fields[:3]))
+
+
+@dataclass(frozen=True)
+class Compaction:
+    key: str
+    rows_before: int
+    rows_after: int
+    runs_removed: int
+
+
+def compact_key(spark: SparkSession, root: str, name: str) -> Compaction:
+    """Rewrite one key's rows without duplicates or rows of deleted (or changed) files, into one new run
+    folder, then remove the run folders it read. Run it while no job writes to the store: a folder being
+    appended to when compaction started is removed with the others."""
+    storage = Storage(spark)
+    key_dir = join(normalize(root), name)
+    runs = run_folders(storage, key_dir)
+    rows = _read_dir(spark, storage, key_dir)
+    before = rows.count()
+    paths = [r["path"] for r in rows.select("path").distinct().collect()]
+    existing = current_identities(spark, storage, paths)
+    kept = deduplicated(rows, within=existing)
+    run_id = new_run_id("compact")
+    target = join(key_dir, f"{RUN_PARTITION}={run_id}")
+    kept.drop(RUN_PARTITION).write.mode("errorifexists").parquet(target)
+    for run in runs:
+        storage.delete(join(key_dir, run))
+    after = spark.read.parquet(target).count()
+    log.info("compacted %s: %d rows -> %d, %d run folders replaced", key_dir, before, after, len(runs))
+    return Compaction(key=name, rows_before=before, rows_after=after, runs_removed=len(runs))
+
+
+def compact_store(spark: SparkSession, root: str, key: str | None = None) -> list[Compaction]:
+    storage = Storage(spark)
+    names = key_folders(storage, root)
+    if key is not None:
+        if key not in names:
+            raise JobInputError(f"no featurizer key {key} in {root} (keys: {', '.join(names) or 'none'})")
+        names = [key]
+    return [compact_key(spark, root, name) for name in names]

@@ -1,0 +1,272 @@
+"""The features store with the fake engine (no TensorFlow): only unseen images are inferred, features/ holds
+exactly the current input, rejects are retried, and the store survives a run killed mid-featurize and two
+runs appending at the same time; `store stats` and `store compact`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from pyspark.sql import SparkSession
+
+from spark_job.errors import JobInputError
+from spark_job.features_store import (
+    IDENTITY,
+    FeaturesStore,
+    check_store_location,
+    compact_store,
+    escape_glob,
+    featurizer_key,
+    format_stats,
+    new_run_id,
+    store_featurize_stage,
+    store_stats,
+)
+from spark_job.featurize import FeaturizeResult, featurize_stage
+from spark_job.mobilenet import ResolvedWeights
+from spark_job.plan import RunPlan
+from spark_job.storage import Storage, normalize
+from spark_job.timings import Timings
+from tests.job.fake_engine import FakeEngineSpec, KillingEngineSpec
+
+# Several store runs each (~6 s with Spark local[2]): in `make test`, left out of the fast tier, which keeps
+# the store's main behaviour (test_second_run_infers_only_new_and_changed_images) under its minute.
+SLOW_TIER = pytest.mark.slow
+
+CLASSES = {"Red": (250, 0, 0), "Green": (0, 250, 0), "Grey": (128, 128, 128)}
+
+
+def _photo(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (20, 12)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, format="PNG" if path.suffix == ".png" else "JPEG")
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    for cls, colour in CLASSES.items():
+        for i in range(4):
+            _photo(root / cls / f"{i}_100.jpg", tuple(min(255, c + 3 * i) for c in colour))  # type: ignore[arg-type]
+    (root / "Grey" / "bad.png").write_text("not a png")
+    (root / "Grey" / "empty.jpg").write_bytes(b"")
+    return root
+
+
+def plan_for(tmp_path: Path, photos: Path, out: str, engine: object = None) -> RunPlan:
+    weights = tmp_path / "fake.weights"
+    weights.write_bytes(b"shipped to the workers like real weights")
+    return RunPlan(
+        mode="fit",
+        input=str(photos),
+        output=normalize(str(tmp_path / out)),
+        overwrite=False,
+        image_size=8,
+        weights=ResolvedWeights(source="fake", local_path=str(weights), sha256="ab" * 32),
+        engine_threads=1,
+        batch_size=2,
+        engine=engine or FakeEngineSpec(image_size=8),  # type: ignore[arg-type]
+    )
+
+
+def with_store(spark: SparkSession, plan: RunPlan, store: Path) -> FeaturizeResult:
+    result, _ = store_featurize_stage(spark, plan, str(store), new_run_id(plan.mode), Timings())
+    return result
+
+
+def features_of(run: Path) -> pd.DataFrame:
+    """features/ by path: label and the colour part of the fake features (features[3] is a worker's pid)."""
+    df = pd.read_parquet(run / "features")
+    assert not df.path.duplicated().any(), "an identity twice in a run's features/"
+    return pd.DataFrame(
+        {"label": df.label.values, "rgb": [np.asarray(f[:3]) for f in df.features]}, index=df.path
+    ).sort_index()
+
+
+def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.index) == list(b.index)
+    assert list(a.label) == list(b.label)
+    np.testing.assert_allclose(np.stack(a.rgb), np.stack(b.rgb), atol=1e-6)
+
+
+def test_second_run_infers_only_new_and_changed_images(
+    spark: SparkSession, photos: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    first = with_store(spark, plan_for(tmp_path, photos, "run1"), store)
+    assert (first.n_features, first.n_inferred, first.n_reused, first.n_rejected) == (12, 12, 0, 2)
+
+    again = with_store(spark, plan_for(tmp_path, photos, "run2"), store)
+    assert (again.n_features, again.n_inferred, again.n_reused, again.n_rejected) == (12, 0, 12, 2)
+    assert_same_features(features_of(tmp_path / "run2"), features_of(tmp_path / "run1"))
+    # Rejected images are not stored: tried again and reported by every run, with the decoder's reason.
+    reasons = {Path(p).name: r for p, r in again.rejects}
+    assert reasons["bad.png"].startswith("not a decodable image") and "empty" in reasons["empty.jpg"]
+
+    # Growth: two new photos, one rewritten (new modification time), one deleted.
+    _photo(photos / "Blue" / "0_100.jpg", (0, 0, 250))
+    _photo(photos / "Red" / "9_100.jpg", (200, 0, 0))
+    _photo(photos / "Green" / "0_100.jpg", (10, 200, 10))
+    os.utime(photos / "Green" / "0_100.jpg", (1_900_000_000, 1_900_000_000))
+    (photos / "Grey" / "3_100.jpg").unlink()
+    third = with_store(spark, plan_for(tmp_path, photos, "run3"), store)
+    assert (third.n_features, third.n_inferred, third.n_reused, third.n_rejected) == (13, 3, 10, 2)
+    assert third.inputs.images == third.n_features + third.n_rejected
+
+    # features/ equals a run without the store on the same input.
+    scratch = featurize_stage(spark, plan_for(tmp_path, photos, "scratch"), Timings())
+    assert scratch.n_features == 13
+    with_store_rows, scratch_rows = features_of(tmp_path / "run3"), features_of(tmp_path / "scratch")
+    assert_same_features(with_store_rows, scratch_rows)
+    assert "Grey/3_100.jpg" not in " ".join(with_store_rows.index)  # the deleted photo dropped out
+    green = with_store_rows.loc[[p for p in with_store_rows.index if p.endswith("Green/0_100.jpg")]]
+    np.testing.assert_allclose(green.rgb.iloc[0], (10, 200, 10), atol=3)  # the rewritten file's features
+
+
+def test_the_featurizer_key_separates_engines_sizes_and_weights(tmp_path: Path, photos: Path) -> None:
+    plan = plan_for(tmp_path, photos, "out")
+    key = featurizer_key(plan)
+    assert key.folder == f"mobilenet_v2_avg-fake-8px-{'ab' * 8}"
+    other_weights = RunPlan(**{**plan.__dict__, "weights": ResolvedWeights("x", "/x", "cd" * 32)})
+    other_size = RunPlan(**{**plan.__dict__, "image_size": 96})
+    assert len({key.folder, featurizer_key(other_weights).folder, featurizer_key(other_size).folder}) == 3
+
+
+@SLOW_TIER
+def test_a_run_killed_mid_featurize_leaves_a_readable_store_the_next_run_reuses(
+    spark: SparkSession, photos: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    # The smallest file, so the last task (Spark packs files by decreasing size): one file per task.
+    _photo(photos / "Blue" / "kill.png", (0, 0, 255), size=(2, 2))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1")
+    try:
+        with pytest.raises(Exception, match="killed"):
+            with_store(spark, plan_for(tmp_path, photos, "killed", KillingEngineSpec()), store)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+
+    key_store = FeaturesStore(
+        spark, Storage(spark), str(store), featurizer_key(plan_for(tmp_path, photos, "x"))
+    )
+    committed = key_store.rows()
+    n_committed = committed.count()
+    assert committed.select(*IDENTITY).distinct().count() == n_committed
+    # Task by task: all but the killed task and at most one running beside it (local[2]) were committed.
+    assert 10 <= n_committed <= 12, n_committed
+
+    resumed = with_store(spark, plan_for(tmp_path, photos, "resumed"), store)
+    assert (resumed.n_reused, resumed.n_inferred) == (n_committed, 13 - n_committed)
+    assert resumed.n_features == 13
+    scratch = featurize_stage(spark, plan_for(tmp_path, photos, "scratch"), Timings())
+    assert scratch.n_features == 13
+    assert_same_features(features_of(tmp_path / "resumed"), features_of(tmp_path / "scratch"))
+
+
+@SLOW_TIER
+def test_two_runs_appending_at_once_give_no_duplicates(
+    spark: SparkSession, photos: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            pool.submit(with_store, spark, plan_for(tmp_path, photos, name), store) for name in ("a", "b")
+        ]
+        results = [f.result() for f in futures]
+    for name, result in zip(("a", "b"), results, strict=True):
+        assert result.n_features == 12 and result.n_inferred + result.n_reused == 12
+        features_of(tmp_path / name)  # asserts no duplicate identity
+    assert_same_features(features_of(tmp_path / "a"), features_of(tmp_path / "b"))
+
+    third = with_store(spark, plan_for(tmp_path, photos, "c"), store)
+    assert (third.n_inferred, third.n_reused) == (0, 12)
+    features_of(tmp_path / "c")
+
+    (stats,) = store_stats(spark, str(store))
+    assert stats.images == 12 and stats.rows >= 12 and len(stats.runs) >= 1
+    assert f"{stats.key}: 12 images" in format_stats(str(store), [stats])
+
+
+@SLOW_TIER
+def test_compact_drops_duplicates_and_deleted_files(
+    spark: SparkSession, photos: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    with_store(spark, plan_for(tmp_path, photos, "a"), store)
+    plan = plan_for(tmp_path, photos, "b")
+    key_store = FeaturesStore(spark, Storage(spark), str(store), featurizer_key(plan))
+    key_store.append(key_store.rows().drop("run_id"), "duplicate-run")  # every identity twice
+    (photos / "Red" / "0_100.jpg").unlink()
+    (before,) = store_stats(spark, str(store))
+    assert (before.images, before.rows, len(before.runs)) == (12, 24, 2)
+
+    (done,) = compact_store(spark, str(store))
+    assert (done.rows_before, done.rows_after, done.runs_removed) == (24, 11, 2)
+    (after,) = store_stats(spark, str(store))
+    assert (after.images, after.rows, len(after.runs)) == (11, 11, 1)
+    again = with_store(spark, plan, store)
+    assert (again.n_reused, again.n_inferred, again.n_features) == (11, 0, 11)
+    with pytest.raises(JobInputError, match="no featurizer key"):
+        compact_store(spark, str(store), key="nope")
+
+
+def test_store_may_not_sit_in_the_output_or_the_input(tmp_path: Path) -> None:
+    with pytest.raises(JobInputError, match="inside --output"):
+        check_store_location(
+            str(tmp_path / "out" / "store"), input_uri=str(tmp_path / "in"), output=str(tmp_path / "out")
+        )
+    with pytest.raises(JobInputError, match="inside --input"):
+        check_store_location(
+            str(tmp_path / "in"), input_uri=str(tmp_path / "in"), output=str(tmp_path / "out")
+        )
+    assert check_store_location("s3://b/features/", input_uri="s3://b/data", output="s3://b/runs/x") == (
+        "s3://b/features"
+    )
+
+
+@SLOW_TIER
+def test_new_paths_are_read_literally(spark: SparkSession, tmp_path: Path) -> None:
+    """Spark reads the paths it is given as globs: a file named with [ ] { } * ? must match only itself."""
+    root = tmp_path / "in"
+    _photo(root / "Red" / "a[1].jpg", (250, 0, 0))
+    _photo(root / "Red" / "a1.jpg", (240, 0, 0))
+    _photo(root / "Red" / "b{x,y}*?.jpg", (230, 0, 0))
+    store = tmp_path / "store"
+    shutil.copy(root / "Red" / "a1.jpg", tmp_path / "a1.jpg")
+    (root / "Red" / "a1.jpg").unlink()
+    with_store(spark, plan_for(tmp_path, root, "one"), store)
+    shutil.copy(tmp_path / "a1.jpg", root / "Red" / "a1.jpg")  # a new image beside the odd names
+    second = with_store(spark, plan_for(tmp_path, root, "two"), store)
+    assert (second.n_inferred, second.n_reused, second.n_features) == (1, 2, 3)
+    assert escape_glob("s3://b/x[1]{a}*?.jpg") == "s3://b/x\\[1\\]\\{a\\}\\*\\?.jpg"
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_jobs(spark: SparkSession) -> Iterator[None]:
+    yield
+    assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []
+
+
+@SLOW_TIER
+def test_store_commands_through_the_cli(spark: SparkSession, photos: Path, tmp_path: Path, capsys) -> None:
+    from tests.job_support import run_cli
+
+    store = tmp_path / "store"
+    with_store(spark, plan_for(tmp_path, photos, "a"), store)
+    capsys.readouterr()
+    assert run_cli(spark, "store", "stats", store) == 0
+    out = capsys.readouterr().out
+    assert f"features store {store}: 1 featurizer key(s)" in out and "12 images, 0 duplicate rows" in out
+    assert run_cli(spark, "store", "compact", store) == 0
+    assert "12 rows -> 12 (1 run folders rewritten as one)" in capsys.readouterr().out
+    assert run_cli(spark, "store", "stats", tmp_path / "missing") == 2
+    assert "features store not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        run_cli(spark, "store", "shrink", store)
+    assert usage.value.code == 2
