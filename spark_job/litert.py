@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,8 @@ def convert(
     A cache entry is a .tflite file and a .json record beside it holding the file's sha256; an entry whose
     file does not match its record (truncated, overwritten) is converted again, with a warning. Files are
     written under a temporary name and renamed, so concurrent drivers sharing a cache never read half a file.
-    Raises ConversionError when the converted model does not check out (see check_converted).
+    Raises ConversionError when the converted model does not check out (see check_converted); nothing is
+    cached then.
     """
     cache = Path(cache_dir or default_cache_dir())
     weights_sha256 = weights_sha256 or _sha256_file(Path(weights_path))
@@ -156,8 +157,7 @@ def convert(
     content = _convert_to_bytes(weights_path, image_size)
     seconds = round(time.perf_counter() - start, 3)
     cache.mkdir(parents=True, exist_ok=True)
-    _write_atomically(target, content)
-    check_converted(str(target), image_size)
+    _write_atomically(target, content, check=lambda path: check_converted(path, image_size))
     model = ConvertedModel(
         path=str(target),
         sha256=hashlib.sha256(content).hexdigest(),
@@ -212,12 +212,15 @@ def _cache_hit(
     )
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
+def _write_atomically(path: Path, content: bytes, check: Callable[[str], None] | None = None) -> None:
+    """Write to a temporary file beside `path`, run `check` on it, then rename it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             os.fchmod(handle.fileno(), 0o644)  # mkstemp makes it private; a cache is read by other runs
+        if check is not None:
+            check(tmp)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -232,12 +235,13 @@ class _DropDeprecatedPathWarning(logging.Filter):
 def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
     """Keras model -> frozen concrete function -> float32 TFLite flatbuffer.
 
-    Freezing first is what keeps the weights: with Keras 3, converting the unfrozen function (with the model
-    as trackable_obj) writes a ~190 KB file whose weights are left as variables. Converting the frozen
-    function without trackable_obj takes TF's older conversion path: 0.5-1.0 s here, against ~3 s through
-    the SavedModel path that trackable_obj selects, for the same 8.9 MB model. TF logs that this path is
-    deprecated; the TF version is in the cache key and tests/job/test_litert.py checks the converted file,
-    so a TF upgrade that breaks it fails a test rather than a run.
+    Freezing first keeps the weights whichever converter path TF takes: with Keras 3, the unfrozen function
+    with the model as trackable_obj (the path TF asks for) writes a ~190 KB file whose weights are left as
+    variables. The frozen function without trackable_obj takes TF's older path: 0.5-1.0 s here, against
+    ~3 s through the SavedModel path that trackable_obj selects, for the same 8.9 MB model (measured
+    2026-12-01). TF logs that this path is deprecated; the TF version is in the cache key, check_converted
+    refuses a file with variables and tests/job/test_litert.py checks the file, so a TF upgrade that breaks
+    this fails a test rather than a run.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -275,12 +279,12 @@ def check_converted(model_path: str, image_size: int) -> None:
     problems = []
     if len(inputs) != 1 or inputs[0]["dtype"] is not np.float32:
         problems.append(f"inputs {[(i['name'], i['dtype']) for i in inputs]}, expected one float32")
-    elif list(inputs[0]["shape_signature"][1:]) != [image_size, image_size, 3]:
-        problems.append(f"input shape {list(inputs[0]['shape_signature'])}, expected [n, {image_size}, ...]")
-    if len(outputs) != 1 or list(outputs[0]["shape_signature"][1:]) != [FEATURE_DIM]:
-        problems.append(
-            f"outputs {[list(o['shape_signature']) for o in outputs]}, expected [n, {FEATURE_DIM}]"
-        )
+    elif inputs[0]["shape_signature"].tolist()[1:] != [image_size, image_size, 3]:
+        shape = inputs[0]["shape_signature"].tolist()
+        problems.append(f"input shape {shape}, expected [n, {image_size}, {image_size}, 3]")
+    if len(outputs) != 1 or outputs[0]["shape_signature"].tolist()[1:] != [FEATURE_DIM]:
+        shapes = [o["shape_signature"].tolist() for o in outputs]
+        problems.append(f"outputs {shapes}, expected [n, {FEATURE_DIM}]")
     if ops & VARIABLE_OPS:
         problems.append(f"weights left as variables (ops {sorted(ops & VARIABLE_OPS)})")
     if problems:
@@ -375,6 +379,40 @@ def worker_runner(model_path: str, image_size: int, threads: int) -> LiteRTRunne
     if runner is None:
         runner = _RUNNERS[key] = LiteRTRunner(model_path, image_size, threads)
     return runner
+
+
+@dataclass(frozen=True)
+class LiteRTEngine:
+    """What the featurize stage holds for this engine: small and picklable, shipped in the UDF's closure.
+
+    Made on the driver by `prepare_engine`; in a Python worker, `runner()` gives that process's runner.
+    """
+
+    model_file_name: str  # the converted model, as registered with SparkContext.addFile
+    image_size: int
+    threads: int
+    description: dict[str, Any]  # ConvertedModel.as_dict(): for the manifest and featurizer.json
+
+    name = ENGINE
+
+    def runner(self) -> LiteRTRunner:
+        from pyspark import SparkFiles
+
+        return worker_runner(SparkFiles.get(self.model_file_name), self.image_size, self.threads)
+
+
+def prepare_engine(
+    spark_context: Any,
+    weights_path: str,
+    weights_sha256: str,
+    image_size: int,
+    threads: int,
+    cache_dir: str | None = None,
+) -> LiteRTEngine:
+    """Driver side: convert (or reuse) the model and ship it to the executors with addFile."""
+    model = convert(weights_path, image_size, cache_dir, weights_sha256=weights_sha256)
+    spark_context.addFile(model.path)
+    return LiteRTEngine(model.file_name, image_size, threads, model.as_dict())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
