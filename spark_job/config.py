@@ -11,6 +11,9 @@ from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE, DEFAULT_VAR
 DEFAULT_BATCH_SIZE = 32
 
 Mode = Literal["fit", "transform"]
+EngineName = Literal["litert", "tensorflow"]
+ENGINES: tuple[EngineName, ...] = ("litert", "tensorflow")
+DEFAULT_ENGINE: EngineName = "litert"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class JobConfig:
     overwrite: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
     engine_threads: int | None = None  # None: spark.task.cpus (the rule is in spark_job/plan.py)
+    engine: EngineName | None = DEFAULT_ENGINE  # None in transform: the engine the model was fitted with
 
 
 def _variance(text: str) -> float:
@@ -88,8 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="inference threads per Python worker (default: spark.task.cpus, the cores of a task)",
         )
 
+    def engine(p: argparse.ArgumentParser, default: str | None, default_help: str) -> None:
+        p.add_argument(
+            "--engine",
+            choices=ENGINES,
+            default=default,
+            help=f"inference engine: litert (LiteRT with XNNPACK, no TensorFlow in the workers) or "
+            f"tensorflow (default: {default_help})",
+        )
+
     fit = sub.add_parser("fit", help="featurize, fit StandardScaler + PCA, save the model")
     common(fit)
+    engine(fit, DEFAULT_ENGINE, DEFAULT_ENGINE)
     fit.add_argument(
         "--weights",
         default="imagenet",
@@ -114,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform = sub.add_parser("transform", help="put new images through a saved model")
     transform.add_argument("--model", required=True, help="the model/ folder a fit run wrote")
     common(transform)
+    engine(transform, None, "the engine the model was fitted with")
     transform.add_argument(
         "--weights",
         default=None,
@@ -144,6 +159,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             overwrite=args.overwrite,
             batch_size=args.batch_size,
             engine_threads=args.engine_threads,
+            engine=args.engine,
         )
     return JobConfig(
         mode="transform",
@@ -157,4 +173,5 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         engine_threads=args.engine_threads,
+        engine=args.engine,
     )

@@ -21,7 +21,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_job.config import JobConfig
+from spark_job.config import DEFAULT_ENGINE, JobConfig
 from spark_job.errors import JobFailedError, JobInputError
 from spark_job.featurize import REJECTS_DIR, FeaturizeResult, featurize_stage
 from spark_job.manifest import run_manifest, utc_now, write_manifest
@@ -78,6 +78,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             weights_source=cfg.weights or "imagenet",
             workdir=ctx.workdir,
             timings=ctx.timings,
+            engine=cfg.engine or DEFAULT_ENGINE,
         )
         stage = _featurize(spark, plan, ctx.timings)
         with ctx.timings.stage("fit_pca"):
@@ -94,6 +95,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             variance_target=cfg.variance,
             spectrum=fit.full_spectrum,
             network=NETWORK,
+            engine=plan.engine_record,
         )
         model_dir = join(plan.output, MODEL_DIR)
         with ctx.timings.stage("write_model"):
@@ -128,7 +130,14 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             weights_source=cfg.weights or featurizer.weights.source,
             workdir=ctx.workdir,
             timings=ctx.timings,
+            engine=cfg.engine or featurizer.engine.name,  # by default, the engine it was fitted with
         )
+        if plan.engine_record.name != featurizer.engine.name:
+            log.warning(
+                "featurizing with %s; the model was fitted on %s features (they agree to ~4e-5)",
+                plan.engine_record.name,
+                featurizer.engine.name,
+            )
         if plan.weights.sha256 != featurizer.weights.sha256:
             raise JobInputError(
                 f"weights {plan.weights.source} (sha256 {plan.weights.sha256[:12]}...) differ from the "

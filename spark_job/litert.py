@@ -1,8 +1,8 @@
 """MobileNetV2 on LiteRT (XNNPACK, float32): converted once on the driver, run in Python workers without TF.
 
-Driver side (imports TensorFlow): `convert()` builds the Keras model exactly as `spark_job.model.build_model`
-does, freezes it and converts it to a float32 `.tflite` file, cached by weights sha256, image size and
-TensorFlow version. Ship `ConvertedModel.path` to the executors with `SparkContext.addFile`.
+Driver side (imports TensorFlow): `convert()` builds the Keras model with `spark_job.mobilenet.build_network`,
+freezes it and converts it to a float32 `.tflite` file, cached by weights sha256, image size and TensorFlow
+version. Ship `ConvertedModel.path` to the executors with `SparkContext.addFile`.
 
 Worker side (imports ai_edge_litert, NumPy and Pillow only, never TensorFlow): `worker_runner()` returns
 this process's `LiteRTRunner`, built on first use and kept, whose `featurize(contents)` decodes a batch of
@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-# Neither module imports TensorFlow (or pyspark) at import time: the worker path stays light.
-from spark_job.config import FEATURE_DIM
 from spark_job.errors import JobFailedError
-from spark_job.model import RESAMPLE
+from spark_job.mobilenet import RESAMPLE
+
+# Neither module imports TensorFlow (or pyspark) at import time: the worker path stays light.
+from spark_job.names import FEATURE_DIM
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +248,9 @@ def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from spark_job.model import build_model
+    from spark_job.mobilenet import build_network
 
-    model = build_model(weights_path, image_size)
+    model = build_network(weights_path, image_size)
     # Batch dimension left dynamic (its default shape is 1): workers can pick their invoke batch.
     function = tf.function(
         lambda x: model(x, training=False),
@@ -299,9 +300,9 @@ def check_converted(model_path: str, image_size: int) -> None:
 def decode_into(data: bytes, image_size: int, out: np.ndarray) -> None:
     """JPEG/PNG bytes -> `out` (float32 (S, S, 3)) holding MobileNetV2's input, in [-1, 1].
 
-    The same values as `spark_job.model.preprocess(decode_image(data, S))`, bit for bit: Pillow decodes and
-    resizes in uint8 as there, then one float32 divide and one subtract write into `out` (no float32 copy
-    of the image, no TensorFlow). Raises what Pillow raises on undecodable or truncated data.
+    The same values as `spark_job.mobilenet.preprocess(decode_image(data, S))`, bit for bit: Pillow
+    decodes and resizes in uint8 as there, then one float32 divide and one subtract write into `out` (no
+    float32 copy of the image, no TensorFlow). Raises what Pillow raises on undecodable or truncated data.
     """
     with Image.open(io.BytesIO(data)) as image:
         image.load()  # decode the whole file now, so truncated data fails here

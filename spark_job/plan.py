@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from spark_job.config import JobConfig, Mode
-from spark_job.engine import EngineSpec, TensorFlowEngineSpec
+from spark_job.config import EngineName, JobConfig, Mode
+from spark_job.engine import EngineSpec, LiteRTEngineSpec, TensorFlowEngineSpec
 from spark_job.errors import JobInputError
 from spark_job.listing import require_input_folder
 from spark_job.mobilenet import ResolvedWeights, resolve_weights
+from spark_job.records import EngineRecord
 from spark_job.storage import Storage, normalize
 from spark_job.timings import Timings
 
@@ -38,7 +39,9 @@ class RunPlan:
     weights: ResolvedWeights
     engine_threads: int
     batch_size: int
-    engine: EngineSpec  # what the featurize stage's workers build (the weights shipped beside it)
+    engine: EngineSpec  # what the featurize stage's workers build
+    engine_record: EngineRecord  # the engine, its version and model, for the manifest and featurizer.json
+    engine_files: tuple[str, ...]  # local files the workers' engine reads, shipped with addFile
 
 
 def engine_threads(spark: SparkSession, requested: int | None) -> int:
@@ -57,13 +60,38 @@ def resolve_plan(
     weights_source: str,
     workdir: str,
     timings: Timings,
+    engine: EngineName,
 ) -> RunPlan:
-    """The plan of `cfg`'s run, with the image size and weights fit takes from the command line and transform
-    from the model folder. Checks the input folder first: the weights may need a download."""
+    """The plan of `cfg`'s run, with the image size, weights and engine fit takes from the command line and
+    transform from the model folder (unless given). Checks the input folder first: the weights may need a
+    download. On litert, converts the weights to a .tflite model (cached; "convert" in the timings)."""
     require_input_folder(storage, cfg.input)
     with timings.stage("weights"):
         weights = resolve_weights(weights_source, image_size, storage, workdir)
     threads = engine_threads(spark, cfg.engine_threads)
+    spec: EngineSpec
+    if engine == "litert":
+        from spark_job import litert
+
+        with timings.stage("convert"):
+            converted = litert.convert(
+                weights.local_path, image_size, litert.default_cache_dir(), weights_sha256=weights.sha256
+            )
+        spec = LiteRTEngineSpec(converted.file_name, image_size, threads)
+        record = EngineRecord(
+            name="litert",
+            version=litert.litert_version(),
+            model_file=converted.file_name,
+            model_sha256=converted.sha256,
+            converted_by_tensorflow=converted.tensorflow,
+        )
+        files: tuple[str, ...] = (converted.path,)
+    else:
+        from spark_job.litert import tensorflow_version
+
+        spec = TensorFlowEngineSpec(weights.file_name, image_size, threads)
+        record = EngineRecord(name="tensorflow", version=tensorflow_version())
+        files = (weights.local_path,)
     return RunPlan(
         mode=cfg.mode,
         input=cfg.input,
@@ -73,7 +101,9 @@ def resolve_plan(
         weights=weights,
         engine_threads=threads,
         batch_size=cfg.batch_size,
-        engine=TensorFlowEngineSpec(weights.file_name, image_size, threads),
+        engine=spec,
+        engine_record=record,
+        engine_files=files,
     )
 
 

@@ -136,6 +136,24 @@ class WeightsRecord:
     file: str  # the file's name as shipped to the executors
 
 
+EngineName = Literal["litert", "tensorflow"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineRecord:
+    """The inference engine that made the features, and what it ran."""
+
+    name: EngineName
+    version: str  # ai-edge-litert's or TensorFlow's version; "" in records written before engines were
+    model_file: str | None = None  # litert: the converted .tflite (named by weights, size, TF, recipe)
+    model_sha256: str | None = None  # litert: of that file
+    converted_by_tensorflow: str | None = None  # litert: the TensorFlow that converted it
+
+
+# Records written before the engine was recorded (featurizer v1-2, manifest v1-2): TensorFlow made them.
+_TENSORFLOW_BEFORE_ENGINES = {"name": "tensorflow", "version": ""}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProbeRecord:
     """The logistic-regression probe's scores on labelled images."""
@@ -150,10 +168,11 @@ class ProbeRecord:
 class FeaturizerRecord(_Record):
     """model/featurizer.json: how `fit` featurized, so `transform` featurizes the same way.
 
-    Version 2 renamed the network's description from `model` to `network`.
+    Version 2 renamed the network's description from `model` to `network`; version 3 added `engine`
+    (older records were made with TensorFlow, the only engine then).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
     FILE_NAME: ClassVar[str] = FEATURIZER_FILE
 
     image_size: int
@@ -163,11 +182,14 @@ class FeaturizerRecord(_Record):
     variance_target: float | None
     spectrum: list[float]  # the whole explained-variance spectrum of the fit (the report's curve)
     network: str
+    engine: EngineRecord
 
     @classmethod
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
         if version == 1 and "model" in doc:
             doc = {**doc, "network": doc["model"]}
+        if version < 3:
+            doc = {**doc, "engine": _TENSORFLOW_BEFORE_ENGINES}
         return doc
 
     def _check(self, source: str) -> None:
@@ -182,9 +204,12 @@ class FeaturizerRecord(_Record):
 
 @dataclass(frozen=True, kw_only=True)
 class ManifestRecord(_Record):
-    """<output>/manifest.json: what a finished run read, did and wrote (written last)."""
+    """<output>/manifest.json: what a finished run read, did and wrote (written last).
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    Version 3 added `engine` and `engine_threads` (older runs used TensorFlow).
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 3
     FILE_NAME: ClassVar[str] = MANIFEST_FILE
 
     mode: Mode
@@ -194,12 +219,17 @@ class ManifestRecord(_Record):
     images_discovered: int
     images_featurized: int
     images_rejected: int
-    images_inferred: int  # inferences the UDF ran: equals images_featurized, each image inferred once
+    # Images the featurize tasks inferred, counted by successful task attempts only (Spark drops a failed or
+    # killed attempt's accumulator updates): equals images_featurized. Work a retried attempt did before it
+    # failed is not in it; a stage re-run after a lost executor would count its images again.
+    images_inferred: int
     images_skipped: int
     skipped_files: list[str]  # the first 100
     classes: list[str]
     image_size: int
     weights: WeightsRecord
+    engine: EngineRecord
+    engine_threads: int | None = None
     k: int
     variance_target: float | None
     components_requested: int | None
@@ -216,6 +246,12 @@ class ManifestRecord(_Record):
     report: str
     started_at: str
     finished_at: str
+
+    @classmethod
+    def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
+        if version < 3:
+            doc = {**doc, "engine": _TENSORFLOW_BEFORE_ENGINES}
+        return doc
 
     def _document(self) -> dict[str, Any]:
         # One probe key per run, as before versioning: probe_train for fit, probe for transform.
