@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from spark_job import litert
-from spark_job.model import build_model, decode_image, preprocess
+from spark_job.mobilenet import build_network as build_model
+from spark_job.mobilenet import decode_image, preprocess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -240,18 +241,6 @@ def test_runner_sizes_its_input_to_batch_one_once(converted: litert.ConvertedMod
     assert list(inp["shape"]) == [1, 224, 224, 3]
     with pytest.raises(ValueError, match="threads"):
         litert.LiteRTRunner(converted.path, 224, threads=0)
-
-
-@pytest.fixture
-def fresh_worker_pool(spark):
-    """Python workers of their own (Spark pools workers by environment): none has imported TF for an
-    earlier test."""
-    import uuid
-
-    environment = spark.sparkContext.environment
-    environment["FRUITS_TEST_POOL"] = uuid.uuid4().hex
-    yield
-    del environment["FRUITS_TEST_POOL"]
 
 
 def test_engine_ships_the_model_and_runs_in_spark_workers_without_tensorflow(
