@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from spark_job.errors import JobInputError
-from spark_job.records import FeaturizerRecord, ManifestRecord, ProbeRecord, RecordError, WeightsRecord
+from spark_job.records import (
+    EngineRecord,
+    FeaturizerRecord,
+    ManifestRecord,
+    ProbeRecord,
+    RecordError,
+    WeightsRecord,
+)
 
 WEIGHTS = {"source": "imagenet", "sha256": "ab" * 32, "file": "w.h5"}
 
@@ -68,23 +75,36 @@ def test_manifest_round_trip_and_one_probe_key_per_mode() -> None:
         assert isinstance(getattr(record, key), ProbeRecord) and getattr(record, other) is None
         assert record.timings_s["featurize"] == 10.0 and isinstance(record.timings_s["featurize"], float)
         doc = json.loads(record.to_json())
-        assert doc["schema_version"] == ManifestRecord.SCHEMA_VERSION == 2
+        assert doc["schema_version"] == ManifestRecord.SCHEMA_VERSION == 3
+        assert record.engine == EngineRecord(name="tensorflow", version="")  # before engines: TensorFlow
         assert key in doc and other not in doc
         assert ManifestRecord.from_json(record.to_json()) == record
 
 
-def test_featurizer_v1_loads_and_is_written_as_v2() -> None:
+def test_featurizer_v1_loads_and_is_written_as_v3() -> None:
     record = FeaturizerRecord.from_json(json.dumps(featurizer_v1()))
     assert record.network == "MobileNetV2(include_top=False, pooling='avg')"
+    assert record.engine == EngineRecord(name="tensorflow", version="")
     doc = json.loads(record.to_json())
-    assert doc["schema_version"] == 2 and "network" in doc and "model" not in doc
+    assert doc["schema_version"] == 3 and "network" in doc and "model" not in doc
+    assert doc["engine"]["name"] == "tensorflow"
     assert FeaturizerRecord.from_json(record.to_json()) == record
+
+
+def test_featurizer_v3_keeps_its_engine_and_refuses_an_unknown_one() -> None:
+    litert = {"name": "litert", "version": "2.3.0", "model_file": "m.tflite", "model_sha256": "cd" * 32}
+    doc = {**featurizer_v1(), "network": "n", "schema_version": 3, "engine": litert}
+    assert FeaturizerRecord.from_json(json.dumps(doc)).engine.name == "litert"
+    with pytest.raises(RecordError, match=r"engine.name must be one of 'litert', 'tensorflow'"):
+        FeaturizerRecord.from_json(json.dumps({**doc, "engine": {**litert, "name": "onnx"}}))
+    with pytest.raises(RecordError, match="has no key 'engine'"):
+        FeaturizerRecord.from_json(json.dumps({k: v for k, v in doc.items() if k != "engine"}))
 
 
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])
 def test_a_newer_version_is_refused_naming_it(record: Any) -> None:
     doc = manifest_v1() if record is ManifestRecord else featurizer_v1()
-    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version 2"):
+    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version 3"):
         record.from_json(json.dumps({**doc, "schema_version": 7}), "x.json")
 
 

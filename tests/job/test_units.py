@@ -80,13 +80,18 @@ def test_command_line_to_config() -> None:
     parser = build_parser()
     fit = config_from_args(parser.parse_args(["fit", "--input", "i", "--output", "o"]))
     assert (fit.variance, fit.components, fit.image_size, fit.weights) == (0.95, None, 224, "imagenet")
-    assert fit.engine_threads is None and fit.batch_size == 32
+    assert fit.engine_threads is None and fit.batch_size == 32 and fit.engine == "litert"
+    tf = config_from_args(
+        parser.parse_args(["fit", "--input", "i", "--output", "o", "--engine", "tensorflow"])
+    )
+    assert tf.engine == "tensorflow"
     fixed = config_from_args(parser.parse_args(["fit", "--input", "i", "--output", "o", "--components", "7"]))
     assert (fixed.variance, fixed.components) == (None, 7)
     for flag in ("--engine-threads", "--tf-threads"):  # --tf-threads: the option's earlier name
         argv = ["transform", "--model", "m", "--input", "i", "--output", "o", flag, "3"]
         transform = config_from_args(parser.parse_args(argv))
         assert (transform.engine_threads, transform.weights, transform.variance) == (3, None, None)
+        assert transform.engine is None  # transform: the engine the model was fitted with
 
 
 def test_engine_threads_one_rule(spark: SparkSession) -> None:
