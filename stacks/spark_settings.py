@@ -13,6 +13,19 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from spark_job.config import DEFAULT_ENGINE
+
+# Executor memory overhead by featurize engine: it holds the 4 Python workers and the JVM's off-heap buffers.
+# Measured locally (2026-12-01, 224 px, batches of 32, peak RSS of one Spark Python worker):
+#   litert     ~0.2 GB (interpreter ~75 MB + pandas, pyarrow, Arrow batches): 4 x 0.2 + ~1 GB JVM off-heap
+#              and headroom = 2g, so an executor needs 2g + 2g = 4g;
+#   tensorflow ~1.2-1.3 GB (TF + the Keras network): 4 x 1.3 + JVM off-heap = 6g.
+# The deployed steps run the job's default engine (no --engine in their arguments), so the overhead follows
+# it; a deployment that switches the steps to tensorflow must take EXECUTOR_MEMORY_OVERHEAD["tensorflow"],
+# or YARN kills its containers. (#14 derives these per instance type: fold the per-worker figures in.)
+STEP_ENGINE = DEFAULT_ENGINE
+EXECUTOR_MEMORY_OVERHEAD = MappingProxyType({"litert": "2g", "tensorflow": "6g"})
+
 # The interpreter PySpark runs on: EMR 7.x (Amazon Linux 2023) keeps /usr/bin/python3 at 3.9; the bootstrap
 # action installs the job's pins for python3.11, which EMR 7.1+ ships beside it.
 PYSPARK_PYTHON = "/usr/bin/python3.11"
@@ -35,14 +48,13 @@ SPARK_DEFAULTS = MappingProxyType(
         "spark.yarn.appMasterEnv.PYSPARK_PYTHON": PYSPARK_PYTHON,
         "spark.executorEnv.PYSPARK_PYTHON": PYSPARK_PYTHON,
         # One executor per core node using its 4 vCPUs: 4 concurrent tasks, so 4 Python workers, each with
-        # its own TensorFlow and MobileNetV2 (measured locally: ~1.2-1.3 GB resident at 224 px with batches
-        # of 32, ~1.7 GB with 64). The JVM only reads small files and writes Parquet: a small heap, and an
-        # overhead that holds the Python workers (4 x 1.3 GB) and the JVM's off-heap buffers. 2g + 6g = 8g
-        # fits in the ~12 GiB YARN offers on an m5.xlarge, beside the driver (cluster mode: 2g + 1g in the
-        # application master).
+        # its own engine (the overhead per engine is above). The JVM only reads small files and writes
+        # Parquet: a small heap, and an overhead that holds the Python workers and the JVM's off-heap
+        # buffers. 2g + 2g (litert) or 2g + 6g (tensorflow) fits in the ~12 GiB YARN offers on an
+        # m5.xlarge, beside the driver (cluster mode: 2g + 1g in the application master).
         "spark.executor.cores": "4",
         "spark.executor.memory": "2g",
-        "spark.executor.memoryOverhead": "6g",
+        "spark.executor.memoryOverhead": EXECUTOR_MEMORY_OVERHEAD[STEP_ENGINE],
         "spark.driver.memory": "2g",
         "spark.driver.memoryOverhead": "1g",
         # Keep Python workers (and the model each one loads) alive across tasks.
