@@ -61,7 +61,7 @@ def images_of(files: DataFrame, qualified_input: str) -> DataFrame:
 
 
 class RejectsParam(AccumulatorParam):
-    """Accumulates (path, reason) pairs of the images the UDF could not decode."""
+    """Accumulates (path, reason) pairs of the images the engine could not decode."""
 
     def zero(self, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return []
@@ -181,7 +181,7 @@ def reject_rows(
     storage: Storage, image_paths: list[str], features: DataFrame, n_features: int, reasons: dict[str, str]
 ) -> list[tuple[str, str]]:
     """Every listed image without a row in features/ (`n_features` rows), with a reason: the decoder's when
-    the UDF rejected it, else why Spark's file source never read it (it skips empty files)."""
+    the engine rejected it, else why Spark's file source never read it (it skips empty files)."""
     if n_features + len(reasons) == len(image_paths) and reasons.keys() <= set(image_paths):
         return sorted(reasons.items())  # the counts add up: no path needs fetching
     seen = {row["path"] for row in features.select("path").collect()}

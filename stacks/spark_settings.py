@@ -60,7 +60,7 @@ SPARK_DEFAULTS = MappingProxyType(
         # Keep Python workers (and the model each one loads) alive across tasks.
         "spark.python.worker.reuse": "true",
         # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding the
-        # UDF (one inference batch) and the file packing (~500 small files per task) itself, in its session.
+        # featurize function (one inference batch) and the file packing (~500 small files per task) itself, in its session.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Inference threads per Python worker are not set here: the job gives each worker's engine
         # spark.task.cpus threads (1 by default), so 4 workers x 1 thread on 4 vCPUs, no oversubscription;

@@ -76,7 +76,7 @@ def test_fit_manifest_counts_and_k(fit_run: Path, weights_path: Path) -> None:
 
 
 def test_each_image_inferred_exactly_once(fit_run: Path, transform_run: Path) -> None:
-    # images_inferred is a Spark accumulator incremented inside the UDF: PCA fitting and the
+    # images_inferred is a Spark accumulator incremented inside the featurize function: PCA fitting and the
     # projection read features back from Parquet and must not re-run inference.
     assert read_manifest(fit_run)["images_inferred"] == 440
     assert read_manifest(transform_run)["images_inferred"] == 180
