@@ -59,8 +59,8 @@ SPARK_DEFAULTS = MappingProxyType(
         "spark.driver.memoryOverhead": "1g",
         # Keep Python workers (and the model each one loads) alive across tasks.
         "spark.python.worker.reuse": "true",
-        # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding the
-        # featurize function (one inference batch) and the file packing (~500 small files per task) itself, in its session.
+        # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding its
+        # featurize function (one inference batch) and the file packing (~500 small files per task).
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Inference threads per Python worker are not set here: the job gives each worker's engine
         # spark.task.cpus threads (1 by default), so 4 workers x 1 thread on 4 vCPUs, no oversubscription;
