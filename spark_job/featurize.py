@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def featurize_batches(
     batch_size: int,
     inferred: Accumulator | None = None,
     rejected: Accumulator | None = None,
-) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+) -> Callable[[Iterable[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The mapInPandas function: each task's batches of (path, label, content) through this worker's engine.
 
     The engine is built once per Python worker (`worker_engine`), not per task. The function, and with it
@@ -84,7 +84,7 @@ def featurize_batches(
     merges them only for a task attempt that succeeds.
     """
 
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def run(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         built = worker_engine(engine)
         for batch in batches:
             for start in range(0, len(batch), batch_size):
