@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from PIL import Image
+
+pytestmark = pytest.mark.slow  # a Spark session of its own in a subprocess: ~30 s
 
 REPO = Path(__file__).resolve().parents[2]
 N_IMAGES = 40
