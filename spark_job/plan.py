@@ -13,7 +13,9 @@ no environment variable is read.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -77,7 +79,8 @@ def resolve_plan(
             converted = litert.convert(
                 weights.local_path, image_size, litert.default_cache_dir(), weights_sha256=weights.sha256
             )
-        spec = LiteRTEngineSpec(converted.file_name, image_size, threads)
+        shipped = shipped_model(converted.path, converted.sha256, workdir)
+        spec = LiteRTEngineSpec(Path(shipped).name, image_size, threads)
         record = EngineRecord(
             name="litert",
             version=litert.litert_version(),
@@ -85,7 +88,7 @@ def resolve_plan(
             model_sha256=converted.sha256,
             converted_by_tensorflow=converted.tensorflow,
         )
-        files: tuple[str, ...] = (converted.path,)
+        files: tuple[str, ...] = (shipped,)
     else:
         from spark_job.litert import tensorflow_version
 
@@ -105,6 +108,19 @@ def resolve_plan(
         engine_record=record,
         engine_files=files,
     )
+
+
+def shipped_model(model_path: str, sha256: str, workdir: str) -> str:
+    """A copy of the converted model named by its content, for addFile.
+
+    Two conversions of the same weights need not be byte-identical, and a SparkContext refuses a second
+    addFile of a name it holds with other bytes; worse, every later task of that session then fails to
+    fetch its files. A name with the content's sha256 never collides.
+    """
+    target = Path(workdir) / f"{Path(model_path).stem}_{sha256[:16]}.tflite"
+    if not target.exists():
+        shutil.copyfile(model_path, target)
+    return str(target)
 
 
 def prepare_output(storage: Storage, plan: RunPlan) -> None:

@@ -13,6 +13,7 @@ from spark_job import litert
 from spark_job.engine import EngineSpec, LiteRTEngineSpec, TensorFlowEngineSpec
 from spark_job.featurize import featurize
 from spark_job.mobilenet import build_network, decode_image, preprocess
+from spark_job.plan import shipped_model
 
 
 def one_image_per_class(sample_dir: Path) -> list[Path]:
@@ -23,8 +24,9 @@ def engine_spec(spark: SparkSession, name: str, weights_path: Path, tmp_path: Pa
     """The spec resolve_plan makes for `name`, with its file shipped."""
     if name == "litert":
         converted = litert.convert(str(weights_path), 224, litert.default_cache_dir())
-        spark.sparkContext.addFile(converted.path)
-        return LiteRTEngineSpec(converted.file_name, 224, threads=1)
+        shipped = shipped_model(converted.path, converted.sha256, str(tmp_path))
+        spark.sparkContext.addFile(shipped)
+        return LiteRTEngineSpec(Path(shipped).name, 224, threads=1)
     spark.sparkContext.addFile(str(weights_path))
     return TensorFlowEngineSpec(weights_path.name, 224, threads=1)
 
