@@ -13,6 +13,7 @@ no environment variable is read.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,7 @@ def resolve_plan(
 
         with timings.stage("convert"):
             converted = litert.convert(
-                weights.local_path, image_size, litert.default_cache_dir(), weights_sha256=weights.sha256
+                weights.local_path, image_size, conversion_cache(workdir), weights_sha256=weights.sha256
             )
         shipped = shipped_model(converted.path, converted.sha256, workdir)
         spec = LiteRTEngineSpec(Path(shipped).name, image_size, threads)
@@ -108,6 +109,22 @@ def resolve_plan(
         engine_record=record,
         engine_files=files,
     )
+
+
+def conversion_cache(workdir: str) -> str:
+    """Where converted models are kept across runs (spark_job.litert.default_cache_dir), or this run's
+    scratch folder when that is not writable (a YARN container's driver may have no usable home)."""
+    from spark_job.litert import default_cache_dir
+
+    cache = Path(default_cache_dir())
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        if os.access(cache, os.W_OK):
+            return str(cache)
+    except OSError:
+        pass
+    log.info("conversion cache %s is not writable: converting into this run's scratch folder", cache)
+    return workdir
 
 
 def shipped_model(model_path: str, sha256: str, workdir: str) -> str:

@@ -113,3 +113,13 @@ def test_label_is_the_top_folder_under_the_input(spark: SparkSession) -> None:
     paths = [f"{root}/Orange/1.jpg", f"{root}/Pommes rôties/a/b/2.jpg", f"{root}/flat.jpg"]
     df = with_label(spark.createDataFrame([(p,) for p in paths], "path string"), root + "/")
     assert [r["label"] for r in df.orderBy("path").collect()] == ["Orange", "Pommes rôties", None]
+
+
+def test_conversion_cache_falls_back_to_the_run_scratch_folder(monkeypatch, tmp_path) -> None:
+    from spark_job.plan import conversion_cache
+
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "cache"))
+    assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "cache")
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "work")
