@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.dataset import replicate
+from bench.throughput_record import write_throughput
 from spark_job.config import DEFAULT_ENGINE, ENGINES
 from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
 
@@ -64,6 +65,14 @@ def measure(module: str, directory: Path, args: argparse.Namespace, *extra: str)
 BARE_ENGINE = {"litert": "bench.bare_litert", "tensorflow": "bench.bare_tf"}
 
 
+def record_throughput(job_img_s: float, args: argparse.Namespace) -> None:
+    """The job's rate into ops/data/throughput.json, which the cost calculator reads (commit it)."""
+    engine = getattr(args, "engine", "tensorflow")
+    source = f"make bench: Spark job featurize (local[{args.cores}]), median of {args.repeats}"
+    kwargs = {"vcpus": args.cores, "images": args.images, "image_size": args.image_size}
+    write_throughput(job_img_s, engine=engine, source=source, **kwargs)
+
+
 def run_ratio(args: argparse.Namespace, work: Path) -> str:
     images = work / "images"
     replicate(Path(args.sample), images, args.images)
@@ -77,6 +86,7 @@ def run_ratio(args: argparse.Namespace, work: Path) -> str:
         )
     job_med, engine_med, tf_med = statistics.median(job), statistics.median(engine), statistics.median(tf)
     ratio, speedup = job_med / engine_med, job_med / tf_med
+    record_throughput(job_med, args)
     rows = [
         (f"bare {args.engine} (1 process, {args.cores} threads)", engine_med, engine),
         ("bare TF (1 process)", tf_med, tf),

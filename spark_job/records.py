@@ -150,7 +150,7 @@ class EngineRecord:
     converted_by_tensorflow: str | None = None  # litert: the TensorFlow that converted it
 
 
-# Records written before the engine was recorded (featurizer v1-2, manifest v1-2): TensorFlow made them.
+# Records written before the engine was recorded (featurizer v1-3, manifest v1-2): TensorFlow made them.
 _TENSORFLOW_BEFORE_ENGINES = {"name": "tensorflow", "version": ""}
 
 
@@ -168,11 +168,13 @@ class ProbeRecord:
 class FeaturizerRecord(_Record):
     """model/featurizer.json: how `fit` featurized, so `transform` featurizes the same way.
 
-    Version 2 renamed the network's description from `model` to `network`; version 3 added `engine`
-    (older records were made with TensorFlow, the only engine then).
+    Version 2 renamed the network's description from `model` to `network`. Version 3 added `architecture`:
+    the machine (x86_64, aarch64) fit ran on, since the features differ slightly between architectures
+    (None in older records: not recorded). Version 4 added `engine` (older records were made with
+    TensorFlow, the only engine then).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
     FILE_NAME: ClassVar[str] = FEATURIZER_FILE
 
     image_size: int
@@ -182,6 +184,7 @@ class FeaturizerRecord(_Record):
     variance_target: float | None
     spectrum: list[float]  # the whole explained-variance spectrum of the fit (the report's curve)
     network: str
+    architecture: str | None  # platform.machine() of the driver fit ran on; None: written before version 3
     engine: EngineRecord
 
     @classmethod
@@ -189,6 +192,8 @@ class FeaturizerRecord(_Record):
         if version == 1 and "model" in doc:
             doc = {**doc, "network": doc["model"]}
         if version < 3:
+            doc = {**doc, "architecture": None}
+        if version < 4:
             doc = {**doc, "engine": _TENSORFLOW_BEFORE_ENGINES}
         return doc
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from spark_job.config import DEFAULT_ENGINE, build_parser, config_from_args
 from stacks.cluster import StepInputs, fit_args, transform_args
-from stacks.spark_settings import EXECUTOR_MEMORY_OVERHEAD, SPARK_DEFAULTS, STEP_ENGINE
+from stacks.instance_types import INSTANCE_TYPES
+from stacks.spark_settings import ENGINE_WORKER_MIB, STEP_ENGINE, WORKER_MIB_BY_ENGINE, size_executors
 
 INPUTS = StepInputs(
     package_url="s3://b/job.zip",
@@ -18,15 +19,13 @@ INPUTS = StepInputs(
 )
 
 
-def _gib(value: str) -> int:
-    assert value.endswith("g")
-    return int(value[:-1])
-
-
-def test_the_overhead_is_the_step_engines() -> None:
+def test_the_executors_are_sized_for_the_step_engine() -> None:
     assert STEP_ENGINE == DEFAULT_ENGINE == "litert"
-    assert SPARK_DEFAULTS["spark.executor.memoryOverhead"] == EXECUTOR_MEMORY_OVERHEAD[STEP_ENGINE] == "2g"
-    assert _gib(EXECUTOR_MEMORY_OVERHEAD["tensorflow"]) >= 3 * _gib(EXECUTOR_MEMORY_OVERHEAD["litert"])
+    assert WORKER_MIB_BY_ENGINE["litert"] == ENGINE_WORKER_MIB
+    m5 = [INSTANCE_TYPES["m5.xlarge"]]
+    assert size_executors(m5).spark_defaults()["spark.executor.memoryOverhead"] == "2g"
+    tf = size_executors(m5, WORKER_MIB_BY_ENGINE["tensorflow"]).spark_defaults()
+    assert tf["spark.executor.memoryOverhead"] == "6g"
 
 
 def test_the_steps_run_the_engine_the_overhead_was_sized_for() -> None:
@@ -35,6 +34,5 @@ def test_the_steps_run_the_engine_the_overhead_was_sized_for() -> None:
     for args in (fit_args(INPUTS), transform_args(INPUTS)):
         assert "--engine" not in args and not any(a.startswith("--engine=") for a in args)
         mode = next(a for a in args if a in ("fit", "transform"))
-        job_args = args[args.index(mode) :]
-        engine = config_from_args(parser.parse_args(job_args)).engine
+        engine = config_from_args(parser.parse_args(args[args.index(mode) :])).engine
         assert engine == (STEP_ENGINE if mode == "fit" else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 from pathlib import Path
 
@@ -221,6 +222,7 @@ def test_fit_writes_a_current_featurizer_record(fit_run: Path) -> None:
     assert (record.image_size, record.k, record.weights.sha256) == (224, m["k"], m["weights"]["sha256"])
     assert record.feature_dim == 1280 and len(record.spectrum) == 1280
     assert record.variance_target == m["variance_target"] == 0.95
+    assert record.architecture == platform.machine()  # what transform compares its own machine with
     assert record.engine.name == "litert" and record.engine.model_sha256 == m["engine"]["model_sha256"]
 
 

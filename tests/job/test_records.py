@@ -81,19 +81,42 @@ def test_manifest_round_trip_and_one_probe_key_per_mode() -> None:
         assert ManifestRecord.from_json(record.to_json()) == record
 
 
-def test_featurizer_v1_loads_and_is_written_as_v3() -> None:
+def test_featurizer_v1_loads_and_is_written_as_the_current_version() -> None:
     record = FeaturizerRecord.from_json(json.dumps(featurizer_v1()))
     assert record.network == "MobileNetV2(include_top=False, pooling='avg')"
-    assert record.engine == EngineRecord(name="tensorflow", version="")
+    assert record.architecture is None  # not recorded before version 3
     doc = json.loads(record.to_json())
-    assert doc["schema_version"] == 3 and "network" in doc and "model" not in doc
-    assert doc["engine"]["name"] == "tensorflow"
+    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 4
+    assert record.engine == EngineRecord(name="tensorflow", version="")  # before engines: TensorFlow
+    assert "network" in doc and "model" not in doc
     assert FeaturizerRecord.from_json(record.to_json()) == record
 
 
-def test_featurizer_v3_keeps_its_engine_and_refuses_an_unknown_one() -> None:
+def test_featurizer_v2_loads_without_an_architecture_and_v3_keeps_it() -> None:
+    v1 = featurizer_v1()
+    v2 = {**{k: v for k, v in v1.items() if k != "model"}, "network": v1["model"], "schema_version": 2}
+    assert FeaturizerRecord.from_json(json.dumps(v2)).architecture is None
+    v3 = {**v2, "schema_version": 3, "architecture": "aarch64"}
+    assert FeaturizerRecord.from_json(json.dumps(v3)).architecture == "aarch64"
+    with pytest.raises(RecordError, match="architecture"):
+        FeaturizerRecord.from_json(json.dumps({k: v for k, v in v3.items() if k != "architecture"}), "f.json")
+
+
+def test_transform_warns_when_the_architecture_differs(caplog: pytest.LogCaptureFixture) -> None:
+    from spark_job.job import warn_on_architecture_change
+
+    with caplog.at_level("WARNING", logger="spark_job.job"):
+        assert warn_on_architecture_change("x86_64", "x86_64") is False
+        assert warn_on_architecture_change(None, "aarch64") is False  # an older model: nothing to compare
+        assert not caplog.records
+        assert warn_on_architecture_change("x86_64", "aarch64") is True
+    (warning,) = caplog.records
+    assert "fitted on x86_64 and transform runs on aarch64" in warning.getMessage()
+
+
+def test_featurizer_v4_keeps_its_engine_and_refuses_an_unknown_one() -> None:
     litert = {"name": "litert", "version": "2.3.0", "model_file": "m.tflite", "model_sha256": "cd" * 32}
-    doc = {**featurizer_v1(), "network": "n", "schema_version": 3, "engine": litert}
+    doc = {**featurizer_v1(), "network": "n", "schema_version": 4, "architecture": "x86_64", "engine": litert}
     assert FeaturizerRecord.from_json(json.dumps(doc)).engine.name == "litert"
     with pytest.raises(RecordError, match=r"engine.name must be one of 'litert', 'tensorflow'"):
         FeaturizerRecord.from_json(json.dumps({**doc, "engine": {**litert, "name": "onnx"}}))
@@ -104,7 +127,9 @@ def test_featurizer_v3_keeps_its_engine_and_refuses_an_unknown_one() -> None:
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])
 def test_a_newer_version_is_refused_naming_it(record: Any) -> None:
     doc = manifest_v1() if record is ManifestRecord else featurizer_v1()
-    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version 3"):
+    with pytest.raises(
+        RecordError, match=r"x.json has schema_version 7; this job reads .* up to version [34]"
+    ):
         record.from_json(json.dumps({**doc, "schema_version": 7}), "x.json")
 
 
