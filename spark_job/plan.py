@@ -76,11 +76,12 @@ def resolve_plan(
     if engine == "litert":
         from spark_job import litert
 
+        cache = conversion_cache(workdir)
         with timings.stage("convert"):
-            converted = litert.convert(
-                weights.local_path, image_size, conversion_cache(workdir), weights_sha256=weights.sha256
-            )
-        shipped = shipped_model(converted.path, converted.sha256, workdir)
+            converted = litert.convert(weights.local_path, image_size, cache, weights_sha256=weights.sha256)
+        # Beside the cache entry, not in the run's scratch folder: a SparkContext keeps serving a file it
+        # was given for its whole life, and later runs in the same session fetch it again.
+        shipped = shipped_model(converted.path, converted.sha256, cache)
         spec = LiteRTEngineSpec(Path(shipped).name, image_size, threads)
         record = EngineRecord(
             name="litert",
@@ -127,14 +128,14 @@ def conversion_cache(workdir: str) -> str:
     return workdir
 
 
-def shipped_model(model_path: str, sha256: str, workdir: str) -> str:
+def shipped_model(model_path: str, sha256: str, folder: str) -> str:
     """A copy of the converted model named by its content, for addFile.
 
     Two conversions of the same weights need not be byte-identical, and a SparkContext refuses a second
     addFile of a name it holds with other bytes; worse, every later task of that session then fails to
     fetch its files. A name with the content's sha256 never collides.
     """
-    target = Path(workdir) / f"{Path(model_path).stem}_{sha256[:16]}.tflite"
+    target = Path(folder) / f"{Path(model_path).stem}_{sha256[:16]}.tflite"
     if not target.exists():
         shutil.copyfile(model_path, target)
     return str(target)

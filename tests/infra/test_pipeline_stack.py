@@ -191,7 +191,11 @@ def test_spark_runs_python_3_11(cluster: dict[str, Any]):
     assert export["ConfigurationProperties"] == dict(SPARK_ENV_EXPORTS)
     assert export["ConfigurationProperties"]["PYSPARK_PYTHON"] == "/usr/bin/python3.11"
     defaults = by_class["spark-defaults"]["ConfigurationProperties"]
-    assert defaults == {**BASE_SPARK_DEFAULTS, **M5_XLARGE_EXECUTORS}
+    assert defaults == {
+        **BASE_SPARK_DEFAULTS,
+        **M5_XLARGE_EXECUTORS,
+        "spark.executor.memoryOverhead": "2g",
+    }  # litert
     for key in (
         "spark.pyspark.python",
         "spark.pyspark.driver.python",
