@@ -52,7 +52,7 @@ demo: $(VENV)/.installed ## Run the job locally: fit on $(DATA)/Training, transf
 
 # Benchmark options: make bench BENCH_ARGS="--images 2000 --image-size 224 --cores 2 --repeats 3"
 BENCH_ARGS ?=
-bench: $(VENV)/.installed ## Featurize stage vs bare TensorFlow, same images and cores (last line: the ratio)
+bench: $(VENV)/.installed ## Featurize stage vs the bare engine and bare TF, same images and cores (last two lines)
 	$(PY) -m bench.featurize_bench --mode ratio $(BENCH_ARGS)
 
 bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N images (last line: the time ratio)

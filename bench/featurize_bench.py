@@ -1,9 +1,12 @@
-"""`make bench`: the job's featurize stage vs bare TensorFlow, same images, same cores, one invocation.
+"""`make bench`: the job's featurize stage vs the bare engine and bare TensorFlow, same images and cores,
+one invocation.
 
-Each measurement runs in its own child process (a fresh Spark session or TF runtime, so no warm model
-cache carries over), alternating job / bare TF, `--repeats` times; the table reports medians.
+Each measurement runs in its own child process (a fresh Spark session, LiteRT interpreter or TF runtime,
+so no warm model carries over), interleaved job / bare engine / bare TF, `--repeats` times; the table
+reports medians. The bare LiteRT reference is one process with an interpreter of `--cores` threads.
 Modes:
-  ratio    (default) last line `featurize_ratio_vs_bare_tf=<job img/s / bare TF img/s>`
+  ratio    (default) last-but-one line `featurize_ratio_vs_bare_engine=<job img/s / bare engine img/s>`,
+           last line `featurize_speedup_vs_tf=<job img/s / bare TF img/s>`
   scaling  the job at N and 4N images; last line `scaling_time_ratio_4x=<time(4N) / time(N)>`
   growth   the job with a features store: a first run on N images, a second on N + N/10 (the same N and
            N/10 new ones); last line `growth_time_ratio=<second featurize stage / first>` (goal <= 0.2)
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from bench.dataset import replicate
 from bench.throughput_record import write_throughput
+from spark_job.config import DEFAULT_ENGINE, ENGINES
 from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
 
 log = logging.getLogger("bench")
@@ -32,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def measure(module: str, directory: Path, args: argparse.Namespace, *extra_args: str) -> dict[str, float]:
+def measure(module: str, directory: Path, args: argparse.Namespace, *extra: str) -> dict[str, float]:
     cmd = [
         sys.executable,
         "-m",
@@ -47,7 +51,7 @@ def measure(module: str, directory: Path, args: argparse.Namespace, *extra_args:
         str(args.cores),
         "--batch-size",
         str(args.batch_size),
-        *extra_args,
+        *extra,
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -58,6 +62,9 @@ def measure(module: str, directory: Path, args: argparse.Namespace, *extra_args:
         "%s: %d images in %.2f s = %.1f img/s", module, result["images"], result["seconds"], result["img_s"]
     )
     return result
+
+
+BARE_ENGINE = {"litert": "bench.bare_litert", "tensorflow": "bench.bare_tf"}
 
 
 def record_throughput(job_img_s: float, args: argparse.Namespace) -> None:
@@ -71,26 +78,34 @@ def record_throughput(job_img_s: float, args: argparse.Namespace) -> None:
 def run_ratio(args: argparse.Namespace, work: Path) -> str:
     images = work / "images"
     replicate(Path(args.sample), images, args.images)
-    job, bare = [], []
+    job, engine, tf = [], [], []
     for rep in range(args.repeats):
-        log.info("repetition %d/%d", rep + 1, args.repeats)
-        job.append(measure("bench.spark_featurize", images, args)["img_s"])
-        bare.append(measure("bench.bare_tf", images, args)["img_s"])
-    job_med, bare_med = statistics.median(job), statistics.median(bare)
-    ratio = job_med / bare_med
+        log.info("repetition %d/%d, load average %.1f", rep + 1, args.repeats, os.getloadavg()[0])
+        job.append(measure("bench.spark_featurize", images, args, "--engine", args.engine)["img_s"])
+        engine.append(measure(BARE_ENGINE[args.engine], images, args)["img_s"])
+        tf.append(
+            engine[-1] if args.engine == "tensorflow" else measure("bench.bare_tf", images, args)["img_s"]
+        )
+    job_med, engine_med, tf_med = statistics.median(job), statistics.median(engine), statistics.median(tf)
+    ratio, speedup = job_med / engine_med, job_med / tf_med
     record_throughput(job_med, args)
     rows = [
-        ("bare TF (1 process)", bare_med, bare),
-        ("Spark job featurize", job_med, job),
+        (f"bare {args.engine} (1 process, {args.cores} threads)", engine_med, engine),
+        ("bare TF (1 process)", tf_med, tf),
+        (f"Spark job featurize ({args.engine})", job_med, job),
     ]
     lines = [
         *header(args),
+        f"load average at the end: {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} CPUs",
+        "",
         "| pipeline | median img/s | runs (img/s) |",
         "|---|---:|---|",
         *[f"| {name} | {med:.1f} | {', '.join(f'{v:.1f}' for v in runs)} |" for name, med, runs in rows],
-        f"| ratio job / bare TF | {ratio:.3f} | |",
+        f"| ratio job / bare {args.engine} | {ratio:.3f} | |",
+        f"| speedup job / bare TF | {speedup:.3f} | |",
         "",
-        f"featurize_ratio_vs_bare_tf={ratio:.3f}",
+        f"featurize_ratio_vs_bare_engine={ratio:.3f}",
+        f"featurize_speedup_vs_tf={speedup:.3f}",
     ]
     return "\n".join(lines)
 
@@ -102,8 +117,8 @@ def run_scaling(args: argparse.Namespace, work: Path) -> str:
     t_small, t_large = [], []
     for rep in range(args.repeats):
         log.info("repetition %d/%d", rep + 1, args.repeats)
-        t_small.append(measure("bench.spark_featurize", small, args)["seconds"])
-        t_large.append(measure("bench.spark_featurize", large, args)["seconds"])
+        t_small.append(measure("bench.spark_featurize", small, args, "--engine", args.engine)["seconds"])
+        t_large.append(measure("bench.spark_featurize", large, args, "--engine", args.engine)["seconds"])
     ratio = statistics.median(t_large) / statistics.median(t_small)
     lines = [
         *header(args),
@@ -166,7 +181,8 @@ def header(args: argparse.Namespace) -> list[str]:
     return [
         f"# featurize benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}",
         f"cores={args.cores} (machine has {os.cpu_count()}), image_size={args.image_size}, "
-        f"images={args.images}, batch_size={args.batch_size}, repeats={args.repeats} (medians)",
+        f"images={args.images}, batch_size={args.batch_size}, engine={args.engine}, "
+        f"repeats={args.repeats} (medians)",
         "",
     ]
 
@@ -183,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help="the job's engine")
     parser.add_argument("--sample", default=str(SHARED / "data" / "fruits-360-sample"))
     parser.add_argument(
         "--weights",

@@ -11,6 +11,9 @@ from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE, DEFAULT_VAR
 DEFAULT_BATCH_SIZE = 32
 
 Mode = Literal["fit", "transform"]
+EngineName = Literal["litert", "tensorflow"]
+ENGINES: tuple[EngineName, ...] = ("litert", "tensorflow")
+DEFAULT_ENGINE: EngineName = "litert"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class JobConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     engine_threads: int | None = None  # None: spark.task.cpus (the rule is in spark_job/plan.py)
     features_store: str | None = None  # None: infer every image (spark_job/features_store.py)
+    engine: EngineName | None = DEFAULT_ENGINE  # None in transform: the engine the model was fitted with
 
 
 def _variance(text: str) -> float:
@@ -95,8 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="folder or s3:// URI of the features store: infer only images it does not hold, add them",
         )
 
+    def engine(p: argparse.ArgumentParser, default: str | None, default_help: str) -> None:
+        p.add_argument(
+            "--engine",
+            choices=ENGINES,
+            default=default,
+            help=f"inference engine: litert (LiteRT with XNNPACK, no TensorFlow in the workers) or "
+            f"tensorflow (default: {default_help})",
+        )
+
     fit = sub.add_parser("fit", help="featurize, fit StandardScaler + PCA, save the model")
     common(fit)
+    engine(fit, DEFAULT_ENGINE, DEFAULT_ENGINE)
     fit.add_argument(
         "--weights",
         default="imagenet",
@@ -121,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform = sub.add_parser("transform", help="put new images through a saved model")
     transform.add_argument("--model", required=True, help="the model/ folder a fit run wrote")
     common(transform)
+    engine(transform, None, "the engine the model was fitted with")
     transform.add_argument(
         "--weights",
         default=None,
@@ -163,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             batch_size=args.batch_size,
             engine_threads=args.engine_threads,
             features_store=args.features_store,
+            engine=args.engine,
         )
     return JobConfig(
         mode="transform",
@@ -177,4 +193,5 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         batch_size=args.batch_size,
         engine_threads=args.engine_threads,
         features_store=args.features_store,
+        engine=args.engine,
     )

@@ -1,10 +1,15 @@
-"""The inference engine and its life in the Python workers.
+"""The inference engines and their life in the Python workers.
 
-An engine turns a batch of decoded images into features: `features(images)` takes float32 RGB arrays
-(n, size, size, 3) in [0, 255] and returns float32 (n, FEATURE_DIM). It is described on the driver by an
-`EngineSpec`: small, hashable and picklable, shipped to the workers inside the UDF, where `build()` makes the
-engine once per Python worker (`worker_engine` keeps it for every later task the worker runs). Another engine
-(LiteRT, a fake in the tests) is another EngineSpec; the featurize stage does not change.
+An engine turns a batch of image bytes into features: `featurize(contents)` returns float32
+(n, FEATURE_DIM) and, per image, the exception that kept it from decoding (its row is then zeros). Bytes in,
+not decoded arrays: LiteRT decodes each image straight into its interpreter's input and invokes it once per
+image (batch 1 measured fastest), TensorFlow decodes a batch and infers it at once; each engine picks its
+own shape. An engine is described on the driver by an `EngineSpec`: small, hashable and picklable, shipped
+to the workers with the featurize function, where `build()` makes the engine once per Python worker
+(`worker_engine` keeps it for every later task the worker runs).
+
+Engines: `litert` (the default; spark_job/litert.py, never imports TensorFlow in the workers) and
+`tensorflow`. A fake one lives in the tests.
 """
 
 from __future__ import annotations
@@ -12,36 +17,33 @@ from __future__ import annotations
 import gc
 import io
 import logging
-import os
-import sys
-import threading
-import time
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from pyspark.sql import SparkSession
+
+from spark_job.internals import speed_up_worker_imports
+from spark_job.names import FEATURE_DIM
 
 log = logging.getLogger(__name__)
 
 
+Errors = list[Exception | None]
+
+
 class Engine(Protocol):
-    def features(self, images: np.ndarray) -> np.ndarray:
-        """(n, size, size, 3) float32 RGB in [0, 255] -> (n, FEATURE_DIM) float32."""
+    def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, Errors]:
+        """Image bytes -> (features (n, FEATURE_DIM) float32, errors[i]: why image i failed, else None)."""
         ...
 
 
 class EngineSpec(Protocol):
     """What a worker needs to build an engine. Hashable: the key of the per-worker cache."""
 
-    @property
-    def name(self) -> str:
-        """The engine's short name (tensorflow, litert, ...): part of the features store's featurizer key,
-        so features from different engines are never mixed."""
-        ...
+    # "litert", "tensorflow": recorded in the manifest and featurizer.json, and part of the features store's
+    # featurizer key, so features from different engines are never mixed.
+    name: ClassVar[str]
 
     @property
     def image_size(self) -> int: ...
@@ -51,14 +53,56 @@ class EngineSpec(Protocol):
     def __hash__(self) -> int: ...
 
 
+def featurize_decoded(
+    contents: Sequence[bytes | None], image_size: int, features: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, Errors]:
+    """`Engine.featurize` for engines that infer whole batches of decoded images (float32 (n, S, S, 3) in
+    [0, 255] -> (n, FEATURE_DIM)): decode each image, infer the ones that decoded in one call."""
+    from spark_job.mobilenet import decode_image
+
+    n = len(contents)
+    out = np.zeros((n, FEATURE_DIM), dtype=np.float32)
+    errors: Errors = [None] * n
+    decoded: list[np.ndarray] = []
+    ok: list[int] = []
+    for i, data in enumerate(contents):
+        try:
+            if not data:
+                raise ValueError("empty image data")
+            decoded.append(decode_image(data, image_size))
+            ok.append(i)
+        except Exception as exc:  # any decoder failure rejects this image only, never the batch
+            errors[i] = exc
+    if ok:
+        out[ok] = features(np.stack(decoded))
+    return out, errors
+
+
+@dataclass(frozen=True)
+class LiteRTEngineSpec:
+    """MobileNetV2 converted to LiteRT (spark_job/litert.py), shipped with SparkContext.addFile."""
+
+    name: ClassVar[str] = "litert"
+    model_file_name: str  # the converted .tflite, as registered with addFile
+    image_size: int
+    threads: int  # XNNPACK threads in each Python worker (see spark_job.plan.engine_threads)
+
+    def build(self) -> Engine:
+        from pyspark import SparkFiles
+
+        from spark_job.litert import worker_runner
+
+        return worker_runner(SparkFiles.get(self.model_file_name), self.image_size, self.threads)
+
+
 @dataclass(frozen=True)
 class TensorFlowEngineSpec:
     """MobileNetV2 in TensorFlow, weights shipped with SparkContext.addFile under `weights_file_name`."""
 
+    name: ClassVar[str] = "tensorflow"
     weights_file_name: str
     image_size: int
     threads: int  # TensorFlow intra-op threads in each Python worker (see spark_job.plan.engine_threads)
-    name: ClassVar[str] = "tensorflow"
 
     def build(self) -> TensorFlowEngine:
         return TensorFlowEngine.build(self)
@@ -67,8 +111,9 @@ class TensorFlowEngineSpec:
 class TensorFlowEngine:
     """MobileNetV2 as a traced tf.function (any batch size, traced once), MobileNetV2's preprocessing."""
 
-    def __init__(self, infer: Callable[[np.ndarray], Any]) -> None:
+    def __init__(self, infer: Callable[[np.ndarray], Any], image_size: int) -> None:
         self._infer = infer
+        self._image_size = image_size
 
     @classmethod
     def build(cls, spec: TensorFlowEngineSpec) -> TensorFlowEngine:
@@ -84,7 +129,8 @@ class TensorFlowEngine:
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # TF already initialized in this reused worker: keep its pools
             log.debug("TensorFlow threads already set in this worker")
-        engine = cls(inference_function(SparkFiles.get(spec.weights_file_name), spec.image_size))
+        infer = inference_function(SparkFiles.get(spec.weights_file_name), spec.image_size)
+        engine = cls(infer, spec.image_size)
         # One synthetic JPEG through decode, preprocess and inference: traces the function and loads the
         # decoder now. (A single image: a full batch would also warm its kernels, ~0.25 s, but costs ~0.5 s.)
         engine.features(decode_image(sample_jpeg(), spec.image_size)[np.newaxis])
@@ -95,6 +141,9 @@ class TensorFlowEngine:
 
         return np.asarray(self._infer(preprocess(images)).numpy(), dtype=np.float32)
 
+    def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, Errors]:
+        return featurize_decoded(contents, self._image_size, self.features)
+
 
 def sample_jpeg() -> bytes:
     from PIL import Image
@@ -104,37 +153,8 @@ def sample_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def speed_up_worker_imports() -> None:
-    """Stop pyspark's Python worker from re-reading every zip on sys.path for every task.
-
-    The worker calls importlib.invalidate_caches() at each task; on CPython 3.10 and 3.11 that re-reads the
-    directory of every zip archive imported from (pyspark.zip, py4j, our --py-files zip): ~0.3 s per task
-    here, a third of the time of a 32-image task (CPython gh-103200, fixed in 3.12; Spark SPARK-54744,
-    fixed after 3.5). Re-read an archive only when it changed on disk, as 3.12 does.
-    """
-    import zipimport
-
-    original = zipimport.zipimporter.invalidate_caches
-    if sys.version_info >= (3, 12) or getattr(original, "only_when_changed", False):
-        return
-
-    stamps: dict[str, int | None] = {}  # archive -> mtime when last read, shared by its importers
-
-    def invalidate_caches(self: zipimport.zipimporter) -> None:
-        try:
-            stamp: int | None = Path(self.archive).stat().st_mtime_ns
-        except OSError:
-            stamp = None
-        if stamp is None or stamps.get(self.archive) != stamp:
-            stamps[self.archive] = stamp
-            original(self)
-
-    invalidate_caches.only_when_changed = True  # type: ignore[attr-defined]
-    zipimport.zipimporter.invalidate_caches = invalidate_caches  # type: ignore[method-assign]
-
-
 # Per Python worker process: the engine, built once and kept for every later task the worker runs (Spark
-# reuses workers). Filled by warm_up_workers or the first batch.
+# reuses workers). Filled by the first task of each worker.
 _ENGINES: dict[EngineSpec, Engine] = {}
 
 
@@ -143,84 +163,12 @@ def worker_engine(spec: EngineSpec) -> Engine:
     if spec in _ENGINES:
         return _ENGINES[spec]
     speed_up_worker_imports()
-    import pyspark.ml.functions  # noqa: F401  (predict_batch_udf's own module: imported now, not by a task)
-
     engine = spec.build()
     _ENGINES[spec] = engine
     # pyspark's daemon runs a full gc.collect() after every task in a reused worker; with TensorFlow and the
-    # network loaded that walks ~385,000 objects, ~0.25 s per task. They live as long as the worker: freeze
-    # them out of the collector's sight (measured: 0.25 s -> under 1 ms per collection).
+    # network loaded that walks ~385,000 objects, ~0.25 s per task (LiteRT, pandas and pyarrow: ~105,000,
+    # 12-29 ms). They live as long as the worker: freeze them out of the collector's sight (measured: under
+    # 1 ms per collection after). Public CPython API: no version gate.
     gc.collect()
     gc.freeze()
     return engine
-
-
-def warm_up_workers(spark: SparkSession, spec: EngineSpec) -> int:
-    """Start a Python worker on every task slot and build the engine in it; returns the workers warmed.
-
-    Meant to run while the driver lists the input: the featurize tasks then find the engine ready in the
-    (reused) workers instead of their first task paying TF's import, the network build and the trace (~4 s).
-    Best effort: a worker it missed builds the engine on its first batch.
-    """
-    sc = spark.sparkContext
-    # Spark pools Python workers by their environment, and its SQL runners (predict_batch_udf's) add
-    # SPARK_SIMPLIFIED_TRACEBACK=1 to it. With that variable in the context's environment this plain RDD job
-    # lands in the same pool, and starts at once: a DataFrame job would first spend ~1.5 s in the planner
-    # on a cold driver.
-    simplified = spark.conf.get("spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled", "true")
-    if (simplified or "true").lower() == "true":
-        sc.environment["SPARK_SIMPLIFIED_TRACEBACK"] = "1"
-
-    def build_in_worker(_: Iterable[int]) -> list[int]:
-        worker_engine(spec)
-        return [os.getpid()]
-
-    slots = sc.defaultParallelism
-    return len(set(sc.parallelize(range(slots), slots).mapPartitions(build_in_worker).collect()))
-
-
-class WorkerWarmUp:
-    """warm_up_workers in a background thread: the engine gets built in the workers while the driver lists.
-
-    Its Spark job runs in its own job group, so a run that fails meanwhile (bad input) cancels it.
-    """
-
-    def __init__(self, spark: SparkSession, spec: EngineSpec) -> None:
-        from pyspark import InheritableThread
-
-        self._spark = spark
-        self._group = f"fruits-warm-up-{uuid.uuid4().hex[:8]}"
-        self._spec = spec
-        self._error: BaseException | None = None
-        self._cancelled = threading.Event()
-        self.workers = 0
-        self.seconds = 0.0
-        self._thread = InheritableThread(target=self._run, name="warm-up-workers", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        start = time.perf_counter()
-        self._spark.sparkContext.setJobGroup(self._group, "build the engine in the Python workers", True)
-        try:
-            if not self._cancelled.is_set():
-                self.workers = warm_up_workers(self._spark, self._spec)
-        except BaseException as exc:  # reported by wait(); featurize builds the engine on demand anyway
-            self._error = exc
-        self.seconds = round(time.perf_counter() - start, 3)
-
-    def cancel(self) -> None:
-        """Stop the warm-up, also when its job gets submitted while this runs (cancelling is not sticky)."""
-        self._cancelled.set()
-        while self._thread.is_alive():
-            self._spark.sparkContext.cancelJobGroup(self._group)
-            self._thread.join(timeout=0.2)
-
-    def wait(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            log.warning(
-                "warming up the Python workers failed (featurize tasks built the engine themselves): %s",
-                str(self._error).splitlines()[0] if str(self._error) else type(self._error).__name__,
-            )
-        else:
-            log.info("engine built ahead in %d Python worker(s) in %.1f s", self.workers, self.seconds)

@@ -55,7 +55,6 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from spark_job.engine import WorkerWarmUp
 from spark_job.errors import JobInputError
 from spark_job.featurize import (
     FEATURES_DIR,
@@ -218,24 +217,14 @@ def store_featurize_stage(
     featurize_stage (features/: path, label, features; rejects/)."""
     storage = Storage(spark)
     store = FeaturesStore(spark, storage, store_uri, featurizer_key(plan))
-    spark.sparkContext.addFile(plan.weights.local_path)
-    # The engine is built ahead in the workers only when every image is new (a new featurizer key): the
-    # warm-up job holds every task slot for seconds, and the store lookup's Spark jobs would queue behind
-    # it (FIFO), also in a run with nothing to infer. Otherwise the first featurize tasks build it.
-    warm_up = WorkerWarmUp(spark, plan.engine) if not storage.is_dir(store.dir) else None
-    try:
-        with timings.stage("list"):
-            inputs = discover(spark, storage, plan.input)
-        prepare_output(storage, plan)
-        with timings.stage("featurize"):
-            result = _featurize_with_store(spark, plan, inputs, store, run_id, warm_up, timings)
-    except BaseException:
-        if warm_up is not None:
-            warm_up.cancel()
-        raise
-    if warm_up is not None:
-        warm_up.wait()
-    timings.stages["warm_up_workers"] = warm_up.seconds if warm_up is not None else 0.0
+    for path in plan.engine_files:
+        spark.sparkContext.addFile(path)
+    # No warm-up ahead of the stage (as featurize_stage): each worker's first task builds its engine.
+    with timings.stage("list"):
+        inputs = discover(spark, storage, plan.input)
+    prepare_output(storage, plan)
+    with timings.stage("featurize"):
+        result = _featurize_with_store(spark, plan, inputs, store, run_id, timings)
     return result, StoreRun(uri=store.dir, key=store.key, run_id=run_id)
 
 
@@ -245,7 +234,6 @@ def _featurize_with_store(
     inputs: Inputs,
     store: FeaturesStore,
     run_id: str,
-    warm_up: WorkerWarmUp | None,
     timings: Timings,
 ) -> FeaturizeResult:
     """Within the featurize stage: store_lookup (which images are new), store_infer (infer and append
@@ -253,7 +241,7 @@ def _featurize_with_store(
     sc = spark.sparkContext
     listed = listing_identities(inputs).cache()
     with timings.stage("store_lookup"):
-        if warm_up is not None:  # a new featurizer key: every image is new (no scan to queue behind)
+        if not store.storage.is_dir(store.dir):  # a new featurizer key: every image is new
             new_paths, reused = list(inputs.image_paths), 0
         else:
             known = store.identities()
@@ -269,7 +257,7 @@ def _featurize_with_store(
     inferred = sc.accumulator(0)
     rejected = sc.accumulator([], RejectsParam())
     with timings.stage("store_infer"):
-        _infer_new(spark, plan, inputs, store, run_id, new_paths, inferred, rejected, warm_up)
+        _infer_new(spark, plan, inputs, store, run_id, new_paths, inferred, rejected)
     with timings.stage("store_assemble"):
         return _assemble(spark, plan, inputs, store, listed, reused, inferred, rejected)
 
@@ -283,7 +271,6 @@ def _infer_new(
     new_paths: list[str],
     inferred: Accumulator,
     rejected: Accumulator,
-    warm_up: WorkerWarmUp | None,
 ) -> None:
     if new_paths:
         # Only the new files' bytes are read: all of the input's when all are new, else the new paths.
@@ -300,9 +287,7 @@ def _infer_new(
         accepted = rows.where(F.col("error").isNull()).select(
             "path", "length", F.col("modificationTime").alias("modification_time"), "label", "features"
         )
-        store.append(accepted, run_id)  # the UDF's only action
-    elif warm_up is not None:
-        warm_up.cancel()  # nothing to infer: no engine needed
+        store.append(accepted, run_id)  # the featurize function's only action
 
 
 def _assemble(

@@ -1,27 +1,27 @@
 """The featurize stage: every listed image through the engine once, into <output>/features and rejects/.
 
 Pure DataFrame -> DataFrame functions (images_of, featurize, accepted) and the stage that runs them
-(featurize_stage): build the engine in the Python workers while the driver lists the input, check the output
-folder, run the UDF once, write the accepted rows to features/ and every image without features, with a
-reason, to rejects/.
+(featurize_stage): list the input, check the output folder, run mapInPandas once over every image (each
+Python worker builds its engine on its first task and keeps it), write the accepted rows to features/ and
+every image without features, with a reason, to rejects/.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
+import pandas as pd
 from pyspark.accumulators import Accumulator, AccumulatorParam
-from pyspark.ml.functions import predict_batch_udf
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from spark_job.engine import EngineSpec, WorkerWarmUp, worker_engine
+from spark_job.engine import Engine, EngineSpec, worker_engine
 from spark_job.listing import IMAGE_PATTERN, Inputs, discover
-from spark_job.names import FEATURE_DIM
 from spark_job.plan import RunPlan, prepare_output
 from spark_job.storage import Storage, join
 from spark_job.timings import Timings
@@ -32,14 +32,14 @@ EMPTY_FILE_REASON = "empty file (0 bytes)"
 FEATURES_DIR = "features"
 REJECTS_DIR = "rejects"
 
-FEATURIZE_RETURN_TYPE = StructType(
+FEATURIZED_SCHEMA = StructType(
     [
+        StructField("path", StringType(), False),
+        StructField("label", StringType(), True),
         StructField("features", ArrayType(FloatType()), True),
         StructField("error", StringType(), True),
     ]
 )
-
-PredictFn = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 
 def is_image(path: Column) -> Column:
@@ -61,7 +61,7 @@ def images_of(files: DataFrame, qualified_input: str) -> DataFrame:
 
 
 class RejectsParam(AccumulatorParam):
-    """Accumulates (path, reason) pairs of the images the UDF could not decode."""
+    """Accumulates (path, reason) pairs of the images the engine could not decode."""
 
     def zero(self, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return []
@@ -71,51 +71,62 @@ class RejectsParam(AccumulatorParam):
         return acc
 
 
-def make_predict_fn_factory(
-    engine: EngineSpec, inferred: Accumulator | None = None, rejected: Accumulator | None = None
-) -> Callable[[], PredictFn]:
-    """The `make_predict_fn` for predict_batch_udf: runs once per Python worker (pyspark's ModelCache)."""
-    inferred_id = inferred.aid if inferred is not None else None
-    rejected_id = rejected.aid if rejected is not None else None
+def featurize_batches(
+    engine: EngineSpec,
+    batch_size: int,
+    inferred: Accumulator | None = None,
+    rejected: Accumulator | None = None,
+) -> Callable[[Iterable[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The mapInPandas function: each task's batches of (path, label, content) through this worker's engine.
 
-    def make_predict_fn() -> PredictFn:
-        # Referencing the accumulators makes cloudpickle ship them, so each task registers its copies.
-        _ = (inferred, rejected)
-        from pyspark.accumulators import _accumulatorRegistry
+    The engine is built once per Python worker (`worker_engine`), not per task. The function, and with it
+    the accumulators, is shipped with every task, so plain `add` counts into that task's copies, and Spark
+    merges them only for a task attempt that succeeds.
+    """
 
-        from spark_job.mobilenet import decode_image
-
+    def run(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         built = worker_engine(engine)
-        image_size = engine.image_size
+        for batch in batches:
+            for start in range(0, len(batch), batch_size):
+                yield _featurized(built, batch.iloc[start : start + batch_size], inferred, rejected)
 
-        def add(accumulator_id: int | None, value: object) -> None:
-            # Looked up per batch: ModelCache keeps this closure across tasks, and each task registers its
-            # own copies of the accumulators.
-            if accumulator_id is not None and accumulator_id in _accumulatorRegistry:
-                _accumulatorRegistry[accumulator_id].add(value)
+    return run
 
-        def predict(contents: np.ndarray, paths: np.ndarray) -> dict[str, np.ndarray]:
-            n = len(contents)
-            features = np.zeros((n, FEATURE_DIM), dtype=np.float32)
-            errors = np.full(n, None, dtype=object)
-            decoded: list[np.ndarray] = []
-            ok: list[int] = []
-            for i, data in enumerate(contents):
-                try:
-                    decoded.append(decode_image(data, image_size))
-                    ok.append(i)
-                except Exception as exc:  # any decoder failure rejects this image only, never the batch
-                    errors[i] = describe_decode_error(exc, data)
-            if ok:
-                features[ok] = built.features(np.stack(decoded))
-            add(inferred_id, len(ok))
-            if len(ok) < n:
-                add(rejected_id, [(str(paths[i]), str(errors[i])) for i in range(n) if errors[i] is not None])
-            return {"features": features, "error": errors}
 
-        return predict
+def _featurized(
+    built: Engine, batch: pd.DataFrame, inferred: Accumulator | None, rejected: Accumulator | None
+) -> pd.DataFrame:
+    contents = batch["content"].tolist()
+    paths = batch["path"].tolist()
+    _test_fault_hook(paths)
+    features, errors = built.featurize(contents)
+    reasons = [None if e is None else describe_decode_error(e, contents[i]) for i, e in enumerate(errors)]
+    n_failed = sum(r is not None for r in reasons)
+    if inferred is not None:
+        inferred.add(len(paths) - n_failed)
+    if rejected is not None and n_failed:
+        rejected.add([(paths[i], r) for i, r in enumerate(reasons) if r is not None])
+    out = batch.drop(columns=["content"]).reset_index(drop=True)  # path, label and any passed-through column
+    out["features"] = [None if r is not None else row for row, r in zip(features, reasons, strict=True)]
+    out["error"] = reasons
+    return out
 
-    return make_predict_fn
+
+# Test-only: "<path suffix>:<marker file>" makes the Python worker that meets that image exit at once, once
+# (the marker records it): the fault test's worker death in the middle of a task. Read from the worker's
+# environment (spark.executorEnv); unset in every real run.
+FAULT_HOOK_ENV = "FRUITS_TEST_EXIT_ON_IMAGE"
+
+
+def _test_fault_hook(paths: list[str]) -> None:
+    spec = os.environ.get(FAULT_HOOK_ENV)
+    if not spec:
+        return
+    suffix, marker = spec.rsplit(":", 1)
+    if any(p.endswith(suffix) for p in paths) and not Path(marker).exists():
+        with open(marker, "w") as handle:
+            handle.write(str(os.getpid()))
+        os._exit(17)
 
 
 def describe_decode_error(exc: Exception, data: bytes | None) -> str:
@@ -151,21 +162,12 @@ def featurize(
     """path, label, content -> path, label, features (array<float> 1280, null if rejected), error.
 
     Any other column of `images` (the features store's file identity: length, modificationTime) is passed
-    through, before features. With accumulators, the UDF also counts the images it inferred and collects
+    through, before features. With accumulators, it also counts the images it inferred and collects
     (path, reason) of those it rejected: the job writes only the accepted rows, in one pass.
     """
-    udf = predict_batch_udf(
-        make_predict_fn_factory(engine, inferred, rejected),  # type: ignore[arg-type]  # 2 inputs: not in the hint
-        return_type=FEATURIZE_RETURN_TYPE,
-        batch_size=batch_size,
-    ).asNondeterministic()  # else the optimizer may inline it twice (a filter on its error, its features)
-    passed = [c for c in images.columns if c != "content"]
-    out = images.select(*passed, udf(F.col("content"), F.col("path")).alias("r"))
-    return out.select(
-        *passed,
-        F.when(F.col("r.error").isNull(), F.col("r.features")).alias("features"),
-        F.col("r.error").alias("error"),
-    )
+    passed = [field for field in images.schema.fields if field.name != "content"]
+    schema = StructType([*passed, *FEATURIZED_SCHEMA.fields[2:]])  # + features, error
+    return images.mapInPandas(featurize_batches(engine, batch_size, inferred, rejected), schema)
 
 
 def accepted(featurized: DataFrame) -> DataFrame:
@@ -176,7 +178,7 @@ def reject_rows(
     storage: Storage, image_paths: list[str], features: DataFrame, n_features: int, reasons: dict[str, str]
 ) -> list[tuple[str, str]]:
     """Every listed image without a row in features/ (`n_features` rows), with a reason: the decoder's when
-    the UDF rejected it, else why Spark's file source never read it (it skips empty files)."""
+    the engine rejected it, else why Spark's file source never read it (it skips empty files)."""
     if n_features + len(reasons) == len(image_paths) and reasons.keys() <= set(image_paths):
         return sorted(reasons.items())  # the counts add up: no path needs fetching
     seen = {row["path"] for row in features.select("path").collect()}
@@ -189,7 +191,7 @@ class FeaturizeResult:
     features: DataFrame  # <output>/features read back: path, label, features
     rejects: list[tuple[str, str]]  # (path, reason) of every listed image not in features/, sorted
     n_features: int  # rows in features/
-    n_inferred: int  # images the UDF inferred (accumulator); each image inferred once
+    n_inferred: int  # images inferred by successful task attempts (accumulator): see ManifestRecord
     n_reused: int = 0  # images whose features came from the features store (spark_job.features_store)
 
     @property
@@ -203,8 +205,8 @@ def _featurize_to(spark: SparkSession, plan: RunPlan, inputs: Inputs) -> Featuri
     inferred = sc.accumulator(0)
     rejected = sc.accumulator([], RejectsParam())
     images = images_of(inputs.files, inputs.qualified)
-    # The UDF's only action. Accepted images go straight to features/; the rejected ones' paths and reasons
-    # come back in the accumulator, which Spark updates once per successful task of an action.
+    # The featurize function's only action. Accepted images go straight to features/; the rejected ones'
+    # paths and reasons come back in the accumulator, merged once per successful task attempt.
     rows = featurize(images, plan.engine, plan.batch_size, inferred, rejected)
     accepted(rows).write.mode("overwrite").parquet(join(plan.output, FEATURES_DIR))
     features = spark.read.parquet(join(plan.output, FEATURES_DIR))
@@ -222,21 +224,16 @@ def _featurize_to(spark: SparkSession, plan: RunPlan, inputs: Inputs) -> Featuri
 
 
 def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:
-    """The featurize stage as the job and the benchmark run it: build the engine in the Python workers while
-    the driver lists the input, check the output folder, then featurize once to features/ and rejects/."""
+    """The featurize stage as the job and the benchmark run it: ship the engine's files, list the input,
+    check the output folder, then featurize once to features/ and rejects/.
+
+    No warm-up ahead of the stage: a LiteRT worker starts in ~0.1-0.3 s (import, interpreter, first image),
+    so each worker's first task builds it (measured in README's Performance section)."""
     storage = Storage(spark)
-    spark.sparkContext.addFile(plan.weights.local_path)
-    warm_up = WorkerWarmUp(spark, plan.engine)
-    try:
-        with timings.stage("list"):
-            inputs = discover(spark, storage, plan.input)
-        prepare_output(storage, plan)
-        with timings.stage("featurize"):
-            # Submitted without waiting for the warm-up: its tasks queue behind the warm-up's (FIFO).
-            result = _featurize_to(spark, plan, inputs)
-    except BaseException:
-        warm_up.cancel()
-        raise
-    warm_up.wait()
-    timings.stages["warm_up_workers"] = warm_up.seconds  # overlaps "list"
-    return result
+    for path in plan.engine_files:
+        spark.sparkContext.addFile(path)
+    with timings.stage("list"):
+        inputs = discover(spark, storage, plan.input)
+    prepare_output(storage, plan)
+    with timings.stage("featurize"):
+        return _featurize_to(spark, plan, inputs)

@@ -23,7 +23,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_job.config import JobConfig
+from spark_job.config import DEFAULT_ENGINE, JobConfig
 from spark_job.errors import JobFailedError, JobInputError
 from spark_job.features_store import StoreRun, check_store_location, new_run_id, store_featurize_stage
 from spark_job.featurize import REJECTS_DIR, FeaturizeResult, featurize_stage
@@ -81,6 +81,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             weights_source=cfg.weights or "imagenet",
             workdir=ctx.workdir,
             timings=ctx.timings,
+            engine=cfg.engine or DEFAULT_ENGINE,
         )
         stage, store = _featurize(spark, plan, cfg, ctx.timings)
         with ctx.timings.stage("fit_pca"):
@@ -98,6 +99,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             spectrum=fit.full_spectrum,
             network=NETWORK,
             architecture=platform.machine(),
+            engine=plan.engine_record,
         )
         model_dir = join(plan.output, MODEL_DIR)
         with ctx.timings.stage("write_model"):
@@ -148,7 +150,14 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             weights_source=cfg.weights or featurizer.weights.source,
             workdir=ctx.workdir,
             timings=ctx.timings,
+            engine=cfg.engine or featurizer.engine.name,  # by default, the engine it was fitted with
         )
+        if plan.engine_record.name != featurizer.engine.name:
+            log.warning(
+                "featurizing with %s; the model was fitted on %s features (they agree to ~4e-5)",
+                plan.engine_record.name,
+                featurizer.engine.name,
+            )
         if plan.weights.sha256 != featurizer.weights.sha256:
             raise JobInputError(
                 f"weights {plan.weights.source} (sha256 {plan.weights.sha256[:12]}...) differ from the "

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 
+from spark_job import internals
 from spark_job.errors import JobInputError
 from spark_job.storage import Storage, normalize
 
@@ -56,12 +57,7 @@ def uri_to_path(uri: str) -> str:
 
 def listed_paths(files: DataFrame) -> list[str]:
     """Every file in the DataFrame's file index (empty files included), spelled as in its path column."""
-    jvm = files.sparkSession.sparkContext._jvm
-    assert jvm is not None  # a live session's context
-    # One py4j call for the whole listing: iterating the Java array would cost a round trip per file
-    # (~1 s per 10,000 files). Hadoop's join takes String[] as such; py4j matches no Object[] overload.
-    joined = str(jvm.org.apache.hadoop.util.StringUtils.join("\n", files._jdf.inputFiles()))
-    return [uri_to_path(uri) for uri in joined.split("\n")] if joined else []
+    return [uri_to_path(uri) for uri in internals.input_files(files)]
 
 
 def require_input_folder(storage: Storage, input_uri: str) -> str:

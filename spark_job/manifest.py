@@ -28,9 +28,14 @@ def utc_now() -> str:
 
 
 def versions(spark: SparkSession) -> dict[str, str]:
-    import tensorflow as tf
+    from spark_job.litert import litert_version, tensorflow_version
 
-    return {"python": platform.python_version(), "spark": spark.version, "tensorflow": tf.__version__}
+    return {
+        "python": platform.python_version(),
+        "spark": spark.version,
+        "tensorflow": tensorflow_version(),
+        "ai-edge-litert": litert_version(),
+    }
 
 
 def classes_of(result: FeaturizeResult) -> list[str]:
@@ -70,6 +75,8 @@ def run_manifest(
         classes=classes_of(result),
         image_size=plan.image_size,
         weights=plan.weights.as_record(),
+        engine=plan.engine_record,
+        engine_threads=plan.engine_threads,
         k=len(explained_variance),
         variance_target=variance_target,
         components_requested=components_requested,

@@ -13,15 +13,19 @@ no environment variable is read.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from spark_job.config import JobConfig, Mode
-from spark_job.engine import EngineSpec, TensorFlowEngineSpec
+from spark_job.config import EngineName, JobConfig, Mode
+from spark_job.engine import EngineSpec, LiteRTEngineSpec, TensorFlowEngineSpec
 from spark_job.errors import JobInputError
 from spark_job.listing import require_input_folder
 from spark_job.mobilenet import ResolvedWeights, resolve_weights
+from spark_job.records import EngineRecord
 from spark_job.storage import Storage, normalize
 from spark_job.timings import Timings
 
@@ -38,7 +42,9 @@ class RunPlan:
     weights: ResolvedWeights
     engine_threads: int
     batch_size: int
-    engine: EngineSpec  # what the featurize stage's workers build (the weights shipped beside it)
+    engine: EngineSpec  # what the featurize stage's workers build
+    engine_record: EngineRecord  # the engine, its version and model, for the manifest and featurizer.json
+    engine_files: tuple[str, ...]  # local files the workers' engine reads, shipped with addFile
 
 
 def engine_threads(spark: SparkSession, requested: int | None) -> int:
@@ -57,13 +63,40 @@ def resolve_plan(
     weights_source: str,
     workdir: str,
     timings: Timings,
+    engine: EngineName,
 ) -> RunPlan:
-    """The plan of `cfg`'s run, with the image size and weights fit takes from the command line and transform
-    from the model folder. Checks the input folder first: the weights may need a download."""
+    """The plan of `cfg`'s run, with the image size, weights and engine fit takes from the command line and
+    transform from the model folder (unless given). Checks the input folder first: the weights may need a
+    download. On litert, converts the weights to a .tflite model (cached; "convert" in the timings)."""
     require_input_folder(storage, cfg.input)
     with timings.stage("weights"):
         weights = resolve_weights(weights_source, image_size, storage, workdir)
     threads = engine_threads(spark, cfg.engine_threads)
+    spec: EngineSpec
+    if engine == "litert":
+        from spark_job import litert
+
+        cache = conversion_cache(workdir)
+        with timings.stage("convert"):
+            converted = litert.convert(weights.local_path, image_size, cache, weights_sha256=weights.sha256)
+        # Beside the cache entry, not in the run's scratch folder: a SparkContext keeps serving a file it
+        # was given for its whole life, and later runs in the same session fetch it again.
+        shipped = shipped_model(converted.path, converted.sha256, cache)
+        spec = LiteRTEngineSpec(Path(shipped).name, image_size, threads)
+        record = EngineRecord(
+            name="litert",
+            version=litert.litert_version(),
+            model_file=converted.file_name,
+            model_sha256=converted.sha256,
+            converted_by_tensorflow=converted.tensorflow,
+        )
+        files: tuple[str, ...] = (shipped,)
+    else:
+        from spark_job.litert import tensorflow_version
+
+        spec = TensorFlowEngineSpec(weights.file_name, image_size, threads)
+        record = EngineRecord(name="tensorflow", version=tensorflow_version())
+        files = (weights.local_path,)
     return RunPlan(
         mode=cfg.mode,
         input=cfg.input,
@@ -73,8 +106,39 @@ def resolve_plan(
         weights=weights,
         engine_threads=threads,
         batch_size=cfg.batch_size,
-        engine=TensorFlowEngineSpec(weights.file_name, image_size, threads),
+        engine=spec,
+        engine_record=record,
+        engine_files=files,
     )
+
+
+def conversion_cache(workdir: str) -> str:
+    """Where converted models are kept across runs (spark_job.litert.default_cache_dir), or this run's
+    scratch folder when that is not writable (a YARN container's driver may have no usable home)."""
+    from spark_job.litert import default_cache_dir
+
+    cache = Path(default_cache_dir())
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        if os.access(cache, os.W_OK):
+            return str(cache)
+    except OSError:
+        pass
+    log.info("conversion cache %s is not writable: converting into this run's scratch folder", cache)
+    return workdir
+
+
+def shipped_model(model_path: str, sha256: str, folder: str) -> str:
+    """A copy of the converted model named by its content, for addFile.
+
+    Two conversions of the same weights need not be byte-identical, and a SparkContext refuses a second
+    addFile of a name it holds with other bytes; worse, every later task of that session then fails to
+    fetch its files. A name with the content's sha256 never collides.
+    """
+    target = Path(folder) / f"{Path(model_path).stem}_{sha256[:16]}.tflite"
+    if not target.exists():
+        shutil.copyfile(model_path, target)
+    return str(target)
 
 
 def prepare_output(storage: Storage, plan: RunPlan) -> None:

@@ -136,6 +136,24 @@ class WeightsRecord:
     file: str  # the file's name as shipped to the executors
 
 
+EngineName = Literal["litert", "tensorflow"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineRecord:
+    """The inference engine that made the features, and what it ran."""
+
+    name: EngineName
+    version: str  # ai-edge-litert's or TensorFlow's version; "" in records written before engines were
+    model_file: str | None = None  # litert: the converted .tflite (named by weights, size, TF, recipe)
+    model_sha256: str | None = None  # litert: of that file
+    converted_by_tensorflow: str | None = None  # litert: the TensorFlow that converted it
+
+
+# Records written before the engine was recorded (featurizer v1-3, manifest v1-3): TensorFlow made them.
+_TENSORFLOW_BEFORE_ENGINES = {"name": "tensorflow", "version": ""}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProbeRecord:
     """The logistic-regression probe's scores on labelled images."""
@@ -152,10 +170,11 @@ class FeaturizerRecord(_Record):
 
     Version 2 renamed the network's description from `model` to `network`. Version 3 added `architecture`:
     the machine (x86_64, aarch64) fit ran on, since the features differ slightly between architectures
-    (None in older records: not recorded).
+    (None in older records: not recorded). Version 4 added `engine` (older records were made with
+    TensorFlow, the only engine then).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
     FILE_NAME: ClassVar[str] = FEATURIZER_FILE
 
     image_size: int
@@ -166,6 +185,7 @@ class FeaturizerRecord(_Record):
     spectrum: list[float]  # the whole explained-variance spectrum of the fit (the report's curve)
     network: str
     architecture: str | None  # platform.machine() of the driver fit ran on; None: written before version 3
+    engine: EngineRecord
 
     @classmethod
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
@@ -173,6 +193,8 @@ class FeaturizerRecord(_Record):
             doc = {**doc, "network": doc["model"]}
         if version < 3:
             doc = {**doc, "architecture": None}
+        if version < 4:
+            doc = {**doc, "engine": _TENSORFLOW_BEFORE_ENGINES}
         return doc
 
     def _check(self, source: str) -> None:
@@ -189,10 +211,11 @@ class FeaturizerRecord(_Record):
 class ManifestRecord(_Record):
     """<output>/manifest.json: what a finished run read, did and wrote (written last).
 
-    Version 3 added images_reused, features_store and store_run_id (the features store).
+    Version 3 added images_reused, features_store and store_run_id (the features store). Version 4 added
+    `engine` and `engine_threads` (older runs used TensorFlow).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
     FILE_NAME: ClassVar[str] = MANIFEST_FILE
 
     mode: Mode
@@ -203,14 +226,19 @@ class ManifestRecord(_Record):
     images_featurized: int
     images_rejected: int
     # images_discovered = images_featurized + images_rejected;
-    # images_featurized = images_reused + images_inferred (each image inferred once).
-    images_inferred: int  # inferred by this run (without a features store: every image featurized)
+    # images_featurized = images_reused + images_inferred.
+    # images_inferred: images the featurize tasks inferred in this run, counted by successful task attempts
+    # only (Spark drops a failed or killed attempt's accumulator updates). Work a retried attempt did before
+    # it failed is not in it; a stage re-run after a lost executor would count its images again.
+    images_inferred: int
     images_reused: int  # features read from the features store (version 3; 0 before)
     images_skipped: int
     skipped_files: list[str]  # the first 100
     classes: list[str]
     image_size: int
     weights: WeightsRecord
+    engine: EngineRecord
+    engine_threads: int | None = None
     k: int
     variance_target: float | None
     components_requested: int | None
@@ -236,6 +264,8 @@ class ManifestRecord(_Record):
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
         if version < 3:  # no features store before version 3: every featurized image was inferred
             doc = {**doc, "images_reused": doc.get("images_reused", 0)}
+        if version < 4:
+            doc = {**doc, "engine": _TENSORFLOW_BEFORE_ENGINES}
         return doc
 
     def _document(self) -> dict[str, Any]:

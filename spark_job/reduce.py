@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from pyspark.ml import PipelineModel
-from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScaler
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
@@ -16,6 +14,8 @@ from pyspark.mllib.linalg.distributed import RowMatrix
 from pyspark.mllib.util import MLUtils
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from spark_job import internals
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,8 @@ def fit_pca(features: DataFrame, variance: float | None, components: int | None)
 def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.ndarray) -> PCAModel:
     """A Spark ML PCAModel (transform, save, load as usual) from principal components (n x k)."""
     n, k = components.shape
-    sc = spark.sparkContext
-    java_pc = _py2java(sc, DenseMatrix(n, k, components.flatten(order="F").tolist()))
-    java_explained = _py2java(sc, DenseVector(explained.tolist()))
-    jvm: Any = sc._jvm  # py4j's gateway view: untyped
-    uid = jvm.org.apache.spark.ml.util.Identifiable.randomUID("pca")
-    model = PCAModel(jvm.org.apache.spark.ml.feature.PCAModel(uid, java_pc, java_explained))
-    model._transfer_params_from_java()
-    model._set(k=k)
+    matrix = DenseMatrix(n, k, components.flatten(order="F").tolist())
+    model = internals.pca_model(spark, matrix, DenseVector(explained.tolist()), k)
     return model.setInputCol(SCALED_COL).setOutputCol(PCA_COL)
 
 

@@ -36,7 +36,7 @@ def build_session(app_name: str, master: str | None, batch_size: int = DEFAULT_B
         # optimizing JIT compiler (C2) took ~6 s of CPU in an 80 s run on 2 cores, taken from the TensorFlow
         # workers; the quick compiler alone (C1) serves that work: ~3 s faster per 8,000 images (make bench).
         builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
-    # predict_batch_udf caches the model per Python worker only when workers are reused.
+    # Each Python worker keeps its engine across tasks (spark_job.engine.worker_engine) only when reused.
     builder = builder.config("spark.python.worker.reuse", "true")
     # Fruits-360 images are ~5 KB: with the default 4 MB open cost Spark packs only ~32 files in a task, and
     # each task has a fixed cost (~0.1 s here: JVM and Python worker turnaround, one Parquet file). 256 KB

@@ -13,6 +13,8 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from spark_job import internals
+
 
 def _is_local(uri: str) -> bool:
     return "://" not in uri and not uri.startswith("file:")
@@ -34,8 +36,8 @@ class Storage:
 
     def __init__(self, spark: SparkSession) -> None:
         self._spark = spark
-        self._jvm: Any = spark.sparkContext._jvm  # py4j's gateway view: untyped
-        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._jvm: Any = internals.jvm(spark)
+        self._conf = internals.hadoop_configuration(spark)
 
     def _path(self, uri: str) -> tuple[Any, Any]:  # (org.apache.hadoop.fs.FileSystem, ...fs.Path)
         path = self._jvm.org.apache.hadoop.fs.Path(normalize(uri))

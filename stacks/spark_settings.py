@@ -7,7 +7,8 @@ re-runs the job on the next deploy, on a new cluster, under a new runs/<run-id>/
 
 The executor sizing is derived from the core and task fleets' instance types (size_executors, from the table
 in stacks/instance_types.py); for the default m5.xlarge (4 vCPU, 16 GiB, 12 GiB for YARN) it gives 4 cores,
-2g heap, 6g overhead, 1 CPU per task. Values must be strings (EMR configuration properties are string maps).
+2g heap, 2g overhead (litert; 6g for tensorflow), 1 CPU per task. Values must be strings (EMR
+configuration properties are string maps).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from spark_job.config import DEFAULT_ENGINE
 from stacks.instance_types import InstanceType
 
 # The interpreter PySpark runs on: EMR 7.x (Amazon Linux 2023) keeps /usr/bin/python3 at 3.9; the bootstrap
@@ -31,9 +33,15 @@ SPARK_ENV_EXPORTS = MappingProxyType(
     }
 )
 
-# Memory of one Python worker (one concurrent task): its own TensorFlow and MobileNetV2, measured locally at
-# ~1.2-1.3 GB resident at 224 px with batches of 32 (~1.7 GB with 64). The engine decides this number.
-ENGINE_WORKER_MIB = 1300
+# Memory of one Python worker (one concurrent task), by featurize engine: peak RSS measured locally
+# (2026-12-01, 224 px, batches of 32): litert 189-190 MB (interpreter ~75 MB, pandas, pyarrow, Arrow
+# batches), 256 MiB with headroom; tensorflow ~1.2-1.3 GB (TF and the Keras network; ~1.7 GB with 64).
+# The deployed steps pass no --engine, so they run the job's default engine and the executors are sized
+# for it: a deployment that switches the steps to tensorflow must size with WORKER_MIB_BY_ENGINE
+# ["tensorflow"], or YARN kills its containers. m5.xlarge: litert 2g overhead, tensorflow 6g.
+WORKER_MIB_BY_ENGINE = MappingProxyType({"litert": 256, "tensorflow": 1300})
+STEP_ENGINE = DEFAULT_ENGINE
+ENGINE_WORKER_MIB = WORKER_MIB_BY_ENGINE[STEP_ENGINE]
 # The executor JVM only lists small files and writes Parquet: a small heap, and ~0.75 GiB of off-heap
 # buffers (Netty, Arrow) beside the Python workers in its overhead.
 EXECUTOR_HEAP_MIB = 2048

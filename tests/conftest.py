@@ -97,3 +97,15 @@ def transform_run(spark, sample_dir, weights_path, fit_run, tmp_path_factory) ->
     )
     assert code == 0
     return out
+
+
+@pytest.fixture
+def fresh_worker_pool(spark):
+    """Python workers of their own (Spark pools workers by environment): none has run an earlier test's
+    engine or imported TF for it."""
+    import uuid
+
+    environment = spark.sparkContext.environment
+    environment["FRUITS_TEST_POOL"] = uuid.uuid4().hex
+    yield
+    del environment["FRUITS_TEST_POOL"]

@@ -137,7 +137,8 @@ def test_mixed_sizes_weigh_by_executor_slots_and_size_spark_for_the_smallest(fle
     ]
     by_class = {c["Classification"]: c for c in fleet_cluster["Properties"]["Configurations"]}
     props = by_class["spark-defaults"]["ConfigurationProperties"]
-    assert (props["spark.executor.cores"], props["spark.executor.memoryOverhead"]) == ("8", "11g")
+    # 8 LiteRT workers of 256 MiB + the JVM off-heap (11g with TensorFlow workers)
+    assert (props["spark.executor.cores"], props["spark.executor.memoryOverhead"]) == ("8", "3g")
     assert props["spark.task.cpus"] == "1"
 
 
@@ -190,7 +191,11 @@ def test_spark_runs_python_3_11(cluster: dict[str, Any]):
     assert export["ConfigurationProperties"] == dict(SPARK_ENV_EXPORTS)
     assert export["ConfigurationProperties"]["PYSPARK_PYTHON"] == "/usr/bin/python3.11"
     defaults = by_class["spark-defaults"]["ConfigurationProperties"]
-    assert defaults == {**BASE_SPARK_DEFAULTS, **M5_XLARGE_EXECUTORS}
+    assert defaults == {
+        **BASE_SPARK_DEFAULTS,
+        **M5_XLARGE_EXECUTORS,
+        "spark.executor.memoryOverhead": "2g",
+    }  # litert
     for key in (
         "spark.pyspark.python",
         "spark.pyspark.driver.python",

@@ -6,18 +6,20 @@ Importable by the Python workers (they run from the repository root), so the spe
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from spark_job.engine import Errors, featurize_decoded
 from spark_job.names import FEATURE_DIM
 
 
 @dataclass(frozen=True)
 class FakeEngineSpec:
-    image_size: int = 8
     name: ClassVar[str] = "fake"
+    image_size: int = 8
 
     def build(self) -> FakeEngine:
         return FakeEngine()
@@ -28,6 +30,9 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
+
+    def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, Errors]:
+        return featurize_decoded(contents, 8, self.features)
 
     def features(self, images: np.ndarray) -> np.ndarray:
         out = np.zeros((len(images), FEATURE_DIM), dtype=np.float32)

@@ -24,6 +24,7 @@ from tests.job_support import run_cli
         (["fit", "--output", "y"], "the following arguments are required: --input"),
         (["transform", "--input", "x", "--output", "y"], "the following arguments are required: --model"),
         (["bogus"], "invalid choice"),
+        (["fit", "--input", "x", "--output", "y", "--engine", "onnx"], "argument --engine: invalid choice"),
     ],
 )
 def test_bad_arguments_exit_2_with_usage(argv, message, capsys) -> None:

@@ -32,6 +32,7 @@ from spark_job.features_store import (
 from spark_job.featurize import FeaturizeResult, featurize_stage
 from spark_job.mobilenet import ResolvedWeights
 from spark_job.plan import RunPlan
+from spark_job.records import EngineRecord
 from spark_job.storage import Storage, normalize
 from spark_job.timings import Timings
 from tests.job.fake_engine import FakeEngineSpec, KillingEngineSpec
@@ -72,6 +73,8 @@ def plan_for(tmp_path: Path, photos: Path, out: str, engine: object = None) -> R
         engine_threads=1,
         batch_size=2,
         engine=engine or FakeEngineSpec(image_size=8),  # type: ignore[arg-type]
+        engine_record=EngineRecord(name="fake", version="test"),
+        engine_files=(str(weights),),
     )
 
 

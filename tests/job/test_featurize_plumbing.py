@@ -1,5 +1,5 @@
 """The featurize stage end to end with a tiny fake engine (no TensorFlow): listing, labels, decoding,
-batches through the engine, features/ and rejects/ written once, counts and reasons, the warm-up."""
+batches through the engine, features/ and rejects/ written once, counts and reasons."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from spark_job.featurize import EMPTY_FILE_REASON, featurize_stage
 from spark_job.mobilenet import ResolvedWeights
 from spark_job.names import FEATURE_DIM
 from spark_job.plan import RunPlan
+from spark_job.records import EngineRecord
 from spark_job.storage import normalize
 from spark_job.timings import Timings
 from tests.job.fake_engine import FakeEngineSpec
@@ -47,6 +48,8 @@ def fake_plan(tmp_path: Path, photos: Path, **changes: object) -> RunPlan:
         engine_threads=1,
         batch_size=2,
         engine=FakeEngineSpec(image_size=8),
+        engine_record=EngineRecord(name="tensorflow", version="fake"),
+        engine_files=(str(weights),),
     )
     return RunPlan(**{**plan.__dict__, **changes})  # type: ignore[arg-type]
 
@@ -78,7 +81,7 @@ def test_featurize_stage_with_a_fake_engine(spark: SparkSession, photos: Path, t
         np.testing.assert_allclose(vector[:3], colour, atol=3)  # decoded, resized, through the engine
     rejects = pd.read_parquet(tmp_path / "out" / "rejects")
     assert sorted(zip(rejects.path, rejects.reason, strict=True)) == result.rejects
-    assert set(timings.stages) == {"list", "featurize", "warm_up_workers"}
+    assert set(timings.stages) == {"list", "featurize"}
 
 
 def test_featurize_stage_refuses_an_existing_output(
@@ -91,4 +94,4 @@ def test_featurize_stage_refuses_an_existing_output(
     with pytest.raises(JobInputError, match="already exists and is not empty"):
         featurize_stage(spark, fake_plan(tmp_path, photos), Timings())
     assert (tmp_path / "out" / "keep.txt").read_text() == "an earlier run"
-    assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []  # the warm-up was cancelled
+    assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []

@@ -70,11 +70,14 @@ def test_fit_manifest_counts_and_k(fit_run: Path, weights_path: Path) -> None:
     assert set(m["timings_s"]) >= {"list", "featurize", "fit_pca", "project"}
     assert m["throughput_img_s"] > 0
     assert m["versions"]["spark"].startswith("3.5.")
+    assert m["versions"]["ai-edge-litert"] == m["engine"]["version"] == "2.3.0"
+    assert m["engine"]["name"] == "litert" and m["engine"]["model_file"].endswith(".tflite")
+    assert m["engine_threads"] == 1  # spark.task.cpus
     assert m["started_at"] <= m["finished_at"]
 
 
 def test_each_image_inferred_exactly_once(fit_run: Path, transform_run: Path) -> None:
-    # images_inferred is a Spark accumulator incremented inside the UDF: PCA fitting and the
+    # images_inferred is a Spark accumulator incremented inside the featurize function: PCA fitting and the
     # projection read features back from Parquet and must not re-run inference.
     assert read_manifest(fit_run)["images_inferred"] == 440
     assert read_manifest(transform_run)["images_inferred"] == 180
@@ -220,18 +223,24 @@ def test_fit_writes_a_current_featurizer_record(fit_run: Path) -> None:
     assert record.feature_dim == 1280 and len(record.spectrum) == 1280
     assert record.variance_target == m["variance_target"] == 0.95
     assert record.architecture == platform.machine()  # what transform compares its own machine with
+    assert record.engine.name == "litert" and record.engine.model_sha256 == m["engine"]["model_sha256"]
+
+
+def test_transform_uses_the_engine_the_model_was_fitted_with(fit_run: Path, transform_run: Path) -> None:
+    assert read_manifest(transform_run)["engine"] == read_manifest(fit_run)["engine"]
 
 
 def test_transform_reads_a_model_folder_written_before_schema_versions(
     spark, fit_run: Path, sample_dir: Path, weights_path: Path, tmp_path: Path
 ) -> None:
     # featurizer.json as the job wrote it before records had a schema_version (version 1: `model`, not
-    # `network`): the model still transforms, with the same k.
+    # `network`, no engine): the model still transforms, with the same k, on TensorFlow, the engine it was
+    # fitted with.
     old_model = tmp_path / "old-model"
     shutil.copytree(fit_run / "model", old_model)
     doc = json.loads((old_model / "featurizer.json").read_text())
     doc["model"] = doc.pop("network")
-    del doc["schema_version"]
+    del doc["schema_version"], doc["engine"]
     (old_model / "featurizer.json").write_text(json.dumps(doc))
     photos = tmp_path / "photos" / "Orange"
     photos.mkdir(parents=True)
@@ -242,3 +251,4 @@ def test_transform_reads_a_model_folder_written_before_schema_versions(
     assert run_cli(spark, *argv, "--weights", weights_path) == 0
     m = read_manifest(out)
     assert (m["images_featurized"], m["k"]) == (4, read_manifest(fit_run)["k"])
+    assert m["engine"]["name"] == "tensorflow" and m["engine"]["version"] == m["versions"]["tensorflow"]

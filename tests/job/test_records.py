@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from spark_job.errors import JobInputError
-from spark_job.records import FeaturizerRecord, ManifestRecord, ProbeRecord, RecordError, WeightsRecord
+from spark_job.records import (
+    EngineRecord,
+    FeaturizerRecord,
+    ManifestRecord,
+    ProbeRecord,
+    RecordError,
+    WeightsRecord,
+)
 
 WEIGHTS = {"source": "imagenet", "sha256": "ab" * 32, "file": "w.h5"}
 
@@ -68,7 +75,8 @@ def test_manifest_round_trip_and_one_probe_key_per_mode() -> None:
         assert isinstance(getattr(record, key), ProbeRecord) and getattr(record, other) is None
         assert record.timings_s["featurize"] == 10.0 and isinstance(record.timings_s["featurize"], float)
         doc = json.loads(record.to_json())
-        assert doc["schema_version"] == ManifestRecord.SCHEMA_VERSION == 3
+        assert doc["schema_version"] == ManifestRecord.SCHEMA_VERSION == 4
+        assert record.engine == EngineRecord(name="tensorflow", version="")  # before engines: TensorFlow
         assert key in doc and other not in doc
         assert ManifestRecord.from_json(record.to_json()) == record
 
@@ -98,7 +106,8 @@ def test_featurizer_v1_loads_and_is_written_as_the_current_version() -> None:
     assert record.network == "MobileNetV2(include_top=False, pooling='avg')"
     assert record.architecture is None  # not recorded before version 3
     doc = json.loads(record.to_json())
-    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 3
+    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 4
+    assert record.engine == EngineRecord(name="tensorflow", version="")  # before engines: TensorFlow
     assert "network" in doc and "model" not in doc
     assert FeaturizerRecord.from_json(record.to_json()) == record
 
@@ -123,6 +132,16 @@ def test_transform_warns_when_the_architecture_differs(caplog: pytest.LogCapture
         assert warn_on_architecture_change("x86_64", "aarch64") is True
     (warning,) = caplog.records
     assert "fitted on x86_64 and transform runs on aarch64" in warning.getMessage()
+
+
+def test_featurizer_v4_keeps_its_engine_and_refuses_an_unknown_one() -> None:
+    litert = {"name": "litert", "version": "2.3.0", "model_file": "m.tflite", "model_sha256": "cd" * 32}
+    doc = {**featurizer_v1(), "network": "n", "schema_version": 4, "architecture": "x86_64", "engine": litert}
+    assert FeaturizerRecord.from_json(json.dumps(doc)).engine.name == "litert"
+    with pytest.raises(RecordError, match=r"engine.name must be one of 'litert', 'tensorflow'"):
+        FeaturizerRecord.from_json(json.dumps({**doc, "engine": {**litert, "name": "onnx"}}))
+    with pytest.raises(RecordError, match="has no key 'engine'"):
+        FeaturizerRecord.from_json(json.dumps({k: v for k, v in doc.items() if k != "engine"}))
 
 
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])

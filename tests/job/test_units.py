@@ -80,13 +80,18 @@ def test_command_line_to_config() -> None:
     parser = build_parser()
     fit = config_from_args(parser.parse_args(["fit", "--input", "i", "--output", "o"]))
     assert (fit.variance, fit.components, fit.image_size, fit.weights) == (0.95, None, 224, "imagenet")
-    assert fit.engine_threads is None and fit.batch_size == 32
+    assert fit.engine_threads is None and fit.batch_size == 32 and fit.engine == "litert"
+    tf = config_from_args(
+        parser.parse_args(["fit", "--input", "i", "--output", "o", "--engine", "tensorflow"])
+    )
+    assert tf.engine == "tensorflow"
     fixed = config_from_args(parser.parse_args(["fit", "--input", "i", "--output", "o", "--components", "7"]))
     assert (fixed.variance, fixed.components) == (None, 7)
     for flag in ("--engine-threads", "--tf-threads"):  # --tf-threads: the option's earlier name
         argv = ["transform", "--model", "m", "--input", "i", "--output", "o", flag, "3"]
         transform = config_from_args(parser.parse_args(argv))
         assert (transform.engine_threads, transform.weights, transform.variance) == (3, None, None)
+        assert transform.engine is None  # transform: the engine the model was fitted with
 
 
 def test_engine_threads_one_rule(spark: SparkSession) -> None:
@@ -108,3 +113,13 @@ def test_label_is_the_top_folder_under_the_input(spark: SparkSession) -> None:
     paths = [f"{root}/Orange/1.jpg", f"{root}/Pommes rôties/a/b/2.jpg", f"{root}/flat.jpg"]
     df = with_label(spark.createDataFrame([(p,) for p in paths], "path string"), root + "/")
     assert [r["label"] for r in df.orderBy("path").collect()] == ["Orange", "Pommes rôties", None]
+
+
+def test_conversion_cache_falls_back_to_the_run_scratch_folder(monkeypatch, tmp_path) -> None:
+    from spark_job.plan import conversion_cache
+
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "cache"))
+    assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "cache")
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "work")

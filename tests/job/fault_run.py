@@ -1,0 +1,69 @@
+"""`python -m tests.job.fault_run INPUT OUTPUT MARKER SUFFIX`: the featurize stage under local[2,3] (2 cores,
+a task may fail 3 times) with the fake engine, while the test-only hook makes the Python worker that meets
+the image ending in SUFFIX exit once, in the middle of its task. Prints the result's counts as JSON.
+
+A process of its own: the hook's variable must be in the environment before the JVM starts, and the
+session's master (local[2,3]) differs from the test suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+from pyspark.sql import SparkSession
+
+from spark_job.featurize import FAULT_HOOK_ENV, featurize_stage
+from spark_job.mobilenet import ResolvedWeights
+from spark_job.plan import RunPlan
+from spark_job.records import EngineRecord
+from spark_job.storage import normalize
+from spark_job.timings import Timings
+from tests.job.fake_engine import FakeEngineSpec
+
+
+def main(input_dir: str, output: str, marker: str, suffix: str) -> int:
+    os.environ[FAULT_HOOK_ENV] = f"{suffix}:{marker}"
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = (
+        SparkSession.builder.master("local[2,3]")
+        .config("spark.python.worker.reuse", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "4")  # several batches before the fault
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    with tempfile.NamedTemporaryFile(suffix=".weights") as weights:
+        plan = RunPlan(
+            mode="transform",
+            input=input_dir,
+            output=normalize(output),
+            overwrite=False,
+            image_size=8,
+            weights=ResolvedWeights(source="fake", local_path=weights.name, sha256="0" * 64),
+            engine_threads=1,
+            batch_size=2,
+            engine=FakeEngineSpec(image_size=8),
+            engine_record=EngineRecord(name="tensorflow", version="fake"),
+            engine_files=(),
+        )
+        result = featurize_stage(spark, plan, Timings())
+    sys.stdout.write(
+        json.dumps(
+            {
+                "images": result.inputs.images,
+                "features": result.n_features,
+                "inferred": result.n_inferred,
+                "rejected": result.n_rejected,
+            }
+        )
+        + "\n"
+    )
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:5]))

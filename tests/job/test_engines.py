@@ -1,0 +1,87 @@
+"""Both engines through the job's featurize function in real Spark workers: golden against bare Keras
+(one image per class, 1e-4), and LiteRT workers that never import TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyspark.sql import SparkSession
+
+from spark_job import litert
+from spark_job.engine import EngineSpec, LiteRTEngineSpec, TensorFlowEngineSpec
+from spark_job.featurize import featurize
+from spark_job.mobilenet import build_network, decode_image, preprocess
+from spark_job.plan import shipped_model
+
+
+def one_image_per_class(sample_dir: Path) -> list[Path]:
+    return [sorted(d.iterdir())[0] for d in sorted((sample_dir / "Training").iterdir()) if d.is_dir()]
+
+
+def engine_spec(spark: SparkSession, name: str, weights_path: Path, tmp_path: Path) -> EngineSpec:
+    """The spec resolve_plan makes for `name`, with its file shipped."""
+    if name == "litert":
+        converted = litert.convert(str(weights_path), 224, litert.default_cache_dir())
+        shipped = shipped_model(converted.path, converted.sha256, str(tmp_path))
+        spark.sparkContext.addFile(shipped)
+        return LiteRTEngineSpec(Path(shipped).name, 224, threads=1)
+    spark.sparkContext.addFile(str(weights_path))
+    return TensorFlowEngineSpec(weights_path.name, 224, threads=1)
+
+
+@pytest.mark.parametrize("engine", ["litert", "tensorflow"])
+def test_features_equal_bare_keras_one_image_per_class(
+    spark: SparkSession,
+    engine: str,
+    sample_dir: Path,
+    weights_path: Path,
+    tmp_path: Path,
+    fresh_worker_pool: None,
+) -> None:
+    files = one_image_per_class(sample_dir)
+    images = spark.createDataFrame(
+        [(str(p), p.parent.name, p.read_bytes()) for p in files], "path string, label string, content binary"
+    ).repartition(2)
+    rows = featurize(images, engine_spec(spark, engine, weights_path, tmp_path), batch_size=4).collect()
+    got = {r["path"]: np.asarray(r["features"], np.float32) for r in rows}
+    assert all(r["error"] is None for r in rows) and sorted(got) == sorted(map(str, files))
+
+    network = build_network(str(weights_path), 224)
+    expected = network.predict(
+        preprocess(np.stack([decode_image(p.read_bytes(), 224) for p in files])), verbose=0
+    )
+    np.testing.assert_allclose(np.stack([got[str(p)] for p in files]), expected, atol=1e-4, rtol=0)
+    assert np.abs(expected).max() > 0.1  # real activations, not zeros
+    assert len(files) == 12
+
+
+def test_litert_workers_never_import_tensorflow(
+    spark: SparkSession, sample_dir: Path, weights_path: Path, tmp_path: Path, fresh_worker_pool: None
+) -> None:
+    """The job's featurize function on litert, then a probe job in the same (reused) workers: none of them
+    has TensorFlow or Keras loaded."""
+    import pandas as pd
+
+    files = one_image_per_class(sample_dir)
+    images = spark.createDataFrame(
+        [(str(p), None, p.read_bytes()) for p in files], "path string, label string, content binary"
+    ).repartition(2)
+    featurized = featurize(images, engine_spec(spark, "litert", weights_path, tmp_path), batch_size=4)
+    assert featurized.where("error is null").count() == len(files)
+
+    def loaded(batches):
+        import os
+        import sys
+
+        from spark_job.engine import _ENGINES
+
+        for _ in batches:
+            heavy = sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras", "jax"})
+            yield pd.DataFrame({"pid": [os.getpid()], "engines": [len(_ENGINES)], "heavy": [",".join(heavy)]})
+
+    probe = spark.range(0, 2, numPartitions=2).mapInPandas(loaded, "pid long, engines int, heavy string")
+    workers = probe.collect()
+    assert any(w["engines"] == 1 for w in workers)  # the probe ran in a worker that featurized
+    assert [w["heavy"] for w in workers] == ["", ""]

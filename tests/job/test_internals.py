@@ -1,0 +1,130 @@
+"""Guard tests for spark_job/internals.py: each fails when what its trick relies on changes."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import zipfile
+import zipimport
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from spark_job import internals
+
+
+@pytest.fixture
+def directory_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The patch on a clean zipimporter (restored after), and a log of every archive directory read."""
+    monkeypatch.setattr(zipimport.zipimporter, "invalidate_caches", zipimport.zipimporter.invalidate_caches)
+    reads: list[str] = []
+    real = zipimport._read_directory  # type: ignore[attr-defined]
+
+    def counting(archive: str):  # type: ignore[no-untyped-def]
+        reads.append(archive)
+        return real(archive)
+
+    monkeypatch.setattr(zipimport, "_read_directory", counting)
+    assert internals.speed_up_worker_imports()
+    return reads
+
+
+def write_zip(path: Path, names: list[str], mtime_ns: int) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, "X = 1\n")
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def test_an_unchanged_archive_is_not_read_again(directory_reads: list[str], tmp_path: Path) -> None:
+    archive = tmp_path / "lib.zip"
+    write_zip(archive, ["pkg/__init__.py", "pkg/a.py"], 10**18)
+    top, sub = zipimport.zipimporter(str(archive)), zipimport.zipimporter(str(archive / "pkg"))
+    top.invalidate_caches()
+    sub.invalidate_caches()
+    directory_reads.clear()
+    for _ in range(3):
+        top.invalidate_caches()
+        sub.invalidate_caches()
+    assert directory_reads == []
+
+
+def test_every_importer_of_a_changed_archive_sees_the_change(
+    directory_reads: list[str], tmp_path: Path
+) -> None:
+    """One stamp per importer: with a stamp per archive, the second importer kept the old listing."""
+    archive = tmp_path / "lib.zip"
+    write_zip(archive, ["pkg/__init__.py", "pkg/a.py"], 10**18)
+    top, sub = zipimport.zipimporter(str(archive)), zipimport.zipimporter(str(archive / "pkg"))
+    top.invalidate_caches()
+    sub.invalidate_caches()
+    write_zip(archive, ["pkg/__init__.py", "pkg/a.py", "pkg/b.py"], 10**18 + 10**9)
+    top.invalidate_caches()
+    sub.invalidate_caches()
+    assert sub.find_spec("b") is not None
+    assert top.find_spec("pkg") is not None
+
+
+def test_this_python_still_reads_the_directory_on_invalidate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The cost the patch removes: unpatched, invalidate_caches() re-reads the archive's directory at once.
+    When a Python release stops doing so (3.12 did), this fails and the gate must leave that Python out."""
+    if getattr(zipimport.zipimporter.invalidate_caches, "only_when_changed", False):
+        pytest.fail("zipimport already patched in the test process: the patch leaked out of a worker")
+    archive = tmp_path / "lib.zip"
+    write_zip(archive, ["pkg/__init__.py"], 10**18)
+    importer = zipimport.zipimporter(str(archive))
+    reads: list[str] = []
+    real = zipimport._read_directory  # type: ignore[attr-defined]
+    monkeypatch.setattr(zipimport, "_read_directory", lambda a: reads.append(a) or real(a))
+    importer.invalidate_caches()
+    assert reads == [str(archive)]
+
+
+def test_pyspark_worker_still_invalidates_import_caches_at_every_task() -> None:
+    """The reason for the patch. When pyspark's worker stops doing this (SPARK-54744), drop the patch."""
+    import pyspark.worker
+
+    assert "importlib.invalidate_caches()" in inspect.getsource(pyspark.worker.main)
+
+
+@pytest.mark.parametrize(
+    ("python", "pyspark_version", "applies"),
+    [
+        ((3, 11), "3.5.9", True),
+        ((3, 10), "3.5.0", True),
+        ((3, 12), "3.5.9", False),
+        ((3, 11), "4.0.1", False),
+    ],
+)
+def test_zip_patch_gate(python: tuple[int, int], pyspark_version: str, applies: bool) -> None:
+    assert internals.zipimport_patch_applies(python, pyspark_version) is applies
+
+
+def test_written_for_this_pyspark() -> None:
+    """Every py4j shortcut here was written against pyspark 3.5: a new series needs a look at each."""
+    assert internals.pyspark_supported()
+
+
+def test_input_files_in_one_call_equal_the_public_listing(spark: SparkSession, tmp_path: Path) -> None:
+    for name in ("a.jpg", "sub/b c.png", "sub/deeper/d.txt", "empty.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"" if name == "empty.jpg" else b"x")
+    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(str(tmp_path))
+    assert sorted(internals.input_files(files)) == sorted(files.inputFiles())
+    assert len(internals.input_files(files)) == 4
+
+
+def test_pca_model_made_in_the_jvm_projects_like_its_matrix(spark: SparkSession) -> None:
+    import numpy as np
+    from pyspark.ml.linalg import DenseMatrix, DenseVector, Vectors
+
+    components = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
+    matrix = DenseMatrix(3, 2, components.flatten(order="F").tolist())
+    model = internals.pca_model(spark, matrix, DenseVector([0.6, 0.3]), k=2)
+    model.setInputCol("x").setOutputCol("y")
+    out = model.transform(spark.createDataFrame([(Vectors.dense([1.0, 1.0, 5.0]),)], ["x"])).first()
+    assert list(out["y"]) == [1.0, 2.0] and model.getK() == 2
+    assert list(model.explainedVariance) == [0.6, 0.3]
