@@ -1,6 +1,6 @@
 """MobileNetV2 on LiteRT (XNNPACK, float32): converted once on the driver, run in Python workers without TF.
 
-Driver side (imports TensorFlow): `convert()` builds the Keras model exactly as `spark_job.model.build_model`
+Driver side (imports TensorFlow): `convert()` builds the Keras model exactly as `spark_job.mobilenet.build_network`
 does, freezes it and converts it to a float32 `.tflite` file, cached by weights sha256, image size and
 TensorFlow version. Ship `ConvertedModel.path` to the executors with `SparkContext.addFile`.
 
@@ -34,7 +34,7 @@ from PIL import Image
 # Neither module imports TensorFlow (or pyspark) at import time: the worker path stays light.
 from spark_job.config import FEATURE_DIM
 from spark_job.errors import JobFailedError
-from spark_job.model import RESAMPLE
+from spark_job.mobilenet import RESAMPLE
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +247,9 @@ def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from spark_job.model import build_model
+    from spark_job.mobilenet import build_network
 
-    model = build_model(weights_path, image_size)
+    model = build_network(weights_path, image_size)
     # Batch dimension left dynamic (its default shape is 1): workers can pick their invoke batch.
     function = tf.function(
         lambda x: model(x, training=False),
@@ -299,7 +299,7 @@ def check_converted(model_path: str, image_size: int) -> None:
 def decode_into(data: bytes, image_size: int, out: np.ndarray) -> None:
     """JPEG/PNG bytes -> `out` (float32 (S, S, 3)) holding MobileNetV2's input, in [-1, 1].
 
-    The same values as `spark_job.model.preprocess(decode_image(data, S))`, bit for bit: Pillow decodes and
+    The same values as `spark_job.mobilenet.preprocess(decode_image(data, S))`, bit for bit: Pillow decodes and
     resizes in uint8 as there, then one float32 divide and one subtract write into `out` (no float32 copy
     of the image, no TensorFlow). Raises what Pillow raises on undecodable or truncated data.
     """
