@@ -1,8 +1,9 @@
 """MobileNetV2 on LiteRT (XNNPACK, float32): converted once on the driver, run in Python workers without TF.
 
-Driver side (imports TensorFlow): `convert()` builds the Keras model exactly as `spark_job.mobilenet.build_network`
-does, freezes it and converts it to a float32 `.tflite` file, cached by weights sha256, image size and
-TensorFlow version. Ship `ConvertedModel.path` to the executors with `SparkContext.addFile`.
+Driver side (imports TensorFlow): `convert()` builds the Keras model exactly as
+`spark_job.mobilenet.build_network` does, freezes it and converts it to a float32 `.tflite` file, cached by
+weights sha256, image size and TensorFlow version. Ship `ConvertedModel.path` to the executors with
+`SparkContext.addFile`.
 
 Worker side (imports ai_edge_litert, NumPy and Pillow only, never TensorFlow): `worker_runner()` returns
 this process's `LiteRTRunner`, built on first use and kept, whose `featurize(contents)` decodes a batch of
@@ -245,7 +246,6 @@ def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     from spark_job.mobilenet import build_network
 
@@ -255,6 +255,18 @@ def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
         lambda x: model(x, training=False),
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
     )
+    return frozen_tflite(function)
+
+
+def frozen_tflite(function: Any) -> bytes:
+    """A tf.function with an input signature -> float32 TFLite flatbuffer, its variables frozen first.
+
+    The recipe (and trap) of `_convert_to_bytes`, for any model built on the network (the exported
+    classifier too).
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     absl_logger = logging.getLogger("absl")
     quiet = _DropDeprecatedPathWarning()
@@ -299,8 +311,8 @@ def check_converted(model_path: str, image_size: int) -> None:
 def decode_into(data: bytes, image_size: int, out: np.ndarray) -> None:
     """JPEG/PNG bytes -> `out` (float32 (S, S, 3)) holding MobileNetV2's input, in [-1, 1].
 
-    The same values as `spark_job.mobilenet.preprocess(decode_image(data, S))`, bit for bit: Pillow decodes and
-    resizes in uint8 as there, then one float32 divide and one subtract write into `out` (no float32 copy
+    The same values as `spark_job.mobilenet.preprocess(decode_image(data, S))`, bit for bit: Pillow decodes
+    and resizes in uint8 as there, then one float32 divide and one subtract write into `out` (no float32 copy
     of the image, no TensorFlow). Raises what Pillow raises on undecodable or truncated data.
     """
     with Image.open(io.BytesIO(data)) as image:
