@@ -147,13 +147,39 @@ class ProbeRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TensorRecord:
+    """One tensor of the exported classifier's signature."""
+
+    role: str  # "input", or "output <i>": its position in the interpreter's output list
+    key: str  # its name in the signature (what a signature runner takes and returns)
+    name: str  # the tensor's own name in the file
+    shape: list[int]  # -1: any batch size
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierRecord:
+    """The app's model in the model folder (classifier.tflite, labels.txt) and how to feed it."""
+
+    file: str
+    labels_file: str
+    sha256: str
+    bytes: int
+    precision: str  # float32
+    signature: str
+    tensors: list[TensorRecord]
+    labels: list[str]  # probabilities[i] is labels[i]
+    preprocessing: dict[str, str]  # what the app does to a photo before calling the model
+
+
+@dataclass(frozen=True, kw_only=True)
 class FeaturizerRecord(_Record):
     """model/featurizer.json: how `fit` featurized, so `transform` featurizes the same way.
 
-    Version 2 renamed the network's description from `model` to `network`.
+    Version 2 renamed the network's description from `model` to `network`. Version 3 added `classifier`
+    (None in older folders: fitted before the app's model existed, or with fewer than two classes).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
     FILE_NAME: ClassVar[str] = FEATURIZER_FILE
 
     image_size: int
@@ -163,6 +189,7 @@ class FeaturizerRecord(_Record):
     variance_target: float | None
     spectrum: list[float]  # the whole explained-variance spectrum of the fit (the report's curve)
     network: str
+    classifier: ClassifierRecord | None = None
 
     @classmethod
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:

@@ -73,18 +73,52 @@ def test_manifest_round_trip_and_one_probe_key_per_mode() -> None:
         assert ManifestRecord.from_json(record.to_json()) == record
 
 
-def test_featurizer_v1_loads_and_is_written_as_v2() -> None:
+def test_featurizer_v1_loads_and_is_written_as_the_current_version() -> None:
     record = FeaturizerRecord.from_json(json.dumps(featurizer_v1()))
     assert record.network == "MobileNetV2(include_top=False, pooling='avg')"
+    assert record.classifier is None  # fitted before the app's model existed
     doc = json.loads(record.to_json())
-    assert doc["schema_version"] == 2 and "network" in doc and "model" not in doc
+    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 3
+    assert "network" in doc and "model" not in doc
     assert FeaturizerRecord.from_json(record.to_json()) == record
+
+
+CLASSIFIER = {
+    "file": "classifier.tflite",
+    "labels_file": "labels.txt",
+    "sha256": "ab" * 32,
+    "bytes": 9_000_000,
+    "precision": "float32",
+    "signature": "serving_default",
+    "tensors": [
+        {"role": "input", "key": "images", "name": "serving_default_images:0", "shape": [-1, 224, 224, 3]},
+        {"role": "output 0", "key": "pca", "name": "StatefulPartitionedCall:0", "shape": [-1, 2]},
+    ],
+    "labels": ["Apple", "Banana"],
+    "preprocessing": {"color": "RGB"},
+}
+
+
+def test_featurizer_v3_keeps_its_classifier_and_v2_has_none() -> None:
+    v2 = {**_drop(featurizer_v1(), "model"), "network": "MobileNetV2", "schema_version": 2}
+    v3 = {**v2, "schema_version": 3, "classifier": CLASSIFIER}
+    record = FeaturizerRecord.from_json(json.dumps(v3))
+    assert record.classifier is not None and record.classifier.labels == ["Apple", "Banana"]
+    assert record.classifier.tensors[1].shape == [-1, 2]
+    assert FeaturizerRecord.from_json(record.to_json()) == record
+    assert FeaturizerRecord.from_json(json.dumps(v2)).classifier is None
+
+
+def test_a_classifier_of_the_wrong_shape_is_refused_naming_the_key() -> None:
+    bad = {**CLASSIFIER, "tensors": [{**CLASSIFIER["tensors"][0], "shape": "224"}]}
+    with pytest.raises(RecordError, match=r"f.json.classifier.tensors\[0\].shape must be a list"):
+        FeaturizerRecord.from_json(json.dumps({**featurizer_v1(), "classifier": bad}), "f.json")
 
 
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])
 def test_a_newer_version_is_refused_naming_it(record: Any) -> None:
     doc = manifest_v1() if record is ManifestRecord else featurizer_v1()
-    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version 2"):
+    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version [23]"):
         record.from_json(json.dumps({**doc, "schema_version": 7}), "x.json")
 
 
