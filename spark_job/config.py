@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m spark_job",
         description="Featurize fruit photos with MobileNetV2 and reduce them with PCA (Spark).",
     )
-    sub = parser.add_subparsers(dest="mode", required=True, metavar="{fit,transform,summary}")
+    sub = parser.add_subparsers(dest="mode", required=True, metavar="{fit,transform,summary,predict}")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print a short summary of finished runs")
     summary.add_argument("runs", nargs="+", help="output folders of fit/transform runs")
+
+    from spark_job.predict import add_arguments as predict_arguments  # no pyspark: predict runs without it
+
+    predict_arguments(
+        sub.add_parser("predict", help="classify photos with a model's classifier.tflite (no Spark)")
+    )
     return parser
 
 

@@ -31,6 +31,9 @@ def imagenet_file_name(image_size: int) -> str:
     return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{image_size}_no_top.h5"
 
 
+# The files the job (and `predict`) reads as images, by extension (case-insensitive).
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
+
 # What a run folder and a model folder hold: the run is finished when its manifest exists.
 MANIFEST_FILE = "manifest.json"
 FEATURIZER_FILE = "featurizer.json"

@@ -118,7 +118,7 @@ def test_a_classifier_of_the_wrong_shape_is_refused_naming_the_key() -> None:
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])
 def test_a_newer_version_is_refused_naming_it(record: Any) -> None:
     doc = manifest_v1() if record is ManifestRecord else featurizer_v1()
-    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version [23]"):
+    with pytest.raises(RecordError, match=r"x.json has schema_version 7; this job reads .* up to version \d"):
         record.from_json(json.dumps({**doc, "schema_version": 7}), "x.json")
 
 
