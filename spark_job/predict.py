@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -104,7 +105,10 @@ class Classifier:
                 f"{model_path} gives {probabilities['shape_signature'][1]} probabilities "
                 f"for the {len(self.labels)} classes of {LABELS_FILE}"
             )
-        interpreter.allocate_tensors()  # the input's default shape is batch 1: nothing to resize
+        # The signature runner only names the tensors; photos go through the plain interpreter (its input's
+        # default shape is batch 1: nothing to resize), which allocates only once the runner is gone.
+        del runner
+        interpreter.allocate_tensors()
         self._interpreter = interpreter
         self._input, self._probabilities, self._pca = (
             image_input["index"],
@@ -276,4 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    return run(args)
+    try:
+        return run(args)
+    except BrokenPipeError:  # `predict ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return EXIT_OK
