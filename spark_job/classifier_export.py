@@ -7,7 +7,7 @@ folder (so the file holds exactly what `transform` would load), builds
       -> MobileNetV2's preprocessing (x / 127.5 - 1) -> MobileNetV2, no top, average pool -> 1280 features
       -> StandardScaler: (x - mean) * (1 / std), 0 where std is 0 (as Spark's StandardScalerModel does)
       -> PCA: scaled @ pc (1280 x k; Spark's PCAModel does not centre: the scaler did)
-      -> probe: softmax(pca @ coefficients^T + intercepts) over the probe's classes
+      -> probe: softmax(pca @ coefficients^T + intercepts), Spark's probabilities of the labelled classes
 
 with TensorFlow (the Keras network plus constant tensors), freezes it and converts it with TF's converter to
 float32 (spark_job.litert.frozen_tflite: the trap of the unfrozen function is explained there), checks the
@@ -59,8 +59,12 @@ class ClassifierWeights:
     mean: np.ndarray  # (1280,)
     std: np.ndarray  # (1280,)
     pc: np.ndarray  # (1280, k)
-    coefficients: np.ndarray  # (classes, k)
-    intercepts: np.ndarray  # (classes,)
+    # (classes, k) and (classes,): the regression's classes, maybe one more than the labels. The probe's
+    # StringIndexer(handleInvalid="keep") gives labels unseen at fit time an index of their own, so Spark's
+    # softmax also runs over that nameless class (~1e-6 of the mass on the sample). The exported model keeps
+    # it in the softmax, as Spark does, and leaves it out of the probabilities it returns.
+    coefficients: np.ndarray
+    intercepts: np.ndarray
     labels: list[str]  # class i of the probabilities
 
     @property
@@ -87,16 +91,14 @@ def classifier_weights(reducer: PipelineModel, probe: PipelineModel) -> Classifi
     labels = list(indexer.labels)
     coefficients = regression.coefficientMatrix.toArray()
     intercepts = regression.interceptVector.toArray()
-    # StringIndexer(handleInvalid="keep") may give the regression one class more than it saw (unseen labels):
-    # such a class has no name and never wins, the app has no use for it.
     if coefficients.shape[0] < len(labels):
         raise JobFailedError(f"the probe has {coefficients.shape[0]} classes for {len(labels)} labels")
     return ClassifierWeights(
         mean=scaler.mean.toArray(),
         std=scaler.std.toArray(),
         pc=pca.pc.toArray(),
-        coefficients=coefficients[: len(labels)],
-        intercepts=intercepts[: len(labels)],
+        coefficients=coefficients,
+        intercepts=intercepts,
         labels=labels,
     )
 
@@ -112,6 +114,7 @@ def classifier_function(network: Any, weights: ClassifierWeights, image_size: in
     pc = tf.constant(weights.pc, tf.float32, name="pca_components")
     coefficients = tf.constant(weights.coefficients.T, tf.float32, name="probe_coefficients")
     intercepts = tf.constant(weights.intercepts, tf.float32, name="probe_intercepts")
+    classes = len(weights.labels)
 
     @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, INPUT_NAME)])
     def classify(images: Any) -> dict[str, Any]:
@@ -119,7 +122,7 @@ def classifier_function(network: Any, weights: ClassifierWeights, image_size: in
         features = network(x, training=False)
         reduced = tf.matmul((features - mean) * scale, pc)
         logits = tf.matmul(reduced, coefficients) + intercepts
-        return {PROBABILITIES: tf.nn.softmax(logits), PCA: reduced}
+        return {PROBABILITIES: tf.nn.softmax(logits)[:, :classes], PCA: reduced}
 
     return classify
 
