@@ -41,15 +41,19 @@ INPUT_NAME = "images"
 PROBABILITIES = "probabilities"
 PCA = "pca"
 SIGNATURE = "serving_default"
-# What the app does to a photo before the model (the model does the rest, MobileNetV2's scaling included).
-PREPROCESSING = {
-    "decode": "JPEG or PNG, the whole file",
-    "color": "RGB (drop alpha, expand grayscale)",
-    "resize": "bilinear to image_size x image_size (no crop, aspect ratio not kept)",
-    "dtype": "float32",
-    "range": "[0, 255], not normalized",
-    "layout": "NHWC: [n, image_size, image_size, 3]",
-}
+
+
+def app_preprocessing(image_size: int) -> dict[str, str]:
+    """What the app does to a photo before the model (the model does the rest, MobileNetV2's scaling too):
+    the featurizer's own steps (spark_job.mobilenet.decode_image)."""
+    return {
+        "decode": "JPEG or PNG, the whole file",
+        "color": "RGB (drop alpha, expand grayscale)",
+        "resize": f"bilinear to {image_size} x {image_size} (no crop, aspect ratio not kept)",
+        "dtype": "float32",
+        "range": "[0, 255], not normalized",
+        "layout": f"NHWC: [n, {image_size}, {image_size}, 3]",
+    }
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,7 @@ def export_classifier(
         signature=SIGNATURE,
         tensors=tensors,
         labels=list(weights.labels),
-        preprocessing=dict(PREPROCESSING),
+        preprocessing=app_preprocessing(featurizer.image_size),
     )
 
 

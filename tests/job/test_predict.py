@@ -243,3 +243,46 @@ def test_rejected_and_predicted_lines_read_as_documented() -> None:
         "path": "p.jpg",
         "error": "empty file (0 bytes)",
     }
+
+
+def test_the_exported_math_is_sparks_scaler_pca_and_probe(spark) -> None:
+    """classifier_function on synthetic features (12 of them, one constant: std 0) against Spark's own
+    StandardScaler + PCA + probe transform; TF runs the function as built, before any conversion."""
+    import tensorflow as tf
+
+    from spark_job.classifier_export import classifier_function, classifier_weights
+    from spark_job.probe import fit_probe
+    from spark_job.reduce import fit_pca, project
+
+    rng = np.random.default_rng(7)
+    labels = ["a", "b", "c"]
+    centres = rng.normal(0, 1, (3, 12))
+    rows = []
+    for i in range(60):
+        features = centres[i % 3] + rng.normal(0, 0.4, 12)
+        features[5] = 0.25  # a constant feature: Spark's scaler maps it to 0
+        rows.append((f"p{i}", labels[i % 3], [float(v) for v in features]))
+    features = spark.createDataFrame(rows, "path string, label string, features array<float>")
+    fit = fit_pca(features, variance=None, components=4)
+    pca = project(fit.reducer, features)
+    probe = fit_probe(pca)
+    assert probe is not None
+    expected = (
+        probe.transform(labelled(pca))
+        .select("path", "pca", vector_to_array(F.col("probability")).alias("probability"))
+        .toPandas()
+        .sort_values("path", key=lambda p: p.str[1:].astype(int))
+    )
+    weights = classifier_weights(fit.reducer, probe)
+    assert weights.labels == labels and weights.coefficients.shape == (4, 4)  # + the unseen-label class
+
+    def network(x: tf.Tensor, training: bool = False) -> tf.Tensor:  # "pixels" 2 x 2 x 3 = the 12 features
+        return tf.reshape(x, [-1, 12])
+
+    classify = classifier_function(network, weights, image_size=2)
+    pixels = (np.array([r[2] for r in rows], dtype=np.float32).reshape(-1, 2, 2, 3) + 1.0) * 127.5
+    out = classify(tf.constant(pixels))
+    np.testing.assert_allclose(out["pca"].numpy(), np.stack(expected["pca"]), atol=1e-4)
+    np.testing.assert_allclose(
+        out["probabilities"].numpy(), np.stack(expected["probability"])[:, :3], atol=1e-5
+    )
