@@ -72,6 +72,7 @@ lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/,
 	$(VENV)/bin/mypy spark_job stacks ops
 
 test: venv wheelhouse ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
+	$(MAKE) wheelhouse ARCH=aarch64
 	$(MAKE) lint
 	$(PY) -m pytest
 
@@ -111,7 +112,11 @@ destroy: venv wheelhouse ## Remove the stacks (the data bucket is retained unles
 	$(CDK) destroy --all --force $(CDK_ARGS)
 
 # Operator CLI (python -m ops --help): before and after `make deploy`.
-.PHONY: upload status follow runs results
+.PHONY: upload status follow runs results cost
+
+IMAGES ?= 90483
+cost: $(VENV)/.installed ## Estimated time and dollars of one run of IMAGES images for this configuration (CDK_ARGS="-c taskCapacity=8")
+	$(PY) -m ops cost --images $(IMAGES) $(CDK_ARGS)
 
 upload: $(VENV)/.installed ## Upload DIR=path/to/fruits-360 (Training/, Test/) to s3://<bucket>/data/, resumable
 	@test -n "$(DIR)" || { echo "usage: make upload DIR=path/to/fruits-360" >&2; exit 2; }

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.dataset import replicate
+from bench.throughput_record import write_throughput
 from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
 
 log = logging.getLogger("bench")
@@ -56,6 +57,14 @@ def measure(module: str, directory: Path, args: argparse.Namespace) -> dict[str,
     return result
 
 
+def record_throughput(job_img_s: float, args: argparse.Namespace) -> None:
+    """The job's rate into ops/data/throughput.json, which the cost calculator reads (commit it)."""
+    engine = getattr(args, "engine", "tensorflow")
+    source = f"make bench: Spark job featurize (local[{args.cores}]), median of {args.repeats}"
+    kwargs = {"vcpus": args.cores, "images": args.images, "image_size": args.image_size}
+    write_throughput(job_img_s, engine=engine, source=source, **kwargs)
+
+
 def run_ratio(args: argparse.Namespace, work: Path) -> str:
     images = work / "images"
     replicate(Path(args.sample), images, args.images)
@@ -66,6 +75,7 @@ def run_ratio(args: argparse.Namespace, work: Path) -> str:
         bare.append(measure("bench.bare_tf", images, args)["img_s"])
     job_med, bare_med = statistics.median(job), statistics.median(bare)
     ratio = job_med / bare_med
+    record_throughput(job_med, args)
     rows = [
         ("bare TF (1 process)", bare_med, bare),
         ("Spark job featurize", job_med, job),

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ops [global options] {upload,status,runs,results} ...``."""
+"""Command line: ``python -m ops [global options] {upload,status,runs,results,cost} ...``."""
 
 from __future__ import annotations
 
@@ -99,6 +99,26 @@ def build_parser() -> argparse.ArgumentParser:
     res = commands.add_parser("results", help="download a run's manifests and report, print its summary")
     res.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the stack's RunId output)")
     res.add_argument("--dest", type=Path, default=None, help="local folder (default: output/results/RUN)")
+
+    cost = commands.add_parser(
+        "cost",
+        help="estimated time and dollars of one run for the configuration (offline: no AWS call)",
+        description="The cluster cdk.json's context and the -c overrides configure (as `cdk synth -c` "
+        "would), the measured throughput in ops/data/throughput.json and the price table in "
+        "ops/data/prices_<region>.json: one run's start-to-end time and cost, as a range.",
+    )
+    cost.add_argument(
+        "--images", type=_positive_int, required=True, help="images of one run (fit + transform)"
+    )
+    cost.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a context override, as for cdk (e.g. -c taskCapacity=8); repeatable",
+    )
+    cost.add_argument("--cdk-json", type=Path, default=Path("cdk.json"), help="default: %(default)s")
     return parser
 
 
@@ -120,6 +140,8 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     configure_logging(args.verbose, args.quiet)
+    if args.command == "cost":
+        return run_cost(args)
     config = OpsConfig(
         region=args.region,
         stack_name=args.stack,
@@ -139,6 +161,22 @@ def main(argv: Sequence[str] | None = None, session: boto3.Session | None = None
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+
+
+def run_cost(args: argparse.Namespace) -> int:
+    """Offline: a bad key or value is the user's to fix (exit 2, the message naming it)."""
+    from ops.cost import CostInputError, parse_context, run
+    from stacks.config import ConfigError, UnknownContextKeyError
+
+    try:
+        print(run(args.images, parse_context(args.context), cdk_json=args.cdk_json))
+    except (CostInputError, OSError) as exc:  # a missing cdk.json, price table or throughput file
+        log.error("error: %s", exc)
+        return EXIT_ERROR
+    except (ValueError, ConfigError, UnknownContextKeyError) as exc:
+        log.error("error: %s", exc)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def run_command(aws: Aws, args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@
 #   - cfn-lint        every $CDK_OUT/*.template.json (settings: .cfnlintrc.yaml)
 #   - shellcheck      bootstrap/*.sh (the EMR bootstrap action) and scripts/*.sh
 #   - step-contract   tests/deploy: the synthesized cluster's fit and transform steps run on local Spark
-# Usage: scripts/deploy_check.sh [CDK CLI ARGS...]   e.g. -c coreCount=3 (checks that configuration)
+# Usage: scripts/deploy_check.sh [CDK CLI ARGS...]   e.g. -c taskCapacity=4 (checks that configuration)
 # Environment: CDK_OUT (default cdk.out), VENV (default .venv), DEPLOY_CHECK_LOGS (default
 #   build/deploy-check). Logs: $DEPLOY_CHECK_LOGS/<check>.log.
 # Exit status: 0 when every check passed, 1 otherwise.

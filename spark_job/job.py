@@ -11,6 +11,7 @@ is written last: a folder without manifest.json is not a finished result.
 from __future__ import annotations
 
 import logging
+import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -96,6 +97,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             variance_target=cfg.variance,
             spectrum=fit.full_spectrum,
             network=NETWORK,
+            architecture=platform.machine(),
         )
         model_dir = join(plan.output, MODEL_DIR)
         with ctx.timings.stage("write_model"):
@@ -122,6 +124,21 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
         return _finish(ctx, plan, manifest, fit.full_spectrum, pca, stage)
 
 
+def warn_on_architecture_change(fitted_on: str | None, here: str) -> bool:
+    """Warn when transform runs on another architecture than fit did: the features (and so the PCA
+    coordinates) differ slightly between x86_64 and aarch64 builds of the engine. True if it warned."""
+    if fitted_on is None or fitted_on == here:
+        return False
+    log.warning(
+        "this model was fitted on %s and transform runs on %s: features differ slightly between "
+        "architectures; fit and transform on the same one (the cluster's `architecture` key) for comparable "
+        "output",
+        fitted_on,
+        here,
+    )
+    return True
+
+
 def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
     """Put new images through a saved model folder: the same featurizer, its PCA, its probe."""
     with run_context(spark) as ctx:
@@ -141,6 +158,7 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
                 f"weights {plan.weights.source} (sha256 {plan.weights.sha256[:12]}...) differ from the "
                 f"model's ({featurizer.weights.source}, sha256 {featurizer.weights.sha256[:12]}...)"
             )
+        warn_on_architecture_change(featurizer.architecture, platform.machine())
         stage = _featurize(spark, plan, ctx.timings)
         explained = [float(v) for v in pca_stage(fitted.reducer).explainedVariance.toArray()]
         pca = _project(spark, plan, fitted.reducer, stage.features, ctx.timings)

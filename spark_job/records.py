@@ -175,11 +175,13 @@ class ClassifierRecord:
 class FeaturizerRecord(_Record):
     """model/featurizer.json: how `fit` featurized, so `transform` featurizes the same way.
 
-    Version 2 renamed the network's description from `model` to `network`. Version 3 added `classifier`
-    (None in older folders: fitted before the app's model existed, or with fewer than two classes).
+    Version 2 renamed the network's description from `model` to `network`. Version 3 added `architecture`:
+    the machine (x86_64, aarch64) fit ran on, since the features differ slightly between architectures
+    (None in older records: not recorded). Version 4 added `classifier`, the app's model (None in older
+    folders: fitted before the app's model existed; and with fewer than two classes: no probe).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
     FILE_NAME: ClassVar[str] = FEATURIZER_FILE
 
     image_size: int
@@ -189,12 +191,15 @@ class FeaturizerRecord(_Record):
     variance_target: float | None
     spectrum: list[float]  # the whole explained-variance spectrum of the fit (the report's curve)
     network: str
-    classifier: ClassifierRecord | None = None
+    architecture: str | None  # platform.machine() of the driver fit ran on; None: written before version 3
+    classifier: ClassifierRecord | None = None  # None: written before version 4, or no probe
 
     @classmethod
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
         if version == 1 and "model" in doc:
             doc = {**doc, "network": doc["model"]}
+        if version < 3:
+            doc = {**doc, "architecture": None}
         return doc
 
     def _check(self, source: str) -> None:

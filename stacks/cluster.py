@@ -10,10 +10,27 @@ from aws_cdk import aws_emr as emr
 from constructs import Construct
 
 from spark_job.names import STEP_ACTION_ON_FAILURE
+from stacks import instance_types as types_table
 from stacks.config import AppConfig
-from stacks.spark_settings import SPARK_DEFAULTS, SPARK_ENV_EXPORTS
+from stacks.spark_settings import SPARK_ENV_EXPORTS, ExecutorSizing, spark_defaults
 
 STEP_JAR = "command-runner.jar"
+# Spot provisioning: price-capacity-optimized picks the pools least likely to be interrupted at a low price
+# (EMR's recommended strategy); if no Spot capacity comes within the timeout, EMR provisions the task fleet
+# on-demand instead of failing (it applies while provisioning only).
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-emr-instancefleetconfig-spotprovisioningspecification.html
+SPOT_ALLOCATION_STRATEGY = "price-capacity-optimized"
+SPOT_TIMEOUT_ACTION = "SWITCH_TO_ON_DEMAND"
+# The YARN application master (and so the driver, in cluster deploy mode) on core nodes only: EMR 6.x and
+# later turn YARN node labels off, so the AM could land on a Spot task node and die with it. These are the
+# EMR 5.x defaults, which put AM containers on the CORE label only (executors go anywhere):
+# https://repost.aws/knowledge-center/emr-configure-node-labeling-yarn
+AM_ON_CORE_YARN_SITE = {
+    "yarn.node-labels.enabled": "true",
+    "yarn.node-labels.am.default-node-label-expression": "CORE",
+}
+# On-demand fleets: lowest-price picks the cheapest listed type that has capacity.
+ON_DEMAND_ALLOCATION_STRATEGY = "lowest-price"
 
 
 @dataclass(frozen=True)
@@ -97,7 +114,7 @@ def _step(name: str, args: list[str]) -> emr.CfnCluster.StepConfigProperty:
 
 
 def spark_configurations(
-    defaults: Mapping[str, str] = SPARK_DEFAULTS, env: Mapping[str, str] = SPARK_ENV_EXPORTS
+    defaults: Mapping[str, str], env: Mapping[str, str] = SPARK_ENV_EXPORTS
 ) -> list[emr.CfnCluster.ConfigurationProperty]:
     return [
         emr.CfnCluster.ConfigurationProperty(
@@ -111,12 +128,76 @@ def spark_configurations(
         emr.CfnCluster.ConfigurationProperty(
             classification="spark-defaults", configuration_properties=dict(defaults)
         ),
+        emr.CfnCluster.ConfigurationProperty(
+            classification="yarn-site", configuration_properties=dict(AM_ON_CORE_YARN_SITE)
+        ),
     ]
+
+
+def _type_configs(
+    names: Sequence[str], sizing: ExecutorSizing | None
+) -> list[emr.CfnCluster.InstanceTypeConfigProperty]:
+    """The fleet's types; a worker type's weighted capacity is its executor slots (primary: 1 each)."""
+    return [
+        emr.CfnCluster.InstanceTypeConfigProperty(
+            instance_type=name,
+            weighted_capacity=1
+            if sizing is None
+            else sizing.weighted_capacity(types_table.INSTANCE_TYPES[name]),
+        )
+        for name in names
+    ]
+
+
+def _on_demand_spec() -> emr.CfnCluster.InstanceFleetProvisioningSpecificationsProperty:
+    return emr.CfnCluster.InstanceFleetProvisioningSpecificationsProperty(
+        on_demand_specification=emr.CfnCluster.OnDemandProvisioningSpecificationProperty(
+            allocation_strategy=ON_DEMAND_ALLOCATION_STRATEGY
+        )
+    )
+
+
+def instance_fleets(config: AppConfig) -> dict[str, emr.CfnCluster.InstanceFleetConfigProperty]:
+    """primary (on-demand, 1), core (on-demand: it hosts the application master, which runs the driver in
+    cluster mode, so it must never be reclaimed) and, when taskCapacity > 0, task (Spot by default)."""
+    sizing = config.executor_sizing
+    fleets = {
+        "primary": emr.CfnCluster.InstanceFleetConfigProperty(
+            name="Primary",
+            target_on_demand_capacity=1,
+            instance_type_configs=_type_configs(config.primary_types, None),
+            launch_specifications=_on_demand_spec(),
+        ),
+        "core": emr.CfnCluster.InstanceFleetConfigProperty(
+            name="Core",
+            target_on_demand_capacity=config.core_capacity,
+            instance_type_configs=_type_configs(config.core_types, sizing),
+            launch_specifications=_on_demand_spec(),
+        ),
+    }
+    if config.task_capacity:
+        spot = config.task_market == "spot"
+        fleets["task"] = emr.CfnCluster.InstanceFleetConfigProperty(
+            name="Task",
+            target_spot_capacity=config.task_capacity if spot else None,
+            target_on_demand_capacity=None if spot else config.task_capacity,
+            instance_type_configs=_type_configs(config.task_types, sizing),
+            launch_specifications=emr.CfnCluster.InstanceFleetProvisioningSpecificationsProperty(
+                spot_specification=emr.CfnCluster.SpotProvisioningSpecificationProperty(
+                    allocation_strategy=SPOT_ALLOCATION_STRATEGY,
+                    timeout_action=SPOT_TIMEOUT_ACTION,
+                    timeout_duration_minutes=types_table.SPOT_TIMEOUT_MINUTES,
+                )
+            )
+            if spot
+            else _on_demand_spec(),
+        )
+    return fleets
 
 
 @dataclass(frozen=True)
 class ClusterNetwork:
-    subnet_id: str
+    subnet_ids: Sequence[str]  # one per AZ: EMR launches the fleets in the AZ that has the capacity
     primary_group_id: str
     core_group_id: str
     service_access_group_id: str
@@ -140,6 +221,7 @@ class EmrCluster(Construct):
         steps: StepInputs,
     ) -> None:
         super().__init__(scope, construct_id)
+        fleets = instance_fleets(config)
         self.resource = emr.CfnCluster(
             self,
             "Resource",
@@ -147,22 +229,13 @@ class EmrCluster(Construct):
             release_label=config.release_label,
             applications=[emr.CfnCluster.ApplicationProperty(name="Spark")],
             instances=emr.CfnCluster.JobFlowInstancesConfigProperty(
-                ec2_subnet_id=network.subnet_id,
+                ec2_subnet_ids=list(network.subnet_ids),
                 emr_managed_master_security_group=network.primary_group_id,
                 emr_managed_slave_security_group=network.core_group_id,
                 service_access_security_group=network.service_access_group_id,
-                master_instance_group=emr.CfnCluster.InstanceGroupConfigProperty(
-                    name="Primary",
-                    instance_count=1,
-                    instance_type=config.primary_instance_type,
-                    market="ON_DEMAND",
-                ),
-                core_instance_group=emr.CfnCluster.InstanceGroupConfigProperty(
-                    name="Core",
-                    instance_count=config.core_count,
-                    instance_type=config.core_instance_type,
-                    market="ON_DEMAND",
-                ),
+                master_instance_fleet=fleets["primary"],
+                core_instance_fleet=fleets["core"],
+                task_instance_fleets=[fleets["task"]] if "task" in fleets else None,
                 keep_job_flow_alive_when_no_steps=False,
                 termination_protected=False,
             ),
@@ -183,7 +256,7 @@ class EmrCluster(Construct):
                     ),
                 )
             ],
-            configurations=spark_configurations(),
+            configurations=spark_configurations(spark_defaults(config.executor_sizing)),
             steps=[_step("fit", fit_args(steps)), _step("transform", transform_args(steps))],
         )
         Validations.of(self.resource).acknowledge(

@@ -1,29 +1,35 @@
 """The deployment's configuration: one frozen dataclass built from CDK context and validated at synth.
 
 Every key has its default in cdk.json ("context") and in DEFAULTS below (a test keeps the two equal).
-Values given on the command line (`-c coreCount=3`) arrive as strings and are parsed here; a bad value
+Values given on the command line (`-c coreCapacity=3`) arrive as strings and are parsed here; a bad value
 fails synth with a ConfigError naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_VARIANCE, FEATURE_DIM
-from stacks.runtime_deps import arch_of_instance_type
+from stacks import instance_types as types_table
+from stacks.runtime_deps import PLATFORMS, PROJECT_ROOT
+from stacks.spark_settings import ExecutorSizing, SizingError, size_executors
 
 MIN_RELEASE_MINOR = 1  # python3.11 ships with EMR 7.1.0 and later
 
 DEFAULTS: dict[str, Any] = {
     "region": "eu-west-3",
     "releaseLabel": "emr-7.14.0",
-    "primaryInstanceType": "m5.xlarge",
-    "coreInstanceType": "m5.xlarge",
-    "coreCount": 2,
+    "architecture": "x86_64",  # or arm64 (Graviton: m7g, m6g)
+    "instanceTypes": None,  # null: the general preset of the architecture (stacks/instance_types.py)
+    "coreCapacity": 2,  # executor slots (one per smallest core/task type: 2 = 2 x xlarge nodes)
+    "taskCapacity": 0,  # 0: no task fleet
+    "taskMarket": "spot",  # the task fleet's market: spot (falls back to on-demand) or on-demand
     "rootVolumeSizeGiB": 40,
     "idleTimeoutSeconds": 900,
     "varianceTarget": None,  # null: DEFAULT_VARIANCE unless components is set
@@ -39,13 +45,51 @@ DEFAULTS: dict[str, Any] = {
     "wheelhouseDir": None,  # null: build/wheelhouse/<arch>/ (make wheelhouse)
 }
 EGRESS_MODES = ("none", "nat")
+TASK_MARKETS = ("spot", "on-demand")
+FLEET_ROLES = ("primary", "core", "task")
+# Keys this app once read: refused with what replaces them (a silently ignored key costs money).
+REPLACED_KEYS = {
+    "coreCount": "coreCapacity (executor slots; with the default xlarge types, one per node)",
+    "primaryInstanceType": 'instanceTypes (e.g. -c \'instanceTypes={"primary": ["m5.xlarge", ...]}\')',
+    "coreInstanceType": 'instanceTypes (e.g. -c \'instanceTypes={"core": ["m5.2xlarge", ...]}\')',
+}
+# Context keys that belong to CDK itself (feature flags, CLI settings, context-provider caches).
+_CDK_KEY_PREFIXES = ("@aws-cdk", "aws:cdk:", "cdk-")
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _RELEASE = re.compile(r"^emr-7\.(\d+)\.(\d+)$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _NULLS = {"", "null", "none"}
+
+
+class UnknownContextKeyError(ValueError):
+    """A context key the app does not read (a typo would otherwise be silently ignored)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def check_context_keys(keys: Iterable[str]) -> None:
+    """Refuse a context key the app does not know, naming the nearest known one (or what replaced it).
+
+    CDK's own keys are left alone: feature flags and settings (`@aws-cdk...`, `aws:cdk:...`, `cdk-...`) and
+    the context providers' cached lookups in cdk.context.json (`<provider>:account=...:region=...`).
+    """
+    for key in keys:
+        if key in DEFAULTS or key.startswith(_CDK_KEY_PREFIXES) or ":" in key:
+            continue
+        if key in REPLACED_KEYS:
+            raise UnknownContextKeyError(
+                key,
+                f"Context key {key!r} is no longer read: use {REPLACED_KEYS[key]} (README: Configuration)",
+            )
+        nearest = difflib.get_close_matches(key, list(DEFAULTS), n=1, cutoff=0.0)
+        hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
+        raise UnknownContextKeyError(
+            key, f"Unknown context key {key!r}{hint} Known keys: {', '.join(DEFAULTS)}"
+        )
 
 
 class ConfigError(ValueError):
@@ -61,9 +105,13 @@ class ConfigError(ValueError):
 class AppConfig:
     region: str
     release_label: str
-    primary_instance_type: str
-    core_instance_type: str
-    core_count: int
+    architecture: str  # x86_64 or arm64, as the context key says (cluster_arch: the lock's name)
+    primary_types: tuple[str, ...]
+    core_types: tuple[str, ...]
+    task_types: tuple[str, ...]
+    core_capacity: int  # executor slots (weighted capacity units)
+    task_capacity: int  # 0: no task fleet
+    task_market: str  # one of TASK_MARKETS
     root_volume_size_gib: int
     idle_timeout_seconds: int
     variance_target: float | None
@@ -79,7 +127,9 @@ class AppConfig:
     wheelhouse_dir: Path | None  # None: build/wheelhouse/<arch>
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any], *, base_dir: Path | None = None) -> AppConfig:
+    def from_context(
+        cls, get: Callable[[str], Any], *, base_dir: Path | None = None, project_root: Path = PROJECT_ROOT
+    ) -> AppConfig:
         """Build from a context getter (e.g. `app.node.try_get_context`); missing keys take DEFAULTS.
 
         base_dir: relative `uploadDir` paths are resolved against it (default: the working directory,
@@ -101,22 +151,18 @@ class AppConfig:
             )
         if variance is None and components is None:
             variance = DEFAULT_VARIANCE
-        primary = _match(raw, "primaryInstanceType", _INSTANCE_TYPE, "an EC2 instance type such as m5.xlarge")
-        core = _match(raw, "coreInstanceType", _INSTANCE_TYPE, "an EC2 instance type such as m5.xlarge")
-        if arch_of_instance_type(primary) != arch_of_instance_type(core):
-            raise ConfigError(
-                "coreInstanceType",
-                core,
-                f"an instance type of the primary's architecture ({arch_of_instance_type(primary)}, "
-                f"{primary}): every node installs one wheelhouse, and fit and transform must run on the "
-                "same architecture",
-            )
+        architecture = _architecture(raw, project_root)
+        fleets = _instance_types(raw, types_table.ARCHITECTURES[architecture])
         return cls(
             region=_match(raw, "region", _REGION, "an AWS region name such as eu-west-3"),
             release_label=_release_label(raw),
-            primary_instance_type=primary,
-            core_instance_type=core,
-            core_count=_int(raw, "coreCount", 1, 50),
+            architecture=architecture,
+            primary_types=fleets["primary"],
+            core_types=fleets["core"],
+            task_types=fleets["task"],
+            core_capacity=_int(raw, "coreCapacity", 1, 50),
+            task_capacity=_int(raw, "taskCapacity", 0, 200),
+            task_market=_task_market(raw),
             root_volume_size_gib=_int(raw, "rootVolumeSizeGiB", 30, 1024),
             idle_timeout_seconds=_int(raw, "idleTimeoutSeconds", 60, 604800),
             variance_target=variance,
@@ -135,7 +181,16 @@ class AppConfig:
     @property
     def cluster_arch(self) -> str:
         """x86_64 or aarch64 (Graviton): which lock and wheelhouse the nodes install."""
-        return arch_of_instance_type(self.primary_instance_type)
+        return types_table.ARCHITECTURES[self.architecture]
+
+    @property
+    def worker_types(self) -> tuple[str, ...]:
+        """The types executors run on: core, and task when there is a task fleet."""
+        return self.core_types + (self.task_types if self.task_capacity else ())
+
+    @property
+    def executor_sizing(self) -> ExecutorSizing:
+        return size_executors([types_table.INSTANCE_TYPES[name] for name in self.worker_types])
 
     def job_fingerprint(self) -> dict[str, Any]:
         """The settings that change what a run computes or the cluster it runs on (part of the run id).
@@ -152,9 +207,11 @@ class AppConfig:
         return fields
 
 
-def config_from_mapping(context: Mapping[str, Any], *, base_dir: Path | None = None) -> AppConfig:
+def config_from_mapping(
+    context: Mapping[str, Any], *, base_dir: Path | None = None, project_root: Path = PROJECT_ROOT
+) -> AppConfig:
     """Convenience for tests and tools: build from a plain dict of context values."""
-    return AppConfig.from_context(context.get, base_dir=base_dir)
+    return AppConfig.from_context(context.get, base_dir=base_dir, project_root=project_root)
 
 
 def _text(value: Any) -> str:
@@ -322,3 +379,94 @@ def _parse_local_dir(key: str, value: Any, base_dir: Path | None) -> Path:
     if not path.is_dir():
         raise ConfigError(key, value, "null or an existing wheelhouse directory (make wheelhouse)")
     return path.resolve()
+
+
+def _architecture(raw: Callable[[str], Any], project_root: Path) -> str:
+    value = raw("architecture")
+    text = _text(value)
+    if text not in types_table.ARCHITECTURES:
+        raise ConfigError("architecture", value, "x86_64 or arm64 (Graviton)")
+    platform = PLATFORMS[types_table.ARCHITECTURES[text]]
+    if not platform.lock_path(project_root).is_file():
+        raise ConfigError(
+            "architecture",
+            value,
+            f"an architecture with a lock: {platform.lock_name} is missing (make lock writes it)",
+        )
+    return text
+
+
+def _task_market(raw: Callable[[str], Any]) -> str:
+    value = raw("taskMarket")
+    text = _text(value).lower()
+    if text not in TASK_MARKETS:
+        raise ConfigError(
+            "taskMarket", value, "spot (falls back to on-demand while provisioning) or on-demand"
+        )
+    return text
+
+
+def _instance_types(raw: Callable[[str], Any], arch: str) -> dict[str, tuple[str, ...]]:
+    """Each fleet's types: the preset of `arch`, with the roles given in instanceTypes replaced.
+
+    instanceTypes is null, a preset name (general-xlarge ... general-8xlarge), or a JSON object
+    {"primary": [...], "core": [...], "task": [...]} (any subset of the roles; the rest take the preset).
+    """
+    value = raw("instanceTypes")
+    presets = [f"general-{size}" for size in types_table.SIZES]
+    allowed = (
+        f"null, a preset ({', '.join(presets)}) or a JSON object with lists of 3 to 5 types for any of "
+        f"{', '.join(FLEET_ROLES)}, from {', '.join(sorted(types_table.INSTANCE_TYPES))}"
+    )
+    chosen: dict[str, Any] = {}
+    size = "xlarge"
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NULLS):
+        pass
+    elif isinstance(value, str) and value.strip() in presets:
+        size = value.strip().split("-", 1)[1]
+    else:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError("instanceTypes", raw("instanceTypes"), allowed) from None
+        if not isinstance(value, dict) or not set(value) <= set(FLEET_ROLES):
+            raise ConfigError("instanceTypes", raw("instanceTypes"), allowed)
+        chosen = value
+    preset = types_table.preset_types(arch, size)
+    fleets: dict[str, tuple[str, ...]] = {}
+    for role in FLEET_ROLES:
+        names = chosen.get(role, preset)
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise ConfigError("instanceTypes", raw("instanceTypes"), allowed)
+        names = tuple(n.strip() for n in names)
+        key = f"instanceTypes.{role}"
+        if not types_table.MIN_FLEET_TYPES <= len(names) <= types_table.MAX_FLEET_TYPES or len(
+            set(names)
+        ) < len(names):
+            raise ConfigError(
+                key,
+                list(names),
+                f"{types_table.MIN_FLEET_TYPES} to {types_table.MAX_FLEET_TYPES} distinct interchangeable "
+                "types (one type alone fails the deploy when its capacity runs out)",
+            )
+        for name in names:
+            known = types_table.lookup(name)
+            if known is None:
+                raise ConfigError(key, name, f"one of {', '.join(sorted(types_table.INSTANCE_TYPES))}")
+            if known.arch != arch:
+                raise ConfigError(
+                    key,
+                    name,
+                    f"a type of the chosen architecture ({arch}): every node installs one wheelhouse, and "
+                    "fit and transform must run on the same architecture",
+                )
+        fleets[role] = names
+    workers = [types_table.INSTANCE_TYPES[n] for n in fleets["core"] + fleets["task"]]
+    try:
+        size_executors(workers)
+    except SizingError as error:
+        raise ConfigError(
+            "instanceTypes", raw("instanceTypes"), f"worker types Spark can size: {error}"
+        ) from None
+    return fleets

@@ -1,4 +1,9 @@
-"""Network of the cluster: one-AZ VPC, the cluster's private subnet, S3 gateway endpoint, flow logs.
+"""Network of the cluster: a VPC over two AZs, the cluster's subnet in each, S3 gateway endpoint, flow logs.
+
+Two AZs: the instance fleets take every subnet (Ec2SubnetIds) and EMR launches the cluster in the AZ that
+has capacity for it, so an InsufficientInstanceCapacity in one AZ no longer fails the deploy. Two, not
+three: the stacks are environment-agnostic (region only, no lookups), and CDK then selects two AZs with
+Fn::GetAZs, which every account has in every region.
 
 Two designs, chosen with the `egress` context key:
 
@@ -6,10 +11,15 @@ Two designs, chosen with the `egress` context key:
   isolated subnet for the cluster. What the nodes fetch comes from S3 through the gateway endpoint (our
   assets and data; Amazon Linux's and EMR's repositories are S3 buckets too), and KMS (local-disk
   encryption, called from each node) through an interface endpoint whose security group admits HTTPS
-  from the cluster's primary and core groups only. EMR's control plane reaches the nodes through the
+  from the cluster's primary and core groups only; it has a network interface in each subnet (billed per
+  AZ-hour), so a node reaches KMS in its own AZ. EMR's control plane reaches the nodes through the
   service-access group, not through the internet.
-- `nat`: a public subnet holding only a NAT gateway, and the cluster in a private subnet routed through it
-  (for users whose job needs the internet; AWS services other than S3 and KMS then go through the NAT).
+- `nat`: public subnets, one NAT gateway, and the cluster's private subnets routed through it (for users
+  whose job needs the internet; AWS services other than S3 and KMS then go through the NAT). One NAT, not
+  one per AZ: a second costs another $0.05/h + $0.005/h for its IPv4 address for the whole life of the
+  stack, while the traffic it would save is the cross-AZ hop ($0.01/GB) of what a job fetches from the
+  internet (the runtime comes from S3 either way). The cost: if the NAT's AZ fails, the other AZ's
+  nodes lose the internet too; the cluster lives in one AZ anyway (EMR picks one per cluster).
 """
 
 from __future__ import annotations
@@ -19,11 +29,13 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.instance_types import AZ_COUNT
+
 HTTPS_PORT = 443
 
 
 class Network(Construct):
-    """VPC for a transient EMR cluster; `emr_subnets` are where the cluster goes (one AZ)."""
+    """VPC for a transient EMR cluster; `emr_subnets` are where the cluster may go (one per AZ)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, egress: str) -> None:
         super().__init__(scope, construct_id)
@@ -43,13 +55,12 @@ class Network(Construct):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr("10.42.0.0/16"),
-            max_azs=1,
+            max_azs=AZ_COUNT,
             nat_gateways=1 if egress == "nat" else 0,
             subnet_configuration=subnets,
         )
         self.emr_subnet_selection = ec2.SubnetSelection(subnet_type=emr_type)
         self.emr_subnets = self.vpc.select_subnets(subnet_type=emr_type).subnets
-        self.emr_subnet = self.emr_subnets[0]
         self.s3_endpoint = self.vpc.add_gateway_endpoint(
             "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.emr_subnet_selection]
         )

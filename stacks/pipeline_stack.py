@@ -21,7 +21,7 @@ from stacks.runtime_deps import PLATFORMS, verify_wheelhouse
 from stacks.security_configuration import EmrSecurityConfiguration
 from stacks.security_groups import EmrSecurityGroups
 from stacks.sg_rule_revoker import SecurityGroupRuleRevoker, order_teardown
-from stacks.spark_settings import SPARK_DEFAULTS, SPARK_ENV_EXPORTS
+from stacks.spark_settings import SPARK_ENV_EXPORTS, spark_defaults
 from stacks.weights import CACHE_DIR, resolve_imagenet
 
 # Lets AmazonEMRServicePolicy_v2 act on a resource: set on the VPC, the cluster's subnet(s), its three
@@ -73,7 +73,7 @@ class PipelineStack(Stack):
         )
         settings = {
             "config": config.job_fingerprint(),
-            "sparkDefaults": dict(SPARK_DEFAULTS),
+            "sparkDefaults": spark_defaults(config.executor_sizing),
             "sparkEnv": dict(SPARK_ENV_EXPORTS),
         }
         code = JobCode(
@@ -101,7 +101,7 @@ class PipelineStack(Stack):
             config=config,
             name=f"fruits-pipeline-{self.run_id}",
             network=ClusterNetwork(
-                subnet_id=network.emr_subnet.subnet_id,
+                subnet_ids=[subnet.subnet_id for subnet in network.emr_subnets],
                 primary_group_id=groups.primary.security_group_id,
                 core_group_id=groups.core.security_group_id,
                 service_access_group_id=groups.service_access.security_group_id,
@@ -127,7 +127,8 @@ class PipelineStack(Stack):
         # the S3 endpoint (assets, repositories), the KMS endpoint (egress=none) or the NAT route (nat).
         for role in (access.ec2_role, access.service_role):
             cluster.node.add_dependency(role.node.find_child("DefaultPolicy"))
-        cluster.node.add_dependency(network.emr_subnet.internet_connectivity_established)
+        for subnet in network.emr_subnets:
+            cluster.node.add_dependency(subnet.internet_connectivity_established)
         cluster.node.add_dependency(network.s3_endpoint)
         if network.kms_endpoint is not None:
             cluster.node.add_dependency(network.kms_endpoint)

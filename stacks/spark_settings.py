@@ -5,13 +5,19 @@ spark-submit step gets them without `--conf` arguments (CloudFormation rejects d
 Args, and two `--conf` tokens would be duplicates). They are part of the run id: changing a value here
 re-runs the job on the next deploy, on a new cluster, under a new runs/<run-id>/.
 
-Starting values for the default 1 primary + 2 core m5.xlarge (4 vCPU, 16 GiB) nodes; tune them after
-benchmarking. Values must be strings (EMR configuration properties are string maps).
+The executor sizing is derived from the core and task fleets' instance types (size_executors, from the table
+in stacks/instance_types.py); for the default m5.xlarge (4 vCPU, 16 GiB, 12 GiB for YARN) it gives 4 cores,
+2g heap, 6g overhead, 1 CPU per task. Values must be strings (EMR configuration properties are string maps).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
+
+from stacks.instance_types import InstanceType
 
 # The interpreter PySpark runs on: EMR 7.x (Amazon Linux 2023) keeps /usr/bin/python3 at 3.9; the bootstrap
 # action installs the job's pins for python3.11, which EMR 7.1+ ships beside it.
@@ -25,8 +31,106 @@ SPARK_ENV_EXPORTS = MappingProxyType(
     }
 )
 
-# spark-defaults classification (/etc/spark/conf/spark-defaults.conf on every node).
-SPARK_DEFAULTS = MappingProxyType(
+# Memory of one Python worker (one concurrent task): its own TensorFlow and MobileNetV2, measured locally at
+# ~1.2-1.3 GB resident at 224 px with batches of 32 (~1.7 GB with 64). The engine decides this number.
+ENGINE_WORKER_MIB = 1300
+# The executor JVM only lists small files and writes Parquet: a small heap, and ~0.75 GiB of off-heap
+# buffers (Netty, Arrow) beside the Python workers in its overhead.
+EXECUTOR_HEAP_MIB = 2048
+EXECUTOR_JVM_OFFHEAP_MIB = 768
+# The driver runs in the YARN application master (cluster deploy mode), on a core node: 2g + 1g. Every
+# executor slot leaves room for it, since YARN may place the AM on any core node.
+DRIVER_HEAP_MIB = 2048
+DRIVER_OVERHEAD_MIB = 1024
+
+
+class SizingError(ValueError):
+    """Instance types the job's executors cannot fit on (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ExecutorSizing:
+    """One executor per `slot_vcpus` vCPUs of a worker node (core or task), derived from the types' table.
+
+    The rule: the slot is the smallest worker type (all worker types share one vCPU-to-memory ratio, so a
+    type with k times its vCPUs holds k slots: its weighted capacity). Concurrent tasks per executor = the
+    slot's vCPUs, unless the Python workers would not fit in YARN's memory beside the driver: then fewer
+    tasks, each with more cores (spark.task.cpus), which the job gives its engine as threads
+    (spark_job/plan.py: threads = spark.task.cpus).
+    """
+
+    slot_vcpus: int
+    slot_yarn_mib: int
+    tasks: int
+    task_cpus: int
+    overhead_mib: int
+
+    @property
+    def executor_cores(self) -> int:
+        return self.tasks * self.task_cpus
+
+    @property
+    def engine_threads(self) -> int:
+        return self.task_cpus
+
+    def weighted_capacity(self, instance_type: InstanceType) -> int:
+        return instance_type.vcpus // self.slot_vcpus
+
+    def spark_defaults(self) -> dict[str, str]:
+        return {
+            "spark.executor.cores": str(self.executor_cores),
+            "spark.task.cpus": str(self.task_cpus),
+            "spark.executor.memory": _gib(EXECUTOR_HEAP_MIB),
+            "spark.executor.memoryOverhead": _gib(self.overhead_mib),
+            "spark.driver.memory": _gib(DRIVER_HEAP_MIB),
+            "spark.driver.memoryOverhead": _gib(DRIVER_OVERHEAD_MIB),
+        }
+
+
+def _gib(mib: int) -> str:
+    return f"{math.ceil(mib / 1024)}g"
+
+
+def size_executors(
+    worker_types: Sequence[InstanceType], worker_mib: int = ENGINE_WORKER_MIB
+) -> ExecutorSizing:
+    """The executor sizing for core and task fleets made of `worker_types` (see ExecutorSizing)."""
+    if not worker_types:
+        raise SizingError("no worker instance types")
+    ratios = {t.memory_per_vcpu_mib for t in worker_types}
+    if len(ratios) != 1:
+        raise SizingError(
+            "core and task types must share one memory-per-vCPU ratio (Spark settings are cluster-wide), "
+            "got " + ", ".join(f"{t.name} ({t.memory_per_vcpu_mib} MiB/vCPU)" for t in worker_types)
+        )
+    slot = min(worker_types, key=lambda t: (t.vcpus, t.yarn_memory_mib))
+    for t in worker_types:
+        if t.vcpus % slot.vcpus:
+            raise SizingError(
+                f"{t.name} ({t.vcpus} vCPUs) is not a multiple of {slot.name} ({slot.vcpus} vCPUs)"
+            )
+    free = (
+        slot.yarn_memory_mib
+        - DRIVER_HEAP_MIB
+        - DRIVER_OVERHEAD_MIB
+        - EXECUTOR_HEAP_MIB
+        - EXECUTOR_JVM_OFFHEAP_MIB
+    )
+    fitting = free // worker_mib
+    if fitting < 1:
+        raise SizingError(
+            f"{slot.name}: {slot.yarn_memory_mib} MiB of YARN memory holds the driver and executor JVMs but "
+            f"not one {worker_mib} MiB Python worker"
+        )
+    task_cpus = math.ceil(slot.vcpus / min(fitting, slot.vcpus))
+    tasks = slot.vcpus // task_cpus
+    overhead = math.ceil((tasks * worker_mib + EXECUTOR_JVM_OFFHEAP_MIB) / 1024) * 1024
+    return ExecutorSizing(slot.vcpus, slot.yarn_memory_mib, tasks, task_cpus, overhead)
+
+
+# spark-defaults classification (/etc/spark/conf/spark-defaults.conf on every node); the executor sizing
+# (ExecutorSizing.spark_defaults) is added per configuration, see spark_defaults().
+BASE_SPARK_DEFAULTS = MappingProxyType(
     {
         # python3.11 for the driver (cluster deploy mode: it runs in the YARN application master) and the
         # executors' Python workers; spark-env alone does not reach YARN containers.
@@ -34,26 +138,16 @@ SPARK_DEFAULTS = MappingProxyType(
         "spark.pyspark.driver.python": PYSPARK_PYTHON,
         "spark.yarn.appMasterEnv.PYSPARK_PYTHON": PYSPARK_PYTHON,
         "spark.executorEnv.PYSPARK_PYTHON": PYSPARK_PYTHON,
-        # One executor per core node using its 4 vCPUs: 4 concurrent tasks, so 4 Python workers, each with
-        # its own TensorFlow and MobileNetV2 (measured locally: ~1.2-1.3 GB resident at 224 px with batches
-        # of 32, ~1.7 GB with 64). The JVM only reads small files and writes Parquet: a small heap, and an
-        # overhead that holds the Python workers (4 x 1.3 GB) and the JVM's off-heap buffers. 2g + 6g = 8g
-        # fits in the ~12 GiB YARN offers on an m5.xlarge, beside the driver (cluster mode: 2g + 1g in the
-        # application master).
-        "spark.executor.cores": "4",
-        "spark.executor.memory": "2g",
-        "spark.executor.memoryOverhead": "6g",
-        "spark.driver.memory": "2g",
-        "spark.driver.memoryOverhead": "1g",
         # Keep Python workers (and the model each one loads) alive across tasks.
         "spark.python.worker.reuse": "true",
         # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding the
         # UDF (one inference batch) and the file packing (~500 small files per task) itself, in its session.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Inference threads per Python worker are not set here: the job gives each worker's engine
-        # spark.task.cpus threads (1 by default), so 4 workers x 1 thread on 4 vCPUs, no oversubscription;
-        # the one rule is in spark_job/plan.py. Measured here (make bench): two single-threaded workers beat
-        # one two-threaded process. OpenMP (NumPy's BLAS in the workers) gets one thread for the same reason.
+        # spark.task.cpus threads (derived above: 1 when every vCPU gets its own worker), so N workers x 1
+        # thread on N vCPUs, no oversubscription; the one rule is in spark_job/plan.py. Measured here
+        # (make bench): two single-threaded workers beat one two-threaded process. OpenMP (NumPy's BLAS in
+        # the workers) gets one thread for the same reason.
         "spark.executorEnv.OMP_NUM_THREADS": "1",
         "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
         "spark.yarn.appMasterEnv.TF_CPP_MIN_LOG_LEVEL": "2",
@@ -62,3 +156,8 @@ SPARK_DEFAULTS = MappingProxyType(
         "spark.yarn.maxAppAttempts": "1",
     }
 )
+
+
+def spark_defaults(sizing: ExecutorSizing) -> dict[str, str]:
+    """The cluster's spark-defaults: the fixed settings and the executor sizing of its worker types."""
+    return {**BASE_SPARK_DEFAULTS, **sizing.spark_defaults()}

@@ -16,11 +16,13 @@ LOCAL_PLATFORM = PLATFORMS[platform.machine()]
 
 
 @functools.cache
-def ensure_wheelhouse() -> Path:
-    folder = LOCAL_PLATFORM.wheelhouse_dir()
+def ensure_wheelhouse(arch: str = LOCAL_PLATFORM.arch) -> Path:
+    """The wheelhouse of `arch` (default: this machine's); aarch64 for the Graviton synth tests."""
+    target = PLATFORMS[arch]
+    folder = target.wheelhouse_dir()
     try:
-        verify_wheelhouse(LOCAL_PLATFORM, folder)
+        verify_wheelhouse(target, folder)
     except LockError:
-        build_wheelhouse(LOCAL_PLATFORM, folder)
-        verify_wheelhouse(LOCAL_PLATFORM, folder)
+        build_wheelhouse(target, folder)
+        verify_wheelhouse(target, folder)
     return folder

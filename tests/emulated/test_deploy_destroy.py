@@ -213,7 +213,8 @@ def small_dataset(root: Path) -> Path:
 @pytest.mark.parametrize("egress", ["none", "nat"])
 def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulator, egress: str) -> None:
     emu = bootstrapped
-    context = () if egress == "none" else (f"-c egress={egress}",)  # none: the default
+    # none: the defaults; nat: also a Spot task fleet
+    context = () if egress == "none" else (f"-c egress={egress}", "-c taskCapacity=2")
     emu.make("deploy", *context)
 
     assert emu.stacks() == {
@@ -265,8 +266,24 @@ def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulat
     for args in steps.values():  # the weights: an asset too, the file given as weightsFile
         assert asset(option(args, "--weights"), emu) == WEIGHTS.read_bytes()
 
-    # The network of the chosen egress, as deployed.
+    # The fleets as deployed (moto accepts InstanceFleets but models neither fleets nor groups of a
+    # CloudFormation cluster: the template is what can be checked), over subnets in two AZs.
+    instances = cluster["Instances"]
+    assert instances["MasterInstanceFleet"]["TargetOnDemandCapacity"] == 1
+    assert instances["CoreInstanceFleet"]["TargetOnDemandCapacity"] == 2
+    if egress == "none":
+        assert "TaskInstanceFleets" not in instances
+    else:
+        (task,) = instances["TaskInstanceFleets"]
+        assert task["TargetSpotCapacity"] == 2
+        assert task["LaunchSpecifications"]["SpotSpecification"]["TimeoutAction"] == "SWITCH_TO_ON_DEMAND"
     ec2 = emu.client("ec2")
+    physical = emu.resources("FruitsPipeline", "AWS::EC2::Subnet")
+    subnet_ids = [physical[s["Ref"]] for s in instances["Ec2SubnetIds"]]
+    zones = {s["AvailabilityZone"] for s in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
+    assert len(subnet_ids) == len(zones) == 2, zones
+
+    # The network of the chosen egress, as deployed.
     (vpc_id,) = emu.resources("FruitsPipeline", "AWS::EC2::VPC").values()
     gateways = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["NatGateways"]
     live = [g for g in gateways if g["State"] not in {"deleted", "deleting"}]
@@ -276,6 +293,8 @@ def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulat
     if egress == "none":
         assert live == [] and internet["InternetGateways"] == []
         assert services == ["kms", "s3"]
+        (kms,) = [e for e in endpoints if e["ServiceName"].endswith(".kms")]
+        assert sorted(kms["SubnetIds"]) == sorted(subnet_ids)  # an interface in each AZ
     else:
         assert len(live) == 1 and len(internet["InternetGateways"]) == 1
         assert services == ["s3"]

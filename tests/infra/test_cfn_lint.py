@@ -51,19 +51,27 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]
             "retainData=false",
             f"uploadDir={upload}",
             "components=224",
-            "coreCount=3",
+            "coreCapacity=3",
+            "taskCapacity=4",
             "inputUri=s3://other-bucket/fruits",
             "egress=nat",
+        ),
+        # Graviton with a Spot task fleet: the app's default wheelhouse folder for aarch64
+        "arm64": cli_synth(
+            tmp_path_factory.mktemp("arm64"),
+            f"wheelhouseDir={ensure_wheelhouse('aarch64')}",
+            "architecture=arm64",
+            "taskCapacity=2",
         ),
     }
 
 
-@pytest.mark.parametrize("name", ["default", "variant"])
+@pytest.mark.parametrize("name", ["default", "variant", "arm64"])
 def test_cli_synth_writes_both_stacks(templates: dict[str, list[Path]], name: str):
     assert [p.name for p in templates[name]] == ["FruitsData.template.json", "FruitsPipeline.template.json"]
 
 
-@pytest.mark.parametrize("name", ["default", "variant"])
+@pytest.mark.parametrize("name", ["default", "variant", "arm64"])
 def test_cfn_lint_is_clean(templates: dict[str, list[Path]], name: str):
     result = subprocess.run(
         [str(CFN_LINT), "--format", "parseable", *map(str, templates[name])],

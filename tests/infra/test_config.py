@@ -11,8 +11,19 @@ from pathlib import Path
 import pytest
 
 from stacks import PROJECT_ROOT
-from stacks.config import DEFAULTS, AppConfig, ConfigError, config_from_mapping
+from stacks.config import (
+    DEFAULTS,
+    AppConfig,
+    ConfigError,
+    UnknownContextKeyError,
+    check_context_keys,
+    config_from_mapping,
+)
+from stacks.runtime_deps import arch_of_instance_type
 from tests.infra.conftest import CDK_JSON, cdk_json_context
+
+X86_PRESET = ("m5.xlarge", "m6i.xlarge", "m5a.xlarge", "m6a.xlarge", "m7i.xlarge")
+ARM_PRESET = ("m7g.xlarge", "m6g.xlarge", "m7g.2xlarge", "m6g.2xlarge")
 
 
 def test_cdk_json_holds_every_default_and_runs_the_venv_python():
@@ -31,9 +42,13 @@ def test_defaults():
     assert config == AppConfig(
         region="eu-west-3",
         release_label="emr-7.14.0",
-        primary_instance_type="m5.xlarge",
-        core_instance_type="m5.xlarge",
-        core_count=2,
+        architecture="x86_64",
+        primary_types=X86_PRESET,
+        core_types=X86_PRESET,
+        task_types=X86_PRESET,
+        core_capacity=2,
+        task_capacity=0,
+        task_market="spot",
         root_volume_size_gib=40,
         idle_timeout_seconds=900,
         variance_target=0.95,
@@ -55,7 +70,11 @@ def test_command_line_strings_are_parsed(tmp_path: Path):
     (tmp_path / "fruits").mkdir()
     config = config_from_mapping(
         {
-            "coreCount": "3",
+            "coreCapacity": "3",
+            "taskCapacity": "6",
+            "taskMarket": "On-Demand",
+            "architecture": "arm64",
+            "instanceTypes": '{"core": ["m7g.2xlarge", "m6g.2xlarge", "m7g.4xlarge"]}',
             "rootVolumeSizeGiB": "64",
             "idleTimeoutSeconds": "600",
             "retainData": "false",
@@ -72,7 +91,10 @@ def test_command_line_strings_are_parsed(tmp_path: Path):
     )
     assert config.egress == "nat"
     assert config.wheelhouse_dir == (tmp_path / "fruits").resolve()
-    assert config.core_count == 3
+    assert (config.core_capacity, config.task_capacity, config.task_market) == (3, 6, "on-demand")
+    assert (config.architecture, config.cluster_arch) == ("arm64", "aarch64")
+    assert config.core_types == ("m7g.2xlarge", "m6g.2xlarge", "m7g.4xlarge")
+    assert config.primary_types == config.task_types == ARM_PRESET
     assert config.root_volume_size_gib == 64
     assert config.idle_timeout_seconds == 600
     assert config.retain_data is False
@@ -100,12 +122,18 @@ BAD_VALUES = [
     ("region", "paris", "AWS region"),
     ("releaseLabel", "emr-6.15.0", "EMR 7.x release label"),
     ("releaseLabel", "emr-7.0.0", "from emr-7.1.0"),
-    ("primaryInstanceType", "huge", "EC2 instance type"),
-    ("coreInstanceType", "", "EC2 instance type"),
-    ("coreCount", "zero", "integer from 1 to 50"),
-    ("coreCount", "0", "integer from 1 to 50"),
-    ("coreCount", 51, "integer from 1 to 50"),
-    ("coreCount", True, "integer from 1 to 50"),
+    ("coreCapacity", "zero", "integer from 1 to 50"),
+    ("coreCapacity", "0", "integer from 1 to 50"),
+    ("coreCapacity", 51, "integer from 1 to 50"),
+    ("coreCapacity", True, "integer from 1 to 50"),
+    ("taskCapacity", "-1", "integer from 0 to 200"),
+    ("taskCapacity", "some", "integer from 0 to 200"),
+    ("taskMarket", "reserved", "spot (falls back to on-demand while provisioning) or on-demand"),
+    ("architecture", "arm", "x86_64 or arm64 (Graviton)"),
+    ("architecture", "aarch64", "x86_64 or arm64 (Graviton)"),
+    ("instanceTypes", "huge", "a preset (general-xlarge, general-2xlarge"),
+    ("instanceTypes", '{"workers": ["m5.xlarge"]}', "a JSON object with lists of 3 to 5 types"),
+    ("instanceTypes", '{"core": "m5.xlarge"}', "a JSON object with lists of 3 to 5 types"),
     ("rootVolumeSizeGiB", 10, "integer from 30 to 1024"),
     ("idleTimeoutSeconds", "30", "integer from 60 to 604800"),
     ("idleTimeoutSeconds", 700000, "integer from 60 to 604800"),
@@ -126,8 +154,37 @@ BAD_VALUES = [
     ("egress", "", "none (no internet route"),
     ("weightsFile", "no/such/weights.h5", "null or an existing local weights file"),
     ("wheelhouseDir", "no/such/dir", "null or an existing wheelhouse directory (make wheelhouse)"),
-    ("coreInstanceType", "m7g.xlarge", "an instance type of the primary's architecture (x86_64, m5.xlarge)"),
 ]
+
+# instanceTypes: the message names the role's key (instanceTypes.<role>) and the offending type.
+BAD_FLEETS = [
+    ({"core": ["m5.xlarge", "m6i.xlarge"]}, "instanceTypes.core", "3 to 5 distinct interchangeable types"),
+    ({"task": ["m5.xlarge"] * 3}, "instanceTypes.task", "3 to 5 distinct"),
+    ({"primary": ["m5.xlarge", "m6i.xlarge", "t3.huge"]}, "instanceTypes.primary", "one of m5.2xlarge"),
+    (
+        {"core": ["m5.xlarge", "m6i.xlarge", "m7g.xlarge"]},
+        "instanceTypes.core",
+        "chosen architecture (x86_64)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fleets", "key", "allowed"), BAD_FLEETS, ids=[k for _, k, _ in BAD_FLEETS])
+def test_bad_fleet_names_the_role(fleets, key, allowed):
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"instanceTypes": json.dumps(fleets)})
+    assert caught.value.key == key
+    assert allowed in str(caught.value)
+
+
+def test_an_architecture_without_a_lock_is_refused(tmp_path: Path):
+    (tmp_path / "spark_job").mkdir()
+    (tmp_path / "spark_job" / "requirements.x86_64.lock").write_text("")
+    assert config_from_mapping({}, project_root=tmp_path).cluster_arch == "x86_64"
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"architecture": "arm64"}, project_root=tmp_path)
+    assert caught.value.key == "architecture"
+    assert "requirements.aarch64.lock is missing" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -153,16 +210,19 @@ def test_weights_file_is_for_imagenet_only(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("primary", "core", "arch"),
-    [
-        ("m5.xlarge", "m6i.2xlarge", "x86_64"),
-        ("m7g.xlarge", "m7g.xlarge", "aarch64"),
-        ("c7gn.large", "r8g.large", "aarch64"),
-    ],
+    ("architecture", "arch", "preset"), [("x86_64", "x86_64", X86_PRESET), ("arm64", "aarch64", ARM_PRESET)]
 )
-def test_cluster_arch_follows_the_instance_types(primary: str, core: str, arch: str):
-    config = config_from_mapping({"primaryInstanceType": primary, "coreInstanceType": core})
+def test_architecture_picks_the_preset_and_the_lock(architecture: str, arch: str, preset: tuple[str, ...]):
+    config = config_from_mapping({"architecture": architecture})
     assert config.cluster_arch == arch
+    assert config.primary_types == config.core_types == config.task_types == preset
+    assert {arch_of_instance_type(t) for t in preset} == {arch}  # what runtime_deps says of each name
+
+
+def test_size_preset():
+    config = config_from_mapping({"instanceTypes": "general-2xlarge"})
+    assert config.core_types == tuple(t.replace("xlarge", "2xlarge") for t in X86_PRESET)
+    assert config.executor_sizing.executor_cores == 8
 
 
 def test_components_and_variance_target_are_mutually_exclusive():
@@ -174,20 +234,64 @@ def test_components_and_variance_target_are_mutually_exclusive():
     assert "mutually exclusive" in message
 
 
-def test_bad_value_fails_the_real_app_with_the_message(tmp_path: Path):
-    """`cdk synth -c coreCount=zero` runs app.py with the context in CDK_CONTEXT_JSON: it must stop."""
+def run_app(tmp_path: Path, **context: object) -> subprocess.CompletedProcess[str]:
+    """app.py as `cdk synth -c key=value` runs it: the context in CDK_CONTEXT_JSON."""
     env = {
         **os.environ,
-        "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context(), "coreCount": "zero"}),
+        "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context(), **context}),
         "CDK_OUTDIR": str(tmp_path),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def test_bad_value_fails_the_real_app_with_the_message(tmp_path: Path):
+    result = run_app(tmp_path, coreCapacity="zero")
     assert result.returncode != 0
-    assert "Invalid context value coreCount='zero': expected an integer from 1 to 50" in result.stderr
+    assert "Invalid context value coreCapacity='zero': expected an integer from 1 to 50" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_unknown_key_fails_the_real_app_naming_the_nearest(tmp_path: Path):
+    """`-c coreCapacty=3` would otherwise be ignored, and the user pay for 2 slots believing they asked for 3;
+    CDK's own keys in the same context (cdk.json's feature flags, the CLI's aws:cdk:*) pass."""
+    result = run_app(tmp_path, coreCapacty="3", **{"aws:cdk:enable-path-metadata": True})
+    assert result.returncode != 0
+    assert "Unknown context key 'coreCapacty'; did you mean 'coreCapacity'?" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "replacement"),
+    [
+        ("coreCount", "coreCapacity"),
+        ("primaryInstanceType", "instanceTypes"),
+        ("coreInstanceType", "instanceTypes"),
+    ],
+)
+def test_replaced_keys_say_what_replaces_them(key: str, replacement: str):
+    with pytest.raises(UnknownContextKeyError) as caught:
+        check_context_keys([*DEFAULTS, key])
+    assert caught.value.key == key
+    assert f"Context key {key!r} is no longer read: use {replacement}" in str(caught.value)
+
+
+def test_cdk_keys_pass_and_typos_name_the_nearest():
+    check_context_keys(
+        [
+            *cdk_json_context(),  # the feature flags, @aws-cdk-containers/... included
+            "aws:cdk:enable-asset-metadata",
+            "cdk-toolkit",
+            "availability-zones:account=123456789012:region=eu-west-3",  # a context provider's cache
+        ]
+    )
+    for typo, nearest in [("taskMarkt", "taskMarket"), ("egres", "egress"), ("Architecture", "architecture")]:
+        with pytest.raises(UnknownContextKeyError, match=f"did you mean {nearest!r}"):
+            check_context_keys([typo])
 
 
 def test_job_fingerprint_holds_every_cluster_and_job_setting():
@@ -197,9 +301,13 @@ def test_job_fingerprint_holds_every_cluster_and_job_setting():
     assert set(base) == {
         "region",
         "release_label",
-        "primary_instance_type",
-        "core_instance_type",
-        "core_count",
+        "architecture",
+        "primary_types",
+        "core_types",
+        "task_types",
+        "core_capacity",
+        "task_capacity",
+        "task_market",
         "root_volume_size_gib",
         "idle_timeout_seconds",
         "variance_target",

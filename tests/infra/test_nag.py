@@ -21,6 +21,9 @@ from aws_cdk import aws_s3 as s3
 
 from stacks import PROJECT_ROOT
 from tests.infra.conftest import Synth, build_app
+from tests.runtime_support import ensure_wheelhouse
+
+VARIANTS = ["default", "variant", "spot", "arm64"]
 
 ACK_KEY = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
 NAG_SUMMARY = PROJECT_ROOT / "scripts" / "nag_summary.py"
@@ -44,7 +47,16 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         "weights": "s3://models-bucket/mobilenet.h5",
         "egress": "nat",
     }
-    return {"default": {}, "variant": variant}
+    return {
+        "default": {},
+        "variant": variant,
+        "spot": {"taskCapacity": "4"},  # a Spot task fleet
+        "arm64": {
+            "architecture": "arm64",
+            "taskCapacity": "2",
+            "wheelhouseDir": str(ensure_wheelhouse("aarch64")),
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +114,7 @@ def acknowledgements(synth: Synth) -> list[tuple[Any, str, str]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["default", "variant"])
+@pytest.mark.parametrize("name", VARIANTS)
 def test_each_finding_has_an_acknowledgement_and_each_acknowledgement_a_finding(
     synths: dict[str, Synth], unacknowledged: dict[str, Path], name: str
 ):
@@ -126,7 +138,7 @@ def test_each_finding_has_an_acknowledgement_and_each_acknowledgement_a_finding(
     assert stale == [], "acknowledgements of findings cdk-nag does not report"
 
 
-@pytest.mark.parametrize("name", ["default", "variant"])
+@pytest.mark.parametrize("name", VARIANTS)
 def test_nag_summary_reads_each_acknowledgement_from_the_assembly(synths: dict[str, Synth], name: str):
     """What `make deploy-check` reports: the acknowledgements recorded in the assembly's stack metadata are
     the construct tree's, each with its reason; 0 open findings."""
@@ -190,7 +202,7 @@ def test_the_checks_really_ran(tmp_path: Path):
         synth.app.synth()
 
 
-@pytest.mark.parametrize("name", ["default", "variant"])
+@pytest.mark.parametrize("name", VARIANTS)
 def test_every_acknowledgement_is_narrow_and_explained(synths: dict[str, Synth], name: str):
     ours = [
         (c, rule, reason) for c, rule, reason in acknowledgements(synths[name]) if "AwsSolutions-" in rule

@@ -14,15 +14,18 @@ from aws_cdk.assertions import Capture, Match, Template
 
 from spark_job.names import STEP_ACTION_ON_FAILURE
 from stacks import PROJECT_ROOT, packaging
-from stacks.spark_settings import PYSPARK_PYTHON, SPARK_DEFAULTS, SPARK_ENV_EXPORTS
+from stacks.spark_settings import BASE_SPARK_DEFAULTS, PYSPARK_PYTHON, SPARK_ENV_EXPORTS
 from tests.cfn_template import render
 from tests.infra.conftest import TEST_CONTEXT, Synth, asset_source, build_app, only
+from tests.infra.test_spark_sizing import M5_XLARGE_EXECUTORS
 from tests.runtime_support import ensure_wheelhouse
 
 EMR_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
 ASSET = r"s3://cdk-hnb659fds-assets-\$\{AWS::AccountId\}-eu-west-3/[0-9a-f]{64}"
 WEIGHTS_FILE = Path(TEST_CONTEXT["weightsFile"])
 BUCKET = "${FruitsData.BucketName}"
+X86_PRESET = ("m5.xlarge", "m6i.xlarge", "m5a.xlarge", "m6a.xlarge", "m7i.xlarge")
+ON_DEMAND = {"OnDemandSpecification": {"AllocationStrategy": "lowest-price"}}
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +55,30 @@ def test_cluster_properties(template: Template):
             "ReleaseLabel": "emr-7.14.0",
             "Applications": [{"Name": "Spark"}],
             "Instances": {
-                "MasterInstanceGroup": {
-                    "InstanceCount": 1,
-                    "InstanceType": "m5.xlarge",
-                    "Market": "ON_DEMAND",
+                "MasterInstanceFleet": {
+                    "Name": "Primary",
+                    "TargetOnDemandCapacity": 1,
+                    "TargetSpotCapacity": Match.absent(),
+                    "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1} for t in X86_PRESET],
+                    "LaunchSpecifications": ON_DEMAND,
                 },
-                "CoreInstanceGroup": {"InstanceCount": 2, "InstanceType": "m5.xlarge", "Market": "ON_DEMAND"},
+                "CoreInstanceFleet": {
+                    "Name": "Core",
+                    "TargetOnDemandCapacity": 2,
+                    "TargetSpotCapacity": Match.absent(),
+                    "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1} for t in X86_PRESET],
+                    "LaunchSpecifications": ON_DEMAND,
+                },
+                "TaskInstanceFleets": Match.absent(),  # taskCapacity=0 (the default): no task fleet
+                "MasterInstanceGroup": Match.absent(),
+                "CoreInstanceGroup": Match.absent(),
                 "KeepJobFlowAliveWhenNoSteps": False,
                 "TerminationProtected": False,
-                "Ec2SubnetId": {"Ref": Match.string_like_regexp("^NetworkVpcEmrSubnet")},
+                "Ec2SubnetId": Match.absent(),
+                "Ec2SubnetIds": [
+                    {"Ref": Match.string_like_regexp("^NetworkVpcEmrSubnet1")},
+                    {"Ref": Match.string_like_regexp("^NetworkVpcEmrSubnet2")},
+                ],
                 "Ec2KeyName": Match.absent(),
             },
             "JobFlowRole": {"Ref": profile},
@@ -72,6 +90,74 @@ def test_cluster_properties(template: Template):
             "Tags": Match.array_with([EMR_TAG]),
         },
     )
+
+
+MIXED_CORE = ["m5.2xlarge", "m6i.2xlarge", "m5.4xlarge", "m6i.4xlarge"]
+TASK_TYPES = ["m5.2xlarge", "m6i.2xlarge", "m7i.2xlarge"]
+
+
+@pytest.fixture(scope="module")
+def fleet_cluster(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A Spot task fleet, and core types of two sizes."""
+    fleets = json.dumps({"core": MIXED_CORE, "task": TASK_TYPES})
+    overrides = {"taskCapacity": "6", "coreCapacity": "3", "instanceTypes": fleets}
+    return only(build_app(tmp_path_factory.mktemp("cdk-out"), overrides).pipeline, "AWS::EMR::Cluster")[1]
+
+
+def test_spot_task_fleet(fleet_cluster: dict[str, Any]):
+    """taskCapacity adds a Spot task fleet; the core fleet stays on-demand (it hosts the driver's AM)."""
+    instances = fleet_cluster["Properties"]["Instances"]
+    (task,) = instances["TaskInstanceFleets"]
+    assert task == {
+        "Name": "Task",
+        "TargetSpotCapacity": 6,
+        "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1} for t in TASK_TYPES],
+        "LaunchSpecifications": {
+            "SpotSpecification": {
+                "AllocationStrategy": "price-capacity-optimized",
+                "TimeoutAction": "SWITCH_TO_ON_DEMAND",
+                "TimeoutDurationMinutes": 10,
+            }
+        },
+    }
+    core = instances["CoreInstanceFleet"]
+    assert (core["TargetOnDemandCapacity"], core["LaunchSpecifications"]) == (3, ON_DEMAND)
+    assert "TargetSpotCapacity" not in core
+    primary = instances["MasterInstanceFleet"]
+    assert (primary["TargetOnDemandCapacity"], primary["LaunchSpecifications"]) == (1, ON_DEMAND)
+
+
+def test_mixed_sizes_weigh_by_executor_slots_and_size_spark_for_the_smallest(fleet_cluster: dict[str, Any]):
+    configs = fleet_cluster["Properties"]["Instances"]["CoreInstanceFleet"]["InstanceTypeConfigs"]
+    assert configs == [
+        {"InstanceType": "m5.2xlarge", "WeightedCapacity": 1},
+        {"InstanceType": "m6i.2xlarge", "WeightedCapacity": 1},
+        {"InstanceType": "m5.4xlarge", "WeightedCapacity": 2},
+        {"InstanceType": "m6i.4xlarge", "WeightedCapacity": 2},
+    ]
+    by_class = {c["Classification"]: c for c in fleet_cluster["Properties"]["Configurations"]}
+    props = by_class["spark-defaults"]["ConfigurationProperties"]
+    assert (props["spark.executor.cores"], props["spark.executor.memoryOverhead"]) == ("8", "11g")
+    assert props["spark.task.cpus"] == "1"
+
+
+def test_on_demand_task_fleet():
+    from stacks.cluster import instance_fleets
+    from stacks.config import config_from_mapping
+
+    fleets = instance_fleets(config_from_mapping({"taskCapacity": "2", "taskMarket": "on-demand"}))
+    task = fleets["task"]
+    assert (task.target_on_demand_capacity, task.target_spot_capacity) == (2, None)
+    assert task.launch_specifications.spot_specification is None
+    assert task.launch_specifications.on_demand_specification.allocation_strategy == "lowest-price"
+
+
+def test_application_master_stays_on_core_nodes(cluster: dict[str, Any]):
+    by_class = {c["Classification"]: c for c in cluster["Configurations"]}
+    assert by_class["yarn-site"]["ConfigurationProperties"] == {
+        "yarn.node-labels.enabled": "true",
+        "yarn.node-labels.am.default-node-label-expression": "CORE",
+    }
 
 
 def test_cluster_uses_the_three_groups(template: Template, cluster: dict[str, Any]):
@@ -98,13 +184,13 @@ def test_bootstrap_action_installs_the_lock_from_the_wheelhouse_asset(cluster: d
 
 def test_spark_runs_python_3_11(cluster: dict[str, Any]):
     by_class = {c["Classification"]: c for c in cluster["Configurations"]}
-    assert set(by_class) == {"spark-env", "spark-defaults"}
+    assert set(by_class) == {"spark-env", "spark-defaults", "yarn-site"}
     (export,) = by_class["spark-env"]["Configurations"]
     assert export["Classification"] == "export"
     assert export["ConfigurationProperties"] == dict(SPARK_ENV_EXPORTS)
     assert export["ConfigurationProperties"]["PYSPARK_PYTHON"] == "/usr/bin/python3.11"
     defaults = by_class["spark-defaults"]["ConfigurationProperties"]
-    assert defaults == dict(SPARK_DEFAULTS)
+    assert defaults == {**BASE_SPARK_DEFAULTS, **M5_XLARGE_EXECUTORS}
     for key in (
         "spark.pyspark.python",
         "spark.pyspark.driver.python",
@@ -268,13 +354,13 @@ def test_run_id_follows_the_lock(tmp_path_factory: pytest.TempPathFactory, proje
 def test_run_id_override_and_variant_arguments(tmp_path_factory: pytest.TempPathFactory):
     synth = build_app(
         tmp_path_factory.mktemp("cdk-out"),
-        {"runId": "2026-11-21a", "components": "224", "imageSize": "224", "coreCount": "3"},
+        {"runId": "2026-11-21a", "components": "224", "imageSize": "224", "coreCapacity": "3"},
     )
     template = synth.pipeline
     assert template.to_json()["Outputs"]["RunId"]["Value"] == "2026-11-21a"
     cluster = only(template, "AWS::EMR::Cluster")[1]["Properties"]
     assert cluster["Name"] == "fruits-pipeline-2026-11-21a"
-    assert cluster["Instances"]["CoreInstanceGroup"]["InstanceCount"] == 3
+    assert cluster["Instances"]["CoreInstanceFleet"]["TargetOnDemandCapacity"] == 3
     args = render(steps_by_name(cluster)["fit"]["HadoopJarStep"]["Args"])
     # 224 twice would be a duplicate Args item: the second one is written as one --flag=value token
     assert args[7:] == [
@@ -289,11 +375,18 @@ def test_run_id_override_and_variant_arguments(tmp_path_factory: pytest.TempPath
 # --- network ----------------------------------------------------------------------------------------------
 
 
-def test_network_has_no_internet_route_by_default(template: Template):
+def emr_subnets(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        k: r for k, r in template.find_resources("AWS::EC2::Subnet").items() if k.startswith("NetworkVpcEmr")
+    }
+
+
+def test_network_has_no_internet_route_by_default(template: Template, cluster: dict[str, Any]):
     """egress=none: no NAT, no internet gateway, no public subnet, no 0.0.0.0/0 route; S3 by its gateway
-    endpoint and KMS by an interface endpoint, both in the cluster's isolated subnet."""
+    endpoint and KMS by an interface endpoint with an interface in each of the cluster's isolated subnets,
+    one per AZ."""
     template.resource_count_is("AWS::EC2::VPC", 1)
-    template.resource_count_is("AWS::EC2::Subnet", 1)
+    template.resource_count_is("AWS::EC2::Subnet", 2)
     template.resource_count_is("AWS::EC2::NatGateway", 0)
     template.resource_count_is("AWS::EC2::InternetGateway", 0)
     template.resource_count_is("AWS::EC2::VPCGatewayAttachment", 0)
@@ -302,20 +395,29 @@ def test_network_has_no_internet_route_by_default(template: Template):
     routes = template.find_resources("AWS::EC2::Route")
     assert not [r for r in routes.values() if r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"]
     assert not [r for r in routes.values() if r["Properties"].get("DestinationIpv6CidrBlock") == "::/0"]
-    (subnet_id, subnet) = only(template, "AWS::EC2::Subnet")
-    assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
-    assert {"Key": "aws-cdk:subnet-type", "Value": "Isolated"} in subnet["Properties"]["Tags"]
-    route_table = Capture()
-    template.has_resource_properties(
-        "AWS::EC2::SubnetRouteTableAssociation",
-        {"SubnetId": {"Ref": subnet_id}, "RouteTableId": {"Ref": route_table}},
-    )
+    subnets = emr_subnets(template)
+    assert len(subnets) == 2
+    # One AZ each (env-agnostic: the first two of Fn::GetAZs), and the cluster takes both.
+    assert [s["Properties"]["AvailabilityZone"] for s in subnets.values()] == [
+        {"Fn::Select": [index, {"Fn::GetAZs": ""}]} for index in (0, 1)
+    ]
+    assert cluster["Instances"]["Ec2SubnetIds"] == [{"Ref": k} for k in subnets]
+    route_tables = []
+    for subnet_id, subnet in subnets.items():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+        assert {"Key": "aws-cdk:subnet-type", "Value": "Isolated"} in subnet["Properties"]["Tags"]
+        route_table = Capture()
+        template.has_resource_properties(
+            "AWS::EC2::SubnetRouteTableAssociation",
+            {"SubnetId": {"Ref": subnet_id}, "RouteTableId": {"Ref": route_table}},
+        )
+        route_tables.append({"Ref": route_table.as_string()})
     template.has_resource_properties(
         "AWS::EC2::VPCEndpoint",
         {
             "VpcEndpointType": "Gateway",
             "ServiceName": {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]},
-            "RouteTableIds": [{"Ref": route_table.as_string()}],
+            "RouteTableIds": route_tables,
         },
     )
     kms_group = logical_id(template, "AWS::EC2::SecurityGroup", "NetworkKmsEndpointSecurityGroup")
@@ -325,7 +427,7 @@ def test_network_has_no_internet_route_by_default(template: Template):
             "VpcEndpointType": "Interface",
             "ServiceName": "com.amazonaws.eu-west-3.kms",
             "PrivateDnsEnabled": True,
-            "SubnetIds": [{"Ref": subnet_id}],
+            "SubnetIds": [{"Ref": k} for k in subnets],
             "SecurityGroupIds": [{"Fn::GetAtt": [kms_group, "GroupId"]}],
         },
     )
@@ -354,7 +456,7 @@ def test_emr_managed_tag_only_on_the_vpc_subnet_groups_and_cluster(template: Tem
         if EMR_TAG in resource.get("Properties", {}).get("Tags", [])
     }
     assert sorted(tagged.values()) == sorted(
-        ["AWS::EC2::VPC", "AWS::EC2::Subnet", *["AWS::EC2::SecurityGroup"] * 3, "AWS::EMR::Cluster"]
+        ["AWS::EC2::VPC", *["AWS::EC2::Subnet"] * 2, *["AWS::EC2::SecurityGroup"] * 3, "AWS::EMR::Cluster"]
     )
     assert not any(k.startswith("NetworkKms") for k in tagged)
 
@@ -365,54 +467,46 @@ def nat_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 
 
 def test_network_with_egress_nat(nat_template: Template):
+    """One NAT gateway (in the first AZ's public subnet) for both AZs' private subnets: README, Network."""
     template = nat_template
     template.resource_count_is("AWS::EC2::VPC", 1)
-    template.resource_count_is("AWS::EC2::Subnet", 2)
+    template.resource_count_is("AWS::EC2::Subnet", 4)  # public + private in each of two AZs
     template.resource_count_is("AWS::EC2::NatGateway", 1)
     template.resource_count_is("AWS::EC2::InternetGateway", 1)
     template.resource_count_is("AWS::EC2::FlowLog", 1)
     template.resource_count_is("AWS::EC2::VPCEndpoint", 1)  # S3 only: KMS goes through the NAT
     template.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "ResourceType": "VPC"})
-    private_route_table = Capture()
-    template.has_resource_properties(
-        "AWS::EC2::Route",
-        {
-            "RouteTableId": {"Ref": private_route_table},
-            "DestinationCidrBlock": "0.0.0.0/0",
-            "NatGatewayId": {"Ref": Match.string_like_regexp("NATGateway")},
-        },
-    )
-    assert private_route_table.as_string().startswith("NetworkVpcEmrSubnet")
-    template.has_resource_properties(
-        "AWS::EC2::VPCEndpoint",
-        {
-            "VpcEndpointType": "Gateway",
-            "ServiceName": {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]},
-            "RouteTableIds": [{"Ref": private_route_table.as_string()}],
-        },
-    )
-    # The EMR tag on the VPC, the EMR subnet, the groups and the cluster: not on the public subnet, the
+    (nat_id,) = template.find_resources("AWS::EC2::NatGateway")
+    routes = [
+        r["Properties"]["RouteTableId"]["Ref"]
+        for r in template.find_resources("AWS::EC2::Route").values()
+        if r["Properties"].get("NatGatewayId") == {"Ref": nat_id}
+    ]
+    assert sorted(t[: len("NetworkVpcEmrSubnetN")] for t in routes) == [
+        "NetworkVpcEmrSubnet1",
+        "NetworkVpcEmrSubnet2",
+    ]
+    private_tables = [{"Ref": t} for t in routes]
+    endpoint = only(template, "AWS::EC2::VPCEndpoint")[1]["Properties"]
+    assert endpoint["VpcEndpointType"] == "Gateway"
+    assert sorted(endpoint["RouteTableIds"], key=str) == sorted(private_tables, key=str)
+    # The EMR tag on the VPC, the EMR subnets, the groups and the cluster: not on the public subnets, the
     # internet gateway, the NAT or its address.
     resources = template.to_json()["Resources"]
-    tagged = sorted(
-        r["Type"] for r in resources.values() if EMR_TAG in r.get("Properties", {}).get("Tags", [])
+    tagged = {
+        k: r["Type"] for k, r in resources.items() if EMR_TAG in r.get("Properties", {}).get("Tags", [])
+    }
+    assert sorted(tagged.values()) == sorted(
+        ["AWS::EC2::VPC", *["AWS::EC2::Subnet"] * 2, *["AWS::EC2::SecurityGroup"] * 3, "AWS::EMR::Cluster"]
     )
-    assert tagged == sorted(
-        ["AWS::EC2::VPC", "AWS::EC2::Subnet", *["AWS::EC2::SecurityGroup"] * 3, "AWS::EMR::Cluster"]
-    )
-    (emr_subnet,) = [
-        k
-        for k, r in resources.items()
-        if r["Type"] == "AWS::EC2::Subnet" and EMR_TAG in r["Properties"]["Tags"]
-    ]
-    assert emr_subnet.startswith("NetworkVpcEmrSubnet")
-    depends_on = only(template, "AWS::EMR::Cluster")[1]["DependsOn"]
-    assert any(d.startswith("NetworkVpcEmrSubnet1DefaultRoute") for d in depends_on)  # the NAT route
-
-
-def test_emr_subnet_is_private(template: Template, cluster: dict[str, Any]):
-    subnet = template.find_resources("AWS::EC2::Subnet")[cluster["Instances"]["Ec2SubnetId"]["Ref"]]
-    assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    subnets = emr_subnets(template)
+    assert sorted(k for k, t in tagged.items() if t == "AWS::EC2::Subnet") == sorted(subnets)
+    cluster = only(template, "AWS::EMR::Cluster")[1]
+    assert cluster["Properties"]["Instances"]["Ec2SubnetIds"] == [{"Ref": k} for k in subnets]
+    for subnet in subnets.values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    for index in (1, 2):  # the NAT routes of both AZs exist before the cluster
+        assert any(d.startswith(f"NetworkVpcEmrSubnet{index}DefaultRoute") for d in cluster["DependsOn"])
 
 
 # --- security groups --------------------------------------------------------------------------------------

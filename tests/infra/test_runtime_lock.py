@@ -230,6 +230,6 @@ def test_a_local_weights_file_is_used_as_given(tmp_path: Path):
 
 
 def test_graviton_instance_types_ask_for_the_aarch64_wheelhouse(tmp_path: Path):
-    graviton = {"primaryInstanceType": "m7g.xlarge", "coreInstanceType": "m7g.2xlarge"}
+    graviton = {"architecture": "arm64"}
     with pytest.raises(LockError, match=r"built from another lock: run `make wheelhouse ARCH=aarch64`"):
         build_app(tmp_path / "cdk.out", {**graviton, "wheelhouseDir": str(ensure_wheelhouse())})

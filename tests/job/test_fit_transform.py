@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 from pathlib import Path
 
@@ -218,6 +219,7 @@ def test_fit_writes_a_current_featurizer_record(fit_run: Path) -> None:
     assert (record.image_size, record.k, record.weights.sha256) == (224, m["k"], m["weights"]["sha256"])
     assert record.feature_dim == 1280 and len(record.spectrum) == 1280
     assert record.variance_target == m["variance_target"] == 0.95
+    assert record.architecture == platform.machine()  # what transform compares its own machine with
 
 
 def test_transform_reads_a_model_folder_written_before_schema_versions(

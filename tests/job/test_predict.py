@@ -39,7 +39,7 @@ PCA_TOLERANCE = 1e-3
 
 def _featurizer_doc(classifier: dict | None) -> str:
     doc = {k: v for k, v in featurizer_v1().items() if k != "model"}
-    doc |= {"schema_version": 3, "network": "MobileNetV2", "classifier": classifier}
+    doc |= {"schema_version": 4, "network": "MobileNetV2", "architecture": "x86_64", "classifier": classifier}
     return json.dumps(doc)
 
 

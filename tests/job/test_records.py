@@ -76,9 +76,10 @@ def test_manifest_round_trip_and_one_probe_key_per_mode() -> None:
 def test_featurizer_v1_loads_and_is_written_as_the_current_version() -> None:
     record = FeaturizerRecord.from_json(json.dumps(featurizer_v1()))
     assert record.network == "MobileNetV2(include_top=False, pooling='avg')"
+    assert record.architecture is None  # not recorded before version 3
     assert record.classifier is None  # fitted before the app's model existed
     doc = json.loads(record.to_json())
-    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 3
+    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 4
     assert "network" in doc and "model" not in doc
     assert FeaturizerRecord.from_json(record.to_json()) == record
 
@@ -99,20 +100,43 @@ CLASSIFIER = {
 }
 
 
-def test_featurizer_v3_keeps_its_classifier_and_v2_has_none() -> None:
+def test_featurizer_v4_keeps_its_classifier_and_v3_has_none() -> None:
     v2 = {**_drop(featurizer_v1(), "model"), "network": "MobileNetV2", "schema_version": 2}
-    v3 = {**v2, "schema_version": 3, "classifier": CLASSIFIER}
-    record = FeaturizerRecord.from_json(json.dumps(v3))
+    v3 = {**v2, "schema_version": 3, "architecture": "x86_64"}
+    v4 = {**v3, "schema_version": 4, "classifier": CLASSIFIER}
+    record = FeaturizerRecord.from_json(json.dumps(v4))
     assert record.classifier is not None and record.classifier.labels == ["Apple", "Banana"]
     assert record.classifier.tensors[1].shape == [-1, 2]
     assert FeaturizerRecord.from_json(record.to_json()) == record
-    assert FeaturizerRecord.from_json(json.dumps(v2)).classifier is None
+    assert FeaturizerRecord.from_json(json.dumps(v3)).classifier is None
 
 
 def test_a_classifier_of_the_wrong_shape_is_refused_naming_the_key() -> None:
     bad = {**CLASSIFIER, "tensors": [{**CLASSIFIER["tensors"][0], "shape": "224"}]}
     with pytest.raises(RecordError, match=r"f.json.classifier.tensors\[0\].shape must be a list"):
         FeaturizerRecord.from_json(json.dumps({**featurizer_v1(), "classifier": bad}), "f.json")
+
+
+def test_featurizer_v2_loads_without_an_architecture_and_v3_keeps_it() -> None:
+    v1 = featurizer_v1()
+    v2 = {**{k: v for k, v in v1.items() if k != "model"}, "network": v1["model"], "schema_version": 2}
+    assert FeaturizerRecord.from_json(json.dumps(v2)).architecture is None
+    v3 = {**v2, "schema_version": 3, "architecture": "aarch64"}
+    assert FeaturizerRecord.from_json(json.dumps(v3)).architecture == "aarch64"
+    with pytest.raises(RecordError, match="architecture"):
+        FeaturizerRecord.from_json(json.dumps({k: v for k, v in v3.items() if k != "architecture"}), "f.json")
+
+
+def test_transform_warns_when_the_architecture_differs(caplog: pytest.LogCaptureFixture) -> None:
+    from spark_job.job import warn_on_architecture_change
+
+    with caplog.at_level("WARNING", logger="spark_job.job"):
+        assert warn_on_architecture_change("x86_64", "x86_64") is False
+        assert warn_on_architecture_change(None, "aarch64") is False  # an older model: nothing to compare
+        assert not caplog.records
+        assert warn_on_architecture_change("x86_64", "aarch64") is True
+    (warning,) = caplog.records
+    assert "fitted on x86_64 and transform runs on aarch64" in warning.getMessage()
 
 
 @pytest.mark.parametrize("record", [ManifestRecord, FeaturizerRecord])

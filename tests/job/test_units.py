@@ -95,9 +95,9 @@ def test_engine_threads_one_rule(spark: SparkSession) -> None:
 
 
 def test_no_cluster_setting_or_environment_sets_inference_threads(monkeypatch, spark: SparkSession) -> None:
-    from stacks.spark_settings import SPARK_DEFAULTS, SPARK_ENV_EXPORTS
+    from stacks.spark_settings import BASE_SPARK_DEFAULTS, SPARK_ENV_EXPORTS
 
-    settings = {**SPARK_DEFAULTS, **SPARK_ENV_EXPORTS}
+    settings = {**BASE_SPARK_DEFAULTS, **SPARK_ENV_EXPORTS}
     assert not [key for key in settings if "INTRAOP" in key or "INTEROP" in key]
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "4")  # once a second channel; read nowhere now
     assert engine_threads(spark, None) == 1
