@@ -24,7 +24,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling \
-	bench-install bench-growth
+	bench-install bench-growth bench-predict
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,12 @@ bench: $(VENV)/.installed ## Featurize stage vs the bare engine and bare TF, sam
 
 bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N images (last line: the time ratio)
 	$(PY) -m bench.featurize_bench --mode scaling $(BENCH_ARGS)
+
+# The app's model of $(OUT)/fit (fitted first when it has none, as `make demo` fits it).
+PREDICT_MODEL ?= $(OUT)/fit/model
+bench-predict: $(VENV)/.installed ## `predict` on $(DATA)/Test: time to first answer, ms per photo on one core (last line)
+	test -f "$(PREDICT_MODEL)/classifier.tflite" || $(PY) -m spark_job fit --input "$(DATA)/Training" --output "$(OUT)/fit" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
+	$(PY) -m bench.predict_bench --model "$(PREDICT_MODEL)" --photos "$(DATA)/Test" $(BENCH_ARGS)
 
 bench-install: $(VENV)/.installed wheelhouse ## A node's install: shipped wheelhouse (offline) vs PyPI (last line: time ratio)
 	$(PY) -m bench.install_bench $(BENCH_ARGS)
@@ -129,5 +135,5 @@ follow: $(VENV)/.installed ## Wait until the EMR steps end; exit 1 and print the
 runs: $(VENV)/.installed ## One line per run under s3://<bucket>/runs/ (images, reused/inferred, k, accuracy)
 	$(PY) -m ops runs
 
-results: $(VENV)/.installed ## Download RUN's manifests and report (default: the stack's run) to DEST=output/results/RUN
+results: $(VENV)/.installed ## Download RUN's manifests, report and app model (default: the stack's run) to DEST=output/results/RUN
 	$(PY) -m ops results $(RUN) $(if $(DEST),--dest "$(DEST)")

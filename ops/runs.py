@@ -11,12 +11,23 @@ from botocore.exceptions import ClientError
 
 from ops.aws import Aws
 from ops.config import EXIT_OK, OpsError
-from spark_job.names import MANIFEST_FILE, RUNS_PREFIX
+from spark_job.names import CLASSIFIER_FILE, FEATURIZER_FILE, LABELS_FILE, MANIFEST_FILE, RUNS_PREFIX
 from spark_job.records import ManifestRecord, RecordError
 
 log = logging.getLogger(__name__)
 
 MODES = ("fit", "transform")
+# What `results` downloads per mode: files by name, folders (ending in /) whole. Not features/, pca/ or the
+# Spark ML models: the app's model (classifier.tflite, labels.txt, and featurizer.json, which says how to feed
+# it and lets `python -m spark_job predict --model <dest>/fit/model` run on it).
+RESULT_FILES = {
+    "fit": (
+        MANIFEST_FILE,
+        "report/",
+        *(f"model/{name}" for name in (CLASSIFIER_FILE, LABELS_FILE, FEATURIZER_FILE)),
+    ),
+    "transform": (MANIFEST_FILE, "report/"),
+}
 
 
 def run_ids(s3: Any, bucket: str) -> list[str]:
@@ -117,7 +128,7 @@ def _check_run_id(run: str) -> str:
 
 
 def results(aws: Aws, run: str | None, dest: Path | None, out: Callable[[str], None] = print) -> int:
-    """Download the run's manifests and report/ files into ``dest`` and print the summaries."""
+    """Download the run's manifests, report/ files and the app's model into ``dest``; print the summaries."""
     run = _check_run_id(run or aws.output("RunId"))
     bucket = aws.bucket()
     s3 = aws.s3
@@ -125,12 +136,12 @@ def results(aws: Aws, run: str | None, dest: Path | None, out: Callable[[str], N
     prefix = f"{RUNS_PREFIX}{run}/"
     keys: list[str] = []
     for mode in MODES:
-        for sub in (MANIFEST_FILE, "report/"):
+        for sub in RESULT_FILES[mode]:
             paginator = s3.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}{mode}/{sub}"):
                 for obj in page.get("Contents", []):
                     key = obj["Key"]
-                    if not key.endswith("/") and (sub == "report/" or key.endswith(f"/{MANIFEST_FILE}")):
+                    if not key.endswith("/") and (sub.endswith("/") or key == f"{prefix}{mode}/{sub}"):
                         keys.append(key)
     if not keys:
         known = run_ids(s3, bucket)
@@ -154,5 +165,15 @@ def results(aws: Aws, run: str | None, dest: Path | None, out: Callable[[str], N
             out(f"==> {summary} <==")
             out(summary.read_text(encoding="utf-8").rstrip())
             out("")
+    model = dest / "fit" / "model"
+    if f"{prefix}fit/model/{CLASSIFIER_FILE}" in keys:
+        out(
+            f"The app's model: {model / CLASSIFIER_FILE} "
+            f"(try: python -m spark_job predict --model {model} PHOTO)"
+        )
+    elif f"{prefix}fit/{MANIFEST_FILE}" in keys:
+        log.warning(
+            "run %s has no fit/model/%s (fitted before the app's model was exported)", run, CLASSIFIER_FILE
+        )
     out(f"Results of run {run} in {dest}/")
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""Command line: `python -m spark_job {fit,transform,summary} ...` (also the EMR step's entry point)."""
+"""Command line: `python -m spark_job {fit,transform,summary,predict} ...` (also the EMR step entry point)."""
 
 from __future__ import annotations
 
@@ -79,6 +79,10 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
         except JobInputError as exc:
             parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
         return 0
+    if args.mode == "predict":  # `python -m spark_job predict` gets here only when called as cli.main
+        from spark_job.predict import run as predict
+
+        return predict(args)
 
     if args.mode == "store":
         return store_command(parser, args, spark)

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m spark_job",
         description="Featurize fruit photos with MobileNetV2 and reduce them with PCA (Spark).",
     )
-    sub = parser.add_subparsers(dest="mode", required=True, metavar="{fit,transform,summary}")
+    sub = parser.add_subparsers(dest="mode", required=True, metavar="{fit,transform,summary,store,predict}")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -155,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("store", metavar="URI", help="the features store (what runs got as --features-store)")
         p.add_argument("--master", default=None, help="Spark master (default: spark-submit's, else local[*])")
     compact.add_argument("--key", default=None, help="compact only this featurizer key's folder")
+
+    from spark_job.predict import add_arguments as predict_arguments  # no pyspark: predict runs without it
+
+    predict_arguments(
+        sub.add_parser("predict", help="classify photos with a model's classifier.tflite (no Spark)")
+    )
     return parser
 
 

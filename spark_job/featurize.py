@@ -22,13 +22,13 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 
 from spark_job.engine import Engine, EngineSpec, worker_engine
 from spark_job.listing import IMAGE_PATTERN, Inputs, discover
+from spark_job.mobilenet import EMPTY_FILE_REASON, describe_decode_error  # with the decoder: `predict` too
 from spark_job.plan import RunPlan, prepare_output
 from spark_job.storage import Storage, join
 from spark_job.timings import Timings
 
 log = logging.getLogger(__name__)
 
-EMPTY_FILE_REASON = "empty file (0 bytes)"
 FEATURES_DIR = "features"
 REJECTS_DIR = "rejects"
 
@@ -127,20 +127,6 @@ def _test_fault_hook(paths: list[str]) -> None:
         with open(marker, "w") as handle:
             handle.write(str(os.getpid()))
         os._exit(17)
-
-
-def describe_decode_error(exc: Exception, data: bytes | None) -> str:
-    """A human-readable reason an image could not be decoded."""
-    if data is None or len(data) == 0:
-        return EMPTY_FILE_REASON
-    from PIL import UnidentifiedImageError
-
-    if isinstance(exc, UnidentifiedImageError):
-        return f"not a decodable image ({len(data)} bytes): {exc}"
-    text = str(exc)
-    if "truncated" in text.lower():
-        return f"truncated image data ({len(data)} bytes): {text}"
-    return f"decode failed ({type(exc).__name__}): {text}"
 
 
 def unread_reason(length: int | None) -> str:

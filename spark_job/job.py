@@ -1,7 +1,8 @@
 """A run, start to end: `run_fit` and `run_transform`, each a sequence of stages over one run plan.
 
     plan (plan.py) -> featurize (featurize.py; with --features-store, features_store.py)
-      -> reduce (reduce.py) -> probe (probe.py) -> model folder (model_folder.py, fit only)
+      -> reduce (reduce.py) -> probe (probe.py)
+      -> model folder (model_folder.py, fit only; the app's classifier: classifier_export.py)
       -> report (report.py) -> manifest (manifest.py, last)
 
 Everything that can be wrong with the user's arguments is checked before anything is written. The manifest
@@ -23,6 +24,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_job.classifier_export import export_to_model_folder
 from spark_job.config import DEFAULT_ENGINE, JobConfig
 from spark_job.errors import JobFailedError, JobInputError
 from spark_job.features_store import StoreRun, check_store_location, new_run_id, store_featurize_stage
@@ -103,7 +105,12 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
         )
         model_dir = join(plan.output, MODEL_DIR)
         with ctx.timings.stage("write_model"):
-            write_model_folder(ctx.storage, model_dir, FittedModel(featurizer, fit.reducer, probe))
+            write_model_folder(
+                ctx.storage,
+                model_dir,
+                FittedModel(featurizer, fit.reducer, probe),
+                export=lambda record: _export_classifier(ctx, plan, model_dir, record),
+            )
         manifest = run_manifest(
             spark,
             plan,
@@ -187,6 +194,16 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             store=store,
         )
         return _finish(ctx, plan, manifest, featurizer.spectrum, pca, stage)
+
+
+def _export_classifier(
+    ctx: RunContext, plan: RunPlan, model_dir: str, featurizer: FeaturizerRecord
+) -> FeaturizerRecord:
+    """The app's model (classifier.tflite, labels.txt) from the Spark ML models just saved in `model_dir`."""
+    with ctx.timings.stage("export_classifier"):
+        return export_to_model_folder(
+            ctx.storage, model_dir, featurizer, plan.weights.local_path, ctx.workdir
+        )
 
 
 def _featurize(

@@ -15,11 +15,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from spark_job import internals
 from spark_job.errors import JobInputError
+from spark_job.names import IMAGE_EXTENSIONS
 from spark_job.storage import Storage, normalize
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 IMAGE_PATTERN = re.compile(r"\.(" + "|".join(IMAGE_EXTENSIONS) + r")$")
 
 

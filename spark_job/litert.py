@@ -246,7 +246,6 @@ def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     from spark_job.mobilenet import build_network
 
@@ -256,12 +255,39 @@ def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
         lambda x: model(x, training=False),
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
     )
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    return frozen_tflite(function)
+
+
+def frozen_tflite(function: Any) -> bytes:
+    """A tf.function with an input signature -> float32 TFLite flatbuffer, its variables frozen first.
+
+    The recipe (and trap) of `_convert_to_bytes`, for any model built on the network (the exported
+    classifier too). A function that returns a dict gets a `serving_default` signature whose outputs keep
+    the dict's keys: freezing flattens the outputs to a list (in sorted key order, tf.nest's), so the frozen
+    function is wrapped in one that names them again, and converted with an empty tf.Module as trackable_obj
+    (the path that writes signatures; with nothing left to track it cannot leave variables behind).
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = function.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
     absl_logger = logging.getLogger("absl")
     quiet = _DropDeprecatedPathWarning()
     absl_logger.addFilter(quiet)
     try:
-        return bytes(tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert())
+        if not isinstance(concrete.structured_outputs, dict):
+            return bytes(tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert())
+        keys = sorted(concrete.structured_outputs)
+
+        @tf.function(input_signature=concrete.structured_input_signature[0])
+        def named(*inputs: Any) -> dict[str, Any]:
+            return dict(zip(keys, frozen(*inputs), strict=True))
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [named.get_concrete_function()], trackable_obj=tf.Module()
+        )
+        return bytes(converter.convert())
     finally:
         absl_logger.removeFilter(quiet)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESAMPLE = Image.Resampling.BILINEAR
+EMPTY_FILE_REASON = "empty file (0 bytes)"
 
 
 @dataclass(frozen=True)
@@ -122,3 +123,17 @@ def preprocess(batch: np.ndarray) -> np.ndarray:
     from tensorflow.keras.applications.mobilenet_v2 import preprocess_input
 
     return preprocess_input(batch)
+
+
+def describe_decode_error(exc: Exception, data: bytes | None) -> str:
+    """A human-readable reason an image could not be decoded: the job's rejects and `predict` both say it."""
+    if data is None or len(data) == 0:
+        return EMPTY_FILE_REASON
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return f"not a decodable image ({len(data)} bytes): {exc}"
+    text = str(exc)
+    if "truncated" in text.lower():
+        return f"truncated image data ({len(data)} bytes): {text}"
+    return f"decode failed ({type(exc).__name__}): {text}"

@@ -1,12 +1,16 @@
 """The model folder a `fit` run writes under <output>/model and `transform --model` reads.
 
-featurizer.json  how the images were featurized (FeaturizerRecord: image size, weights, spectrum, k)
-pipeline/        the reducer: StandardScaler + PCA, a Spark ML PipelineModel
-probe/           the logistic-regression probe, a Spark ML PipelineModel (absent: fewer than 2 classes)
+featurizer.json    how the images were featurized (FeaturizerRecord: image size, weights, spectrum, k, and
+                   the app's classifier: its tensors and preprocessing); written last
+pipeline/          the reducer: StandardScaler + PCA, a Spark ML PipelineModel
+probe/             the logistic-regression probe, a Spark ML PipelineModel (absent: fewer than 2 classes)
+classifier.tflite  the app's model, all of the above in one LiteRT file (spark_job/classifier_export.py)
+labels.txt         its classes, one per line, in the order of its probabilities
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.ml import PipelineModel
@@ -28,11 +32,19 @@ class FittedModel:
     probe: PipelineModel | None
 
 
-def write_model_folder(storage: Storage, model_dir: str, fitted: FittedModel) -> None:
+def write_model_folder(
+    storage: Storage,
+    model_dir: str,
+    fitted: FittedModel,
+    export: Callable[[FeaturizerRecord], FeaturizerRecord] | None = None,
+) -> None:
+    """The Spark ML models, then `export` (given the featurizer record, it reads the saved models and returns
+    the record with what it wrote), then featurizer.json: a folder without it is unfinished."""
     fitted.reducer.write().overwrite().save(join(model_dir, PIPELINE_DIR))
     if fitted.probe is not None:
         fitted.probe.write().overwrite().save(join(model_dir, PROBE_DIR))
-    storage.write_text(join(model_dir, FEATURIZER_FILE), fitted.featurizer.to_json())
+    featurizer = export(fitted.featurizer) if export is not None else fitted.featurizer
+    storage.write_text(join(model_dir, FEATURIZER_FILE), featurizer.to_json())
 
 
 def load_model_folder(storage: Storage, model_dir: str) -> FittedModel:

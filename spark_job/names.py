@@ -33,9 +33,15 @@ def imagenet_file_name(image_size: int) -> str:
     return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{image_size}_no_top.h5"
 
 
+# The files the job (and `predict`) reads as images, by extension (case-insensitive).
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
+
 # What a run folder and a model folder hold: the run is finished when its manifest exists.
 MANIFEST_FILE = "manifest.json"
 FEATURIZER_FILE = "featurizer.json"
+# The app's model in a model folder (fit writes them, `predict` and `python -m ops results` read them).
+CLASSIFIER_FILE = "classifier.tflite"
+LABELS_FILE = "labels.txt"
 
 # ActionOnFailure of both EMR steps. CloudFormation documents CANCEL_AND_WAIT and CONTINUE for the Steps of
 # AWS::EMR::Cluster (the EMR API also knows TERMINATE_CLUSTER, which CloudFormation does not list).

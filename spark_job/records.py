@@ -165,13 +165,39 @@ class ProbeRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TensorRecord:
+    """One tensor of the exported classifier's signature."""
+
+    role: str  # "input", or "output <i>": its position in the interpreter's output list
+    key: str  # its name in the signature (what a signature runner takes and returns)
+    name: str  # the tensor's own name in the file
+    shape: list[int]  # -1: any batch size
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierRecord:
+    """The app's model in the model folder (classifier.tflite, labels.txt) and how to feed it."""
+
+    file: str
+    labels_file: str
+    sha256: str
+    bytes: int
+    precision: str  # float32
+    signature: str
+    tensors: list[TensorRecord]
+    labels: list[str]  # probabilities[i] is labels[i]
+    preprocessing: dict[str, str]  # what the app does to a photo before calling the model
+
+
+@dataclass(frozen=True, kw_only=True)
 class FeaturizerRecord(_Record):
     """model/featurizer.json: how `fit` featurized, so `transform` featurizes the same way.
 
     Version 2 renamed the network's description from `model` to `network`. Version 3 added `architecture`:
     the machine (x86_64, aarch64) fit ran on, since the features differ slightly between architectures
     (None in older records: not recorded). Version 4 added `engine` (older records were made with
-    TensorFlow, the only engine then).
+    TensorFlow, the only engine then) and `classifier`, the app's model (None in older folders: fitted
+    before the app's model existed; and with fewer than two classes: no probe).
     """
 
     SCHEMA_VERSION: ClassVar[int] = 4
@@ -186,6 +212,7 @@ class FeaturizerRecord(_Record):
     network: str
     architecture: str | None  # platform.machine() of the driver fit ran on; None: written before version 3
     engine: EngineRecord
+    classifier: ClassifierRecord | None = None  # None: written before version 4, or no probe
 
     @classmethod
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:

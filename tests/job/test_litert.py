@@ -16,8 +16,7 @@ import pytest
 from PIL import Image
 
 from spark_job import litert
-from spark_job.mobilenet import build_network as build_model
-from spark_job.mobilenet import decode_image, preprocess
+from spark_job.mobilenet import build_network, decode_image, preprocess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,7 +44,7 @@ def test_litert_features_match_bare_keras(
     contents = [p.read_bytes() for p in files]
     runner = litert.LiteRTRunner(converted.path, 224, threads=1)
     got, errors = runner.featurize(contents)
-    model = build_model(str(weights_path), 224)
+    model = build_network(str(weights_path), 224)
     preprocessed = preprocess(np.stack([decode_image(c, 224) for c in contents]))
     expected = model.predict(preprocessed, verbose=0)
     assert errors == [None] * len(files)
@@ -78,7 +77,7 @@ def test_a_conversion_that_left_the_weights_as_variables_is_refused(
     that reads its weights from variables. check_converted must refuse it, and convert() must not cache it."""
     import tensorflow as tf
 
-    model = build_model(str(weights_path), 224)
+    model = build_network(str(weights_path), 224)
     function = tf.function(
         lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)]
     )

@@ -105,11 +105,50 @@ def test_featurizer_v1_loads_and_is_written_as_the_current_version() -> None:
     record = FeaturizerRecord.from_json(json.dumps(featurizer_v1()))
     assert record.network == "MobileNetV2(include_top=False, pooling='avg')"
     assert record.architecture is None  # not recorded before version 3
+    assert record.classifier is None  # fitted before the app's model existed
     doc = json.loads(record.to_json())
     assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 4
     assert record.engine == EngineRecord(name="tensorflow", version="")  # before engines: TensorFlow
     assert "network" in doc and "model" not in doc
     assert FeaturizerRecord.from_json(record.to_json()) == record
+
+
+CLASSIFIER = {
+    "file": "classifier.tflite",
+    "labels_file": "labels.txt",
+    "sha256": "ab" * 32,
+    "bytes": 9_000_000,
+    "precision": "float32",
+    "signature": "serving_default",
+    "tensors": [
+        {"role": "input", "key": "images", "name": "serving_default_images:0", "shape": [-1, 224, 224, 3]},
+        {"role": "output 0", "key": "pca", "name": "StatefulPartitionedCall:0", "shape": [-1, 2]},
+    ],
+    "labels": ["Apple", "Banana"],
+    "preprocessing": {"color": "RGB"},
+}
+
+
+def test_featurizer_v4_keeps_its_classifier_and_v3_has_none() -> None:
+    v2 = {**_drop(featurizer_v1(), "model"), "network": "MobileNetV2", "schema_version": 2}
+    v3 = {**v2, "schema_version": 3, "architecture": "x86_64"}
+    v4 = {
+        **v3,
+        "schema_version": 4,
+        "engine": {"name": "litert", "version": "2.3.0"},
+        "classifier": CLASSIFIER,
+    }
+    record = FeaturizerRecord.from_json(json.dumps(v4))
+    assert record.classifier is not None and record.classifier.labels == ["Apple", "Banana"]
+    assert record.classifier.tensors[1].shape == [-1, 2]
+    assert FeaturizerRecord.from_json(record.to_json()) == record
+    assert FeaturizerRecord.from_json(json.dumps(v3)).classifier is None
+
+
+def test_a_classifier_of_the_wrong_shape_is_refused_naming_the_key() -> None:
+    bad = {**CLASSIFIER, "tensors": [{**CLASSIFIER["tensors"][0], "shape": "224"}]}
+    with pytest.raises(RecordError, match=r"f.json.classifier.tensors\[0\].shape must be a list"):
+        FeaturizerRecord.from_json(json.dumps({**featurizer_v1(), "classifier": bad}), "f.json")
 
 
 def test_featurizer_v2_loads_without_an_architecture_and_v3_keeps_it() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ops.cli import main
+from spark_job.predict import main as predict_main
 from tests.ops.support import BUCKET, REPO, RUN_ID, pipeline_outputs
 
 CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon"]
@@ -101,6 +102,10 @@ def write_run(root: Path, run_id: str, *, transform: bool = True, reused: int = 
         )
         (out / "report" / "explained_variance.png").write_bytes(png(64, 48, (30, 120, 200)))
         (out / "report" / "pca_scatter.png").write_bytes(png(64, 64, (200, 80, 30)))
+        if mode == "fit":  # the app's model beside the Spark ML ones (stand-ins: ops only copies them)
+            (out / "model" / "classifier.tflite").write_bytes(b"TFL3" + bytes(4096))
+            (out / "model" / "labels.txt").write_text("".join(f"{c}\n" for c in CLASSES))
+            (out / "model" / "featurizer.json").write_text('{"schema_version": 3}')
     return run
 
 
@@ -156,6 +161,9 @@ def test_results_downloads_the_stack_run_report_and_prints_the_summary(
     downloaded = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
     assert downloaded == [
         "fit/manifest.json",
+        "fit/model/classifier.tflite",
+        "fit/model/featurizer.json",
+        "fit/model/labels.txt",
         "fit/report/explained_variance.png",
         "fit/report/pca_scatter.png",
         "fit/report/summary.md",
@@ -163,7 +171,7 @@ def test_results_downloads_the_stack_run_report_and_prints_the_summary(
         "transform/report/explained_variance.png",
         "transform/report/pca_scatter.png",
         "transform/report/summary.md",
-    ], "manifests and reports only, not features/, pca/ or model/"
+    ], "manifests, reports and the app's model only, not features/, pca/ or the Spark ML model"
     source = runs_in_bucket / RUN_ID
     for rel in downloaded:
         assert (dest / rel).read_bytes() == (source / rel).read_bytes()
@@ -171,6 +179,7 @@ def test_results_downloads_the_stack_run_report_and_prints_the_summary(
     assert f"# Fruits! fit - run {RUN_ID}" in out
     assert f"# Fruits! transform - run {RUN_ID}" in out
     assert out.rstrip().endswith(f"Results of run {RUN_ID} in output/results/{RUN_ID}/")
+    assert f"The app's model: output/results/{RUN_ID}/fit/model/classifier.tflite" in out
 
 
 def test_results_of_a_named_run_into_a_chosen_folder(runs_in_bucket, session, tmp_path, capsys) -> None:
@@ -241,7 +250,13 @@ def test_runs_and_results_of_a_real_local_run(
     for mode, run_dir in (("fit", fit_run), ("transform", transform_run)):
         for rel in ("report/summary.md", "report/explained_variance.png", "report/pca_scatter.png"):
             assert (dest / mode / rel).read_bytes() == (run_dir / rel).read_bytes()
+    for rel in ("classifier.tflite", "labels.txt", "featurizer.json"):
+        assert (dest / "fit" / "model" / rel).read_bytes() == (fit_run / "model" / rel).read_bytes()
     assert "Probe (logistic regression" in capsys.readouterr().out
+    # What was downloaded is enough for the app's model: predict runs on it.
+    photo = next(Path(fit["input"]).glob("Banana/*.jpg"))
+    assert predict_main(["--model", str(dest / "fit" / "model"), str(photo), "--top", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{photo}: Banana ")
 
 
 def test_runs_ignores_a_malformed_manifest_and_says_which_key(
