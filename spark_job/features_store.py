@@ -58,12 +58,11 @@ from pyspark.sql.types import (
 from spark_job.errors import JobInputError
 from spark_job.featurize import (
     FEATURES_DIR,
-    REJECTS_DIR,
     FeaturizeResult,
     RejectsParam,
     featurize,
+    finish_stage,
     is_image,
-    reject_rows,
     with_label,
 )
 from spark_job.listing import Inputs, discover
@@ -309,19 +308,7 @@ def _assemble(
         "path", "label", "features"
     ).write.mode("overwrite").parquet(features_dir)
     listed.unpersist()
-    features = spark.read.parquet(features_dir)
-    n_features = features.count()
-    rejects = reject_rows(storage, inputs.image_paths, features, n_features, dict(rejected.value))
-    rejects_df = spark.createDataFrame(rejects, "path string, reason string")
-    rejects_df.coalesce(1).write.mode("overwrite").parquet(join(plan.output, REJECTS_DIR))
-    return FeaturizeResult(
-        inputs=inputs,
-        features=features,
-        rejects=rejects,
-        n_features=n_features,
-        n_inferred=int(inferred.value),
-        n_reused=reused,
-    )
+    return finish_stage(spark, storage, plan, inputs, inferred, rejected, reused)
 
 
 # --- maintenance: python -m spark_job store {stats,compact} ----------------------------------------------

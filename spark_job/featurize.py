@@ -195,9 +195,23 @@ def _featurize_to(spark: SparkSession, plan: RunPlan, inputs: Inputs) -> Featuri
     # paths and reasons come back in the accumulator, merged once per successful task attempt.
     rows = featurize(images, plan.engine, plan.batch_size, inferred, rejected)
     accepted(rows).write.mode("overwrite").parquet(join(plan.output, FEATURES_DIR))
+    return finish_stage(spark, Storage(spark), plan, inputs, inferred, rejected)
+
+
+def finish_stage(
+    spark: SparkSession,
+    storage: Storage,
+    plan: RunPlan,
+    inputs: Inputs,
+    inferred: Accumulator,
+    rejected: Accumulator,
+    reused: int = 0,
+) -> FeaturizeResult:
+    """After features/ is written: read it back, count it, write rejects/ (every listed image without a
+    row), and the stage's result. Shared by the stage with and without a features store."""
     features = spark.read.parquet(join(plan.output, FEATURES_DIR))
     n_features = features.count()  # a Parquet count reads only the footers
-    rejects = reject_rows(Storage(spark), inputs.image_paths, features, n_features, dict(rejected.value))
+    rejects = reject_rows(storage, inputs.image_paths, features, n_features, dict(rejected.value))
     rejects_df = spark.createDataFrame(rejects, "path string, reason string")
     rejects_df.coalesce(1).write.mode("overwrite").parquet(join(plan.output, REJECTS_DIR))
     return FeaturizeResult(
@@ -206,6 +220,7 @@ def _featurize_to(spark: SparkSession, plan: RunPlan, inputs: Inputs) -> Featuri
         rejects=rejects,
         n_features=n_features,
         n_inferred=int(inferred.value),
+        n_reused=reused,
     )
 
 
