@@ -52,8 +52,15 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(source: str, image_size: int, storage: Storage, workdir: str) -> ResolvedWeights:
-    """Turn `imagenet`, a local path or a URI into a local file on the driver (downloaded once)."""
+def resolve_weights(
+    source: str, image_size: int, storage: Storage, workdir: str, *, check: bool = True
+) -> ResolvedWeights:
+    """Turn `imagenet`, a local path or a URI into a local file on the driver (downloaded once).
+
+    check: build the network from it here, so a bad file fails before any distributed work (~4 s: TF's
+    import and the model). The litert engine passes False: its conversion loads the weights the same way
+    (load_network) when it is not cached, and a cached conversion of the same sha256 proves them good.
+    """
     if source == "imagenet":
         from keras.utils import get_file
 
@@ -73,14 +80,16 @@ def resolve_weights(source: str, image_size: int, storage: Storage, workdir: str
         if not Path(local).is_file():
             raise JobInputError(f"weights file not found: {source}")
     weights = ResolvedWeights(source=source, local_path=str(local), sha256=sha256_of(str(local)))
-    check_loadable(weights.local_path, image_size)
+    if check:
+        load_network(weights.local_path, image_size)
     return weights
 
 
-def check_loadable(weights_path: str, image_size: int) -> None:
-    """Fail on the driver, before any distributed work, when the file is not MobileNetV2 no-top weights."""
+def load_network(weights_path: str, image_size: int) -> Any:
+    """build_network on the driver, failing with an input error (exit 2) when the file is not MobileNetV2
+    no-top weights."""
     try:
-        build_network(weights_path, image_size)
+        return build_network(weights_path, image_size)
     except Exception as exc:  # h5py/keras raise OSError, ValueError, KeyError... for a bad file
         raise JobInputError(f"unreadable weights {weights_path}: {type(exc).__name__}: {exc}") from exc
 

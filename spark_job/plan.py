@@ -70,7 +70,7 @@ def resolve_plan(
     download. On litert, converts the weights to a .tflite model (cached; "convert" in the timings)."""
     require_input_folder(storage, cfg.input)
     with timings.stage("weights"):
-        weights = resolve_weights(weights_source, image_size, storage, workdir)
+        weights = resolve_weights(weights_source, image_size, storage, workdir, check=engine != "litert")
     threads = engine_threads(spark, cfg.engine_threads)
     spec: EngineSpec
     if engine == "litert":
