@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 from pyspark.accumulators import Accumulator, AccumulatorParam
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 
 FEATURES_DIR = "features"
 REJECTS_DIR = "rejects"
+
+# features/ as the stages after featurize read it (the store's runs write its identity columns too).
+FEATURES_SCHEMA = StructType(
+    [
+        StructField("path", StringType(), False),
+        StructField("label", StringType(), True),
+        StructField("features", ArrayType(FloatType()), True),
+    ]
+)
 
 FEATURIZED_SCHEMA = StructType(
     [
@@ -194,8 +203,21 @@ def _featurize_to(spark: SparkSession, plan: RunPlan, inputs: Inputs) -> Featuri
     # The featurize function's only action. Accepted images go straight to features/; the rejected ones'
     # paths and reasons come back in the accumulator, merged once per successful task attempt.
     rows = featurize(images, plan.engine, plan.batch_size, inferred, rejected)
-    accepted(rows).write.mode("overwrite").parquet(join(plan.output, FEATURES_DIR))
-    return finish_stage(spark, Storage(spark), plan, inputs, inferred, rejected)
+    n_features = write_features(accepted(rows), plan.output)
+    return finish_stage(spark, Storage(spark), plan, inputs, n_features, inferred, rejected)
+
+
+def write_features(rows: DataFrame, output: str) -> int:
+    """Write <output>/features and return how many rows it holds, counted by the write itself.
+
+    The count is an Observation (public API): computed by the write's tasks and merged only from the task
+    attempts that succeeded, like the files the commit keeps. Unnamed, so it is unique: two runs in one
+    session never read each other's count. Reading features/ back to count it cost a Spark job (~0.2 s).
+    """
+    observation = Observation()
+    observed = rows.observe(observation, F.count(F.lit(1)).alias("rows"))
+    observed.write.mode("overwrite").parquet(join(output, FEATURES_DIR))
+    return int(observation.get["rows"])
 
 
 def finish_stage(
@@ -203,14 +225,15 @@ def finish_stage(
     storage: Storage,
     plan: RunPlan,
     inputs: Inputs,
+    n_features: int,
     inferred: Accumulator,
     rejected: Accumulator,
     reused: int = 0,
 ) -> FeaturizeResult:
-    """After features/ is written: read it back, count it, write rejects/ (every listed image without a
-    row), and the stage's result. Shared by the stage with and without a features store."""
-    features = spark.read.parquet(join(plan.output, FEATURES_DIR))
-    n_features = features.count()  # a Parquet count reads only the footers
+    """After features/ is written (`n_features` rows, write_features): write rejects/ (every listed image
+    without a row), and the stage's result, with features/ to read back (the schema given: no file is
+    opened until a later stage reads it). Shared by the stage with and without a features store."""
+    features = spark.read.schema(FEATURES_SCHEMA).parquet(join(plan.output, FEATURES_DIR))
     rejects = reject_rows(storage, inputs.image_paths, features, n_features, dict(rejected.value))
     rejects_df = spark.createDataFrame(rejects, "path string, reason string")
     rejects_df.coalesce(1).write.mode("overwrite").parquet(join(plan.output, REJECTS_DIR))

@@ -16,6 +16,7 @@ worker-pool trick (a LiteRT worker starts in ~0.1-0.3 s against ~4-6 s with Tens
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,44 @@ def input_files(files: DataFrame) -> list[str]:
     hadoop_util = jvm(files.sparkSession).org.apache.hadoop.util
     joined = str(hadoop_util.StringUtils.join("\n", files._jdf.inputFiles()))
     return joined.split("\n") if joined else []
+
+
+# Hadoop's FileStatus.toString(): "LocatedFileStatus{path=<path>; isDirectory=false; length=<n>; ...;
+# modification_time=<ms>; ..." (Hadoop 3.3-3.4, the versions pyspark 3.5 and EMR 7 ship).
+_FILE_STATUS = re.compile(
+    r"^\w+\{path=(?P<path>.*); isDirectory=false; length=(?P<length>\d+); "
+    r"(?:.*?; )?modification_time=(?P<mtime>-?\d+); "
+)
+
+
+def file_index_identities(files: DataFrame) -> list[tuple[str, int, int]] | None:
+    """(path, length, modification time in ms) of every file a file-source DataFrame lists, from the
+    FileStatus list its InMemoryFileIndex holds since it was made: one py4j call, no file touched.
+
+    The public way is a scan of binaryFile's path, length and modificationTime: a Spark job whose tasks call
+    getFileStatus on every file (a HEAD request per object on S3), ~1 s per 8,000 files in a fresh JVM here
+    against 0.07 s (measured 2026-12-01, local[2]). The path is spelled as binaryFile's `path` column spells
+    it (Path.toString()). None when this is not pyspark 3.5, the plan is not one file relation, or a status
+    does not parse: callers then scan.
+    """
+    if not pyspark_supported():
+        return None
+    try:
+        relation = files._jdf.queryExecution().analyzed().collectLeaves()
+        if relation.size() != 1:
+            return None
+        statuses = str(relation.head().relation().location().allFiles().mkString("\n"))
+    except Exception as exc:  # py4j: a renamed class or method
+        log.warning("file index not readable (%s): scanning the listing instead", exc)
+        return None
+    out = []
+    for line in statuses.split("\n") if statuses else []:
+        match = _FILE_STATUS.match(line)
+        if match is None:  # a new format, or a path with a line break in it
+            log.warning("unexpected FileStatus text %r: scanning the listing instead", line[:200])
+            return None
+        out.append((match["path"], int(match["length"]), int(match["mtime"])))
+    return out
 
 
 def pca_model(spark: SparkSession, components: Any, explained: Any, k: int) -> PCAModel:

@@ -29,6 +29,9 @@ class Inputs:
     files: DataFrame  # binaryFile over the input: listed once, reused by the featurize stage
     image_paths: list[str]  # every JPEG/PNG found, empty ones included, as binaryFile's path column
     skipped: list[str]  # non-image files, counted apart
+    # path -> (length, modification time in ms) of every image, as listed; None when the file index could
+    # not be read (internals.file_index_identities), and the features store scans for them instead.
+    identities: dict[str, tuple[int, int]] | None = None
 
     @property
     def images(self) -> int:
@@ -73,11 +76,19 @@ def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
     """List the input once, on the driver (no Spark job, no contents read); fail when there is no image."""
     uri = require_input_folder(storage, input_uri)
     files = binary_files(spark, uri)
+    listed = internals.file_index_identities(files)
     image_paths: list[str] = []
     skipped: list[str] = []
-    for path in sorted(listed_paths(files)):
+    for path in sorted(listed_paths(files) if listed is None else [path for path, _, _ in listed]):
         (image_paths if is_image_path(path) else skipped).append(path)
+    identities = None if listed is None else {p: (n, ms) for p, n, ms in listed if is_image_path(p)}
     log.info("listed %s: %d image files, %d other files skipped", input_uri, len(image_paths), len(skipped))
     if not image_paths:
         raise JobInputError(f"no JPEG or PNG images under {input_uri} ({len(skipped)} other files)")
-    return Inputs(qualified=storage.qualified(uri), files=files, image_paths=image_paths, skipped=skipped)
+    return Inputs(
+        qualified=storage.qualified(uri),
+        files=files,
+        image_paths=image_paths,
+        skipped=skipped,
+        identities=identities,
+    )

@@ -20,12 +20,14 @@ from spark_job.errors import JobInputError
 from spark_job.features_store import (
     IDENTITY,
     FeaturesStore,
+    Holdings,
     check_store_location,
     compact_store,
     escape_glob,
     featurizer_key,
     format_stats,
     new_run_id,
+    plan_assembly,
     store_featurize_stage,
     store_stats,
 )
@@ -92,6 +94,13 @@ def features_of(run: Path) -> pd.DataFrame:
     ).sort_index()
 
 
+def parquet_files(folder: Path) -> dict[str, bytes]:
+    """Name -> bytes of the Parquet files under folder that hold rows (a task may write an empty one)."""
+    import pyarrow.parquet as pq
+
+    return {p.name: p.read_bytes() for p in folder.rglob("*.parquet") if pq.read_metadata(p).num_rows}
+
+
 def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.index) == list(b.index)
     assert list(a.label) == list(b.label)
@@ -108,6 +117,8 @@ def test_second_run_infers_only_new_and_changed_images(
     again = with_store(spark, plan_for(tmp_path, photos, "run2"), store)
     assert (again.n_features, again.n_inferred, again.n_reused, again.n_rejected) == (12, 0, 12, 2)
     assert_same_features(features_of(tmp_path / "run2"), features_of(tmp_path / "run1"))
+    # Every store file holds only wanted rows: features/ is those files copied, no row rewritten.
+    assert parquet_files(tmp_path / "run2" / "features") == parquet_files(store)
     # Rejected images are not stored: tried again and reported by every run, with the decoder's reason.
     reasons = {Path(p).name: r for p, r in again.rejects}
     assert reasons["bad.png"].startswith("not a decodable image") and "empty" in reasons["empty.jpg"]
@@ -130,6 +141,25 @@ def test_second_run_infers_only_new_and_changed_images(
     assert "Grey/3_100.jpg" not in " ".join(with_store_rows.index)  # the deleted photo dropped out
     green = with_store_rows.loc[[p for p in with_store_rows.index if p.endswith("Green/0_100.jpg")]]
     np.testing.assert_allclose(green.rgb.iloc[0], (10, 200, 10), atol=3)  # the rewritten file's features
+
+
+def test_assembly_copies_only_files_whose_every_row_is_wanted() -> None:
+    held = Holdings(
+        files={
+            ("a", 1, 10): ["f1"],
+            ("b", 1, 10): ["f1"],
+            ("c", 1, 10): ["f2"],  # f2 also holds a row no longer listed
+            ("d", 1, 10): ["f3", "f4"],  # twice: f3's row kept, f4 holds nothing else
+            ("e", 1, 10): ["f5"],  # f5's label is spelled otherwise by this input
+            ("g", 1, 10): ["f4", "f6"],
+        },
+        relabelled=frozenset({"f5"}),
+        rows_per_file={"f1": 2, "f2": 2, "f3": 1, "f4": 2, "f5": 1, "f6": 1, "f7": 3},
+    )
+    assembly = plan_assembly(held)
+    assert assembly.copied == {"f1": 2, "f3": 1}
+    assert assembly.rewritten == {"f2": [("c", 1, 10)], "f4": [("g", 1, 10)], "f5": [("e", 1, 10)]}
+    assert assembly.copied_rows == 3
 
 
 def test_the_featurizer_key_separates_engines_sizes_and_weights(tmp_path: Path, photos: Path) -> None:

@@ -117,6 +117,29 @@ def test_input_files_in_one_call_equal_the_public_listing(spark: SparkSession, t
     assert len(internals.input_files(files)) == 4
 
 
+def test_file_index_identities_equal_the_public_scan(spark: SparkSession, tmp_path: Path) -> None:
+    """What the features store's lookup relies on: the file index's statuses, parsed from their text, give
+    what a scan of binaryFile's path, length and modificationTime gives (and the empty files it skips)."""
+    from pyspark.sql import functions as F
+
+    for name in ("a.jpg", "sub/b c.png", "sub/deeper/d;x.txt", "empty.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"" if name == "empty.jpg" else b"x" * len(name))
+    os.utime(tmp_path / "a.jpg", ns=(1_700_000_000_123_000_000, 1_700_000_000_123_000_000))
+    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(str(tmp_path))
+    listed = internals.file_index_identities(files)
+    assert listed is not None, "the file index could not be read: see the log's warning"
+    scanned = files.select("path", "length", F.unix_millis("modificationTime")).collect()
+    non_empty = sorted(entry for entry in listed if entry[1] > 0)
+    assert non_empty == sorted((row[0], row[1], row[2]) for row in scanned)
+    assert {Path(p).name for p, n, _ in listed if n == 0} == {"empty.jpg"}
+    assert (f"file:{tmp_path}/a.jpg", 5, 1_700_000_000_123) in listed
+
+
+def test_file_index_identities_fall_back_on_what_they_cannot_read(spark: SparkSession) -> None:
+    assert internals.file_index_identities(spark.range(3)) is None  # no file relation: the caller scans
+
+
 def test_pca_model_made_in_the_jvm_projects_like_its_matrix(spark: SparkSession) -> None:
     import numpy as np
     from pyspark.ml.linalg import DenseMatrix, DenseVector, Vectors
