@@ -64,6 +64,7 @@ from spark_job.featurize import (
     featurize,
     finish_stage,
     is_image,
+    rows_frame,
     with_label,
     write_features,
 )
@@ -416,9 +417,14 @@ def assemble_features(
     )
     n_rewritten = 0
     if assembly.rewritten:
-        keep = spark.createDataFrame(
-            [(*identity, name) for name, rows in assembly.rewritten.items() for identity in rows],
-            "path string, length long, ms long, _file string",
+        keep = rows_frame(
+            spark,
+            [
+                {"path": i[0], "length": i[1], "ms": i[2], "_file": name}
+                for name, identities in assembly.rewritten.items()
+                for i in identities
+            ],
+            "array<struct<path:string,length:bigint,ms:bigint,_file:string>>",
         )
         # Only those files are read (their names, as input_file_name() spells them, are URLs).
         spark.conf.set(LISTING_PARALLELISM, str(max(1, spark.sparkContext.defaultParallelism)))

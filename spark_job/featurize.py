@@ -8,11 +8,13 @@ every image without features, with a reason, to rejects/.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pyspark.accumulators import Accumulator, AccumulatorParam
@@ -235,8 +237,9 @@ def finish_stage(
     opened until a later stage reads it). Shared by the stage with and without a features store."""
     features = spark.read.schema(FEATURES_SCHEMA).parquet(join(plan.output, FEATURES_DIR))
     rejects = reject_rows(storage, inputs.image_paths, features, n_features, dict(rejected.value))
-    rejects_df = spark.createDataFrame(rejects, "path string, reason string")
-    rejects_df.coalesce(1).write.mode("overwrite").parquet(join(plan.output, REJECTS_DIR))
+    rows_frame(spark, [{"path": p, "reason": r} for p, r in rejects], REJECTS_TYPE).coalesce(1).write.mode(
+        "overwrite"
+    ).parquet(join(plan.output, REJECTS_DIR))
     return FeaturizeResult(
         inputs=inputs,
         features=features,
@@ -245,6 +248,18 @@ def finish_stage(
         n_inferred=int(inferred.value),
         n_reused=reused,
     )
+
+
+REJECTS_TYPE = "array<struct<path:string,reason:string>>"
+
+
+def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], array_type: str) -> DataFrame:
+    """Driver-side rows as a DataFrame made in the JVM alone: one JSON literal, parsed and inline()d.
+
+    spark.createDataFrame(list) ships the rows through a Python worker: 0.78 s per run here against
+    0.21 s for this (rejects/ of a run, measured 2026-12-01, local[2]). Columns as `array_type` says.
+    """
+    return spark.range(1).select(F.inline(F.from_json(F.lit(json.dumps(rows)), array_type)))
 
 
 def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:
