@@ -93,14 +93,15 @@ class Storage:
         fs.copyToLocalFile(False, path, dst, True)  # useRawLocalFileSystem: no .crc files
 
     def copy_into(self, file_urls: list[str], folder: str, threads: int = 8) -> None:
-        """Copy files, named by URL as Spark's input_file_name() gives them, into folder (created), keeping
-        their names. Through Hadoop's FileUtil.copy: the bytes pass through this process (S3A has no
-        server-side copy in the FileSystem API); a few at a time, since S3 serves parallel streams."""
-        if not file_urls:
-            return
+        """Copy files, named by URL as Spark's input_file_name() gives them, into folder (created even when
+        there is nothing to copy), keeping their names. Through Hadoop's FileUtil.copy: the bytes pass
+        through this process (S3A has no server-side copy in the FileSystem API); a few at a time, since
+        S3 serves parallel streams."""
         hadoop_fs = self._jvm.org.apache.hadoop.fs
         dst_fs, dst_dir = self._path(folder)
         dst_fs.mkdirs(dst_dir)
+        if not file_urls:
+            return
 
         def copy(url: str) -> None:
             src = hadoop_fs.Path(self._jvm.java.net.URI(url))

@@ -226,6 +226,35 @@ def test_two_runs_appending_at_once_give_no_duplicates(
     assert f"{stats.key}: 12 images" in format_stats(str(store), [stats])
 
 
+def test_an_image_stored_twice_reaches_features_once(
+    spark: SparkSession, photos: Path, tmp_path: Path
+) -> None:
+    """Half the identities stored again in a run folder that sorts first: those rows are taken from it
+    (copied whole), and the first run's files, now holding rows features/ leaves out, are rewritten."""
+    store = tmp_path / "store"
+    first = with_store(spark, plan_for(tmp_path, photos, "a"), store)
+    plan = plan_for(tmp_path, photos, "b")
+    key_store = FeaturesStore(spark, Storage(spark), str(store), featurizer_key(plan))
+    half = key_store.rows().drop("run_id").where("label = 'Red' OR label = 'Green'")
+    key_store.append(half.coalesce(1), "0-stored-again")  # sorts before the timestamped run ids
+    again = with_store(spark, plan, store)
+    assert (again.n_features, again.n_inferred, again.n_reused) == (first.n_features, 0, 12)
+    assert_same_features(features_of(tmp_path / "b"), features_of(tmp_path / "a"))
+    copied = parquet_files(tmp_path / "b" / "features").keys() & parquet_files(store).keys()
+    assert copied == parquet_files(store / key_store.key.folder / "run_id=0-stored-again").keys()
+
+
+def test_a_store_run_where_nothing_decodes_leaves_an_empty_features_folder(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    photos = tmp_path / "broken"
+    (photos / "Red").mkdir(parents=True)
+    (photos / "Red" / "a.jpg").write_text("not a jpeg")
+    result = with_store(spark, plan_for(tmp_path, photos, "run"), tmp_path / "store")
+    assert (result.n_features, result.n_rejected, result.features.count()) == (0, 1, 0)
+    assert (tmp_path / "run" / "features").is_dir()
+
+
 @SLOW_TIER
 def test_compact_drops_duplicates_and_deleted_files(
     spark: SparkSession, photos: Path, tmp_path: Path
