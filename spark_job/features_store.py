@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+import pandas as pd
 from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -56,7 +57,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from spark_job.errors import JobInputError
+from spark_job.errors import JobFailedError, JobInputError
 from spark_job.featurize import (
     FEATURES_DIR,
     FeaturizeResult,
@@ -65,6 +66,7 @@ from spark_job.featurize import (
     finish_stage,
     is_image,
     rows_frame,
+    sql_conf,
     with_label,
     write_features,
 )
@@ -93,6 +95,9 @@ STORE_SCHEMA = StructType(
 )
 # A store file's columns (run_id is its folder's name): features/ of a run with a store has them too.
 FILE_SCHEMA = StructType([f for f in STORE_SCHEMA.fields if f.name != RUN_PARTITION])
+FILE_TYPE = (
+    "array<struct<path:string,length:bigint,modification_time:timestamp,label:string,features:array<float>>>"
+)
 # Each task attempt's output is moved into place when that task commits (algorithm 1 moves all of them at
 # job commit, so a killed run would leave nothing). Passed as a write option: it applies to this write only.
 PER_TASK_COMMIT = {"mapreduce.fileoutputcommitter.algorithm.version": "2"}
@@ -208,8 +213,9 @@ def store_featurize_stage(
     spark: SparkSession, plan: RunPlan, store_uri: str, run_id: str, timings: Timings
 ) -> tuple[FeaturizeResult, StoreRun]:
     """The featurize stage with a store: infer only the listed images whose identity is not in the store,
-    append them, then write features/ for exactly the listed images, from the store. Same outputs as
-    featurize_stage (features/: path, label, features; rejects/)."""
+    append them, then write features/ for exactly the listed images, from the store. The outputs of
+    featurize_stage (features/: path, label, features, here with the identity's length and
+    modification_time too; rejects/)."""
     storage = Storage(spark)
     store = FeaturesStore(spark, storage, store_uri, featurizer_key(plan))
     for path in plan.engine_files:
@@ -223,7 +229,18 @@ def store_featurize_stage(
     return result, StoreRun(uri=store.dir, key=store.key, run_id=run_id)
 
 
-Identity = tuple[str, int, int]  # path, length, modification time in ms: a listed file's, or a stored row's
+Identity = tuple[str, int, int]  # path, length, modification time in ms, as a stored row holds it
+
+
+def same_file(listed: tuple[int, int] | None, length: int, ms: int) -> bool:
+    """Whether a stored row's identity is this listed file (listed: its (length, ms), None: not listed).
+
+    Compared to the second: the listing's times come from the file index (an S3 LIST) and the stored ones
+    from binaryFile's file status (an S3 HEAD), and some stores give milliseconds in one and whole seconds
+    in the other. S3's own times are whole seconds; a file rewritten with the same length within the same
+    second of its previous version would be taken for it.
+    """
+    return listed is not None and listed[0] == length and listed[1] // 1000 == ms // 1000
 
 
 def listed_identities(inputs: Inputs) -> dict[str, tuple[int, int]]:
@@ -278,13 +295,19 @@ def holdings(stored: DataFrame, inputs: Inputs, listed: dict[str, tuple[int, int
     relabelled = set()
     for entry in per_file:
         for row in entry["held"]:
-            if listed.get(row["path"]) != (row["length"], row["ms"]):
+            if not same_file(listed.get(row["path"]), row["length"], row["ms"]):
                 continue  # deleted, or changed since: not this run's
             files.setdefault((row["path"], row["length"], row["ms"]), []).append(entry["_file"])
             if not row["same_label"]:
                 relabelled.add(entry["_file"])
+    # Two stored versions of one path both taken for the listed file (rewritten within the same second,
+    # same length): the newer one only, so that features/ holds one row per path.
+    newest: dict[str, Identity] = {}
+    for identity in files:
+        if identity[0] not in newest or identity[2] > newest[identity[0]][2]:
+            newest[identity[0]] = identity
     return Holdings(
-        {identity: sorted(names) for identity, names in files.items()},
+        {identity: sorted(files[identity]) for identity in newest.values()},
         frozenset(relabelled),
         {entry["_file"]: int(entry["rows"]) for entry in per_file},
     )
@@ -323,13 +346,34 @@ def _featurize_with_store(
         _infer_new(spark, plan, inputs, store, run_id, new_paths, inferred, rejected)
     with timings.stage("store_assemble"):
         n_features = assemble_features(spark, plan, inputs, store, listed or listed_identities(inputs))
+    check_assembled(n_features, reused, int(inferred.value))
     return finish_stage(spark, store.storage, plan, inputs, n_features, inferred, rejected, reused)
+
+
+def check_assembled(n_features: int, reused: int, inferred: int) -> None:
+    """features/ holds every image the lookup found and every one this run appended, unless a photo was
+    replaced while the run read it (then rejects/ lists it). None of this run's own rows found means the
+    store's identities and the listing's disagree: fail rather than lose them all."""
+    missing = reused + inferred - n_features
+    if inferred and missing >= inferred:
+        raise JobFailedError(
+            f"none of the {inferred} images this run appended to the features store matched the input's "
+            "listing (path, length, modification time): does this storage report other modification "
+            "times in listings than in file statuses?"
+        )
+    if missing > 0:
+        log.warning("%d images inferred or reused are not in features/: replaced during the run?", missing)
 
 
 # Spark lists more than `threshold` (32) root paths in a Spark job of min(paths, `parallelism`) tasks, and
 # `parallelism` defaults to 10,000: 800 new photos made an 800-task job, 2.3 s of the 5 s inferring them
-# (0.1 s with one task per core; measured 2026-12-01, local[2]). One task per core of the session.
+# (0.1 s with one task per core; measured 2026-12-01, local[2]). A few tasks per core: on S3 each path is
+# a request, so a task's paths take their latency one after another.
 LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+
+
+def listing_tasks(spark: SparkSession) -> str:
+    return str(max(8, 4 * spark.sparkContext.defaultParallelism))
 
 
 def _infer_new(
@@ -348,8 +392,8 @@ def _infer_new(
     if len(new_paths) == len(inputs.image_paths):
         files = inputs.files
     else:
-        spark.conf.set(LISTING_PARALLELISM, str(max(1, spark.sparkContext.defaultParallelism)))
-        files = spark.read.format("binaryFile").load([escape_glob(p) for p in new_paths])
+        with sql_conf(spark, LISTING_PARALLELISM, listing_tasks(spark)):  # the load lists at once
+            files = spark.read.format("binaryFile").load([escape_glob(p) for p in new_paths])
     images = with_label(
         files.where(is_image(F.col("path"))).select("path", "length", "modificationTime", "content"),
         inputs.qualified,
@@ -408,7 +452,8 @@ def assemble_features(
     the two changes neither.
     """
     stored = store.rows()
-    assembly = plan_assembly(holdings(stored, inputs, listed))
+    held = holdings(stored, inputs, listed)
+    assembly = plan_assembly(held)
     log.info(
         "features/ from the store: %d files copied (%d rows), %d files' rows rewritten",
         len(assembly.copied),
@@ -417,29 +462,42 @@ def assemble_features(
     )
     n_rewritten = 0
     if assembly.rewritten:
-        keep = rows_frame(
-            spark,
-            [
-                {"path": i[0], "length": i[1], "ms": i[2], "_file": name}
-                for name, identities in assembly.rewritten.items()
-                for i in identities
-            ],
-            "array<struct<path:string,length:bigint,ms:bigint,_file:string>>",
-        )
-        # Only those files are read (their names, as input_file_name() spells them, are URLs).
-        spark.conf.set(LISTING_PARALLELISM, str(max(1, spark.sparkContext.defaultParallelism)))
-        paths = [escape_glob(unquote(name)) for name in sorted(assembly.rewritten)]
-        rewritten = (
-            spark.read.schema(FILE_SCHEMA)
-            .parquet(*paths)
-            .withColumn("_file", F.input_file_name())
-            .withColumn("ms", F.unix_millis("modification_time"))
-            .join(F.broadcast(keep), ["path", "length", "ms", "_file"], "left_semi")
-        )
-        columns = FILE_SCHEMA.fieldNames()
-        n_rewritten = write_features(with_label(rewritten, inputs.qualified).select(*columns), plan.output)
+        n_rewritten = _rewrite_rows(spark, plan, inputs, assembly)
+    elif not assembly.copied:  # nothing to copy or rewrite: features/ still gets its schema
+        write_features(rows_frame(spark, [], FILE_TYPE), plan.output)
     store.storage.copy_into(sorted(assembly.copied), join(plan.output, FEATURES_DIR))
     return n_rewritten + assembly.copied_rows
+
+
+def _rewrite_rows(spark: SparkSession, plan: RunPlan, inputs: Inputs, assembly: Assembly) -> int:
+    """Write into features/ the wanted rows of the store files that are not copied (each identity's row in
+    the file chosen for it). Returns the rows written, which must be those planned."""
+    expected = sum(len(rows) for rows in assembly.rewritten.values())
+    # Which row of which file to keep, as a DataFrame through Arrow: no per-row Python and no literal of
+    # every identity in the plan (after `store compact` every wanted row may be rewritten).
+    keep = pd.DataFrame(
+        [(*identity, name) for name, identities in assembly.rewritten.items() for identity in identities],
+        columns=["path", "length", "ms", "_file"],
+    )
+    with sql_conf(spark, "spark.sql.execution.arrow.pyspark.enabled", "true"):
+        keep_frame = spark.createDataFrame(keep, "path string, length long, ms long, _file string")
+    # Only those files are read (their names, as input_file_name() spells them, are URLs).
+    paths = [escape_glob(unquote(name)) for name in sorted(assembly.rewritten)]
+    with sql_conf(spark, LISTING_PARALLELISM, listing_tasks(spark)):
+        files = spark.read.schema(FILE_SCHEMA).parquet(*paths)
+    rows = (
+        files.withColumn("_file", F.input_file_name())
+        .withColumn("ms", F.unix_millis("modification_time"))
+        .join(F.broadcast(keep_frame), ["path", "length", "ms", "_file"], "left_semi")
+    )
+    columns = FILE_SCHEMA.fieldNames()
+    written = write_features(with_label(rows, inputs.qualified).select(*columns), plan.output)
+    if written != expected:
+        raise JobFailedError(
+            f"features/ from the store: {written} rows rewritten from {len(assembly.rewritten)} store files, "
+            f"{expected} expected (was the store changed during the run? `store compact` runs alone)"
+        )
+    return written
 
 
 # --- maintenance: python -m spark_job store {stats,compact} ----------------------------------------------

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,8 +220,35 @@ def write_features(rows: DataFrame, output: str) -> int:
     """
     observation = Observation()
     observed = rows.observe(observation, F.count(F.lit(1)).alias("rows"))
-    observed.write.mode("overwrite").parquet(join(output, FEATURES_DIR))
-    return int(observation.get["rows"])
+    features_dir = join(output, FEATURES_DIR)
+    observed.write.mode("overwrite").parquet(features_dir)
+    # The metrics reach the Observation through Spark's listener bus, which drops events when its queue
+    # overflows, and Observation.get has no timeout: wait a bounded time, else count what was written.
+    got: list[dict[str, Any]] = []
+    waiter = threading.Thread(target=lambda: got.append(observation.get), daemon=True)
+    waiter.start()
+    waiter.join(OBSERVATION_WAIT_S)
+    if got:
+        return int(got[0]["rows"])
+    log.warning("no row count from the write after %d s: counting %s", OBSERVATION_WAIT_S, features_dir)
+    return rows.sparkSession.read.parquet(features_dir).count()
+
+
+OBSERVATION_WAIT_S = 120
+
+
+@contextmanager
+def sql_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """A SQL setting for the statements inside only (read when a query is planned), then put back."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
 
 def finish_stage(
@@ -259,7 +288,8 @@ def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], array_type: str)
     spark.createDataFrame(list) ships the rows through a Python worker: 0.78 s per run here against
     0.21 s for this (rejects/ of a run, measured 2026-12-01, local[2]). Columns as `array_type` says.
     """
-    return spark.range(1).select(F.inline(F.from_json(F.lit(json.dumps(rows)), array_type)))
+    parsed = F.from_json(F.lit(json.dumps(rows)), array_type, {"mode": "FAILFAST"})  # no silent nulls
+    return spark.range(1).select(F.inline(parsed))
 
 
 def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:

@@ -148,8 +148,13 @@ def file_index_identities(files: DataFrame) -> list[tuple[str, int, int]] | None
     except Exception as exc:  # py4j: a renamed class or method
         log.warning("file index not readable (%s): scanning the listing instead", exc)
         return None
+    return parse_file_statuses(statuses)
+
+
+def parse_file_statuses(text: str) -> list[tuple[str, int, int]] | None:
+    """FileStatus.toString() lines -> (path, length, modification ms); None if any line does not parse."""
     out = []
-    for line in statuses.split("\n") if statuses else []:
+    for line in text.split("\n") if text else []:
         match = _FILE_STATUS.match(line)
         if match is None:  # a new format, or a path with a line break in it
             log.warning("unexpected FileStatus text %r: scanning the listing instead", line[:200])

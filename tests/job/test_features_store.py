@@ -16,11 +16,12 @@ import pytest
 from PIL import Image
 from pyspark.sql import SparkSession
 
-from spark_job.errors import JobInputError
+from spark_job.errors import JobFailedError, JobInputError
 from spark_job.features_store import (
     IDENTITY,
     FeaturesStore,
     Holdings,
+    check_assembled,
     check_store_location,
     compact_store,
     escape_glob,
@@ -28,6 +29,7 @@ from spark_job.features_store import (
     format_stats,
     new_run_id,
     plan_assembly,
+    same_file,
     store_featurize_stage,
     store_stats,
 )
@@ -242,6 +244,72 @@ def test_an_image_stored_twice_reaches_features_once(
     assert_same_features(features_of(tmp_path / "b"), features_of(tmp_path / "a"))
     copied = parquet_files(tmp_path / "b" / "features").keys() & parquet_files(store).keys()
     assert copied == parquet_files(store / key_store.key.folder / "run_id=0-stored-again").keys()
+
+
+@SLOW_TIER
+def test_paths_with_spaces_percent_and_accents_copy_and_rewrite(spark: SparkSession, tmp_path: Path) -> None:
+    """File names go from input_file_name() (URL-encoded) back to Hadoop paths, for copies and rewrites."""
+    photos = tmp_path / "photos 100% ré"
+    for cls, colour in CLASSES.items():
+        for i in range(3):
+            _photo(photos / f"{cls} é" / f"{i} #1%.jpg", colour)
+    store = tmp_path / "store é %20"
+    first = with_store(spark, plan_for(tmp_path, photos, "a"), store)
+    again = with_store(spark, plan_for(tmp_path, photos, "b"), store)  # copies
+    assert (again.n_features, again.n_reused) == (first.n_features, 9)
+    assert parquet_files(tmp_path / "b" / "features") == parquet_files(store)
+    (photos / "Red é" / "0 #1%.jpg").unlink()  # a file of the store now holds a row not wanted: rewritten
+    third = with_store(spark, plan_for(tmp_path, photos, "c"), store)
+    assert (third.n_features, third.n_reused, third.n_inferred) == (8, 8, 0)
+    assert_same_features(
+        features_of(tmp_path / "c"),
+        features_of(tmp_path / "b").drop(
+            [p for p in features_of(tmp_path / "b").index if p.endswith("Red é/0 #1%.jpg")]
+        ),
+    )
+
+
+@SLOW_TIER
+def test_labels_follow_this_runs_input_folder(spark: SparkSession, tmp_path: Path) -> None:
+    """The same files under another input root: every stored row is held, but labelled otherwise, so the
+    files are rewritten with this input's labels (a store shared by runs on different folders)."""
+    root = tmp_path / "data"
+    for cls, colour in CLASSES.items():
+        _photo(root / "fruits" / cls / "0.jpg", colour)
+    store = tmp_path / "store"
+    with_store(spark, plan_for(tmp_path, root / "fruits", "a"), store)
+    whole = with_store(spark, plan_for(tmp_path, root, "b"), store)
+    assert (whole.n_inferred, whole.n_reused) == (0, 3)
+    assert set(features_of(tmp_path / "b").label) == {"fruits"}
+    assert not parquet_files(tmp_path / "b" / "features").keys() & parquet_files(store).keys()
+
+
+def test_without_the_file_index_the_store_scans_the_listing(
+    spark: SparkSession, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """internals.file_index_identities may give up (another pyspark): the listing's scan serves instead."""
+    from spark_job import internals
+
+    monkeypatch.setattr(internals, "file_index_identities", lambda files: None)
+    store = tmp_path / "store"
+    with_store(spark, plan_for(tmp_path, photos, "a"), store)
+    again = with_store(spark, plan_for(tmp_path, photos, "b"), store)
+    assert (again.n_features, again.n_inferred, again.n_reused) == (12, 0, 12)
+    assert again.inputs.identities is None
+
+
+def test_a_listed_file_is_a_stored_one_to_the_second() -> None:
+    assert same_file((10, 1_575_469_137_773), 10, 1_575_469_137_000)  # LIST in ms, HEAD in seconds
+    assert not same_file((10, 1_575_469_138_000), 10, 1_575_469_137_000)
+    assert not same_file((11, 1_575_469_137_000), 10, 1_575_469_137_000)
+    assert not same_file(None, 10, 0)
+
+
+def test_none_of_a_runs_own_rows_found_fails_the_run() -> None:
+    with pytest.raises(JobFailedError, match="matched the input's listing"):
+        check_assembled(n_features=5, reused=5, inferred=3)
+    check_assembled(n_features=7, reused=5, inferred=3)  # one replaced while read: a warning
+    check_assembled(n_features=8, reused=5, inferred=3)
 
 
 def test_a_store_run_where_nothing_decodes_leaves_an_empty_features_folder(

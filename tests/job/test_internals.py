@@ -136,6 +136,27 @@ def test_file_index_identities_equal_the_public_scan(spark: SparkSession, tmp_pa
     assert (f"file:{tmp_path}/a.jpg", 5, 1_700_000_000_123) in listed
 
 
+def test_file_status_text_of_other_file_systems_parses() -> None:
+    """S3A's and HDFS's statuses (Hadoop 3.3/3.4 toString), a path holding '; ', a line that is not one."""
+    s3a = (
+        "S3ALocatedFileStatus{path=s3a://b/data/Training/Kiwi/a; b.jpg; isDirectory=false; length=4719; "
+        "replication=1; blocksize=33554432; modification_time=1796164263000; access_time=0; owner=hadoop; "
+        "group=hadoop; permission=rw-rw-rw-; isSymlink=false; hasAcl=false; isEncrypted=true; "
+        "isErasureCoded=false}[eTag='\"3f2\"', versionId='v1']"
+    )
+    hdfs = (
+        "HdfsLocatedFileStatus{path=hdfs://nn:8020/x/y.png; isDirectory=false; length=0; replication=3; "
+        "blocksize=134217728; modification_time=17; access_time=17; owner=a; group=b; permission=rw-r--r--; "
+        "isSymlink=false; hasAcl=false; isEncrypted=false; isErasureCoded=false}"
+    )
+    assert internals.parse_file_statuses(f"{s3a}\n{hdfs}") == [
+        ("s3a://b/data/Training/Kiwi/a; b.jpg", 4719, 1796164263000),
+        ("hdfs://nn:8020/x/y.png", 0, 17),
+    ]
+    assert internals.parse_file_statuses("") == []
+    assert internals.parse_file_statuses(f"{hdfs}\nFileStatus{{path=/a; isDirectory=true; ...}}") is None
+
+
 def test_file_index_identities_fall_back_on_what_they_cannot_read(spark: SparkSession) -> None:
     assert internals.file_index_identities(spark.range(3)) is None  # no file relation: the caller scans
 
