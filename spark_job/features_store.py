@@ -28,6 +28,12 @@ Why it is safe under faults and concurrency:
   time, a retried task whose first attempt had committed) counts once.
 - Only accepted images are stored: a rejected image is tried again, and reported, by every run.
 
+A run's features/ is made from the store (assemble_features): the store files whose every row it wants are
+copied as they are, the others' wanted rows rewritten through Spark; which file holds what comes from one
+scan of the store's identity columns (holdings), made after this run's append, on the same listing of the
+store's files as the rows are then read from. After `compact`, whose files mix every input's rows, runs
+rewrite instead of copying until their own appends dominate: correct, ~1 s more per 8,000 images here.
+
 `compact` rewrites a key's rows without duplicates and without rows of files that no longer exist (or
 changed); `stats` reports images, size and runs per key. Both go through Hadoop's FileSystem (storage.py),
 local or s3://.
