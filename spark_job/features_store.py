@@ -31,8 +31,9 @@ Why it is safe under faults and concurrency:
 A run's features/ is made from the store (assemble_features): the store files whose every row it wants are
 copied as they are, the others' wanted rows rewritten through Spark; which file holds what comes from one
 scan of the store's identity columns (holdings), made after this run's append, on the same listing of the
-store's files as the rows are then read from. After `compact`, whose files mix every input's rows, runs
-rewrite instead of copying until their own appends dominate: correct, ~1 s more per 8,000 images here.
+store's files as the rows are then read from. A file that mixes inputs' rows (those `compact` writes, or a
+store shared by Training and Test runs that inferred both at once) is rewritten, never copied: correct,
+~1 s more per 8,000 of its rows on this 2-vCPU machine.
 
 `compact` rewrites a key's rows without duplicates and without rows of files that no longer exist (or
 changed); `stats` reports images, size and runs per key. Both go through Hadoop's FileSystem (storage.py),
