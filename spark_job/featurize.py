@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from pyspark.accumulators import Accumulator, AccumulatorParam
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -266,9 +268,7 @@ def finish_stage(
     opened until a later stage reads it). Shared by the stage with and without a features store."""
     features = spark.read.schema(FEATURES_SCHEMA).parquet(join(plan.output, FEATURES_DIR))
     rejects = reject_rows(storage, inputs.image_paths, features, n_features, dict(rejected.value))
-    rows_frame(spark, [{"path": p, "reason": r} for p, r in rejects], REJECTS_TYPE).coalesce(1).write.mode(
-        "overwrite"
-    ).parquet(join(plan.output, REJECTS_DIR))
+    write_rejects(storage, plan.output, rejects)
     return FeaturizeResult(
         inputs=inputs,
         features=features,
@@ -279,14 +279,28 @@ def finish_stage(
     )
 
 
-REJECTS_TYPE = "array<struct<path:string,reason:string>>"
+REJECTS_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
+
+
+def write_rejects(storage: Storage, output: str, rejects: list[tuple[str, str]]) -> None:
+    """rejects/ (path, reason) as one Parquet file, written by pyarrow here on the driver, which holds the
+    rows: through Spark it took a job of its own, 0.4-0.8 s of every run in a fresh JVM (measured
+    2026-12-01, local[2]), for a table of a few rows."""
+    import pyarrow.parquet as pq  # here: the Python workers import this module, and never write Parquet
+    table = pa.table(
+        {"path": [p for p, _ in rejects], "reason": [r for _, r in rejects]}, schema=REJECTS_SCHEMA
+    )
+    with tempfile.TemporaryDirectory(prefix="fruits-rejects-") as tmp:
+        local = Path(tmp) / "part-00000.parquet"
+        pq.write_table(table, local)
+        storage.upload(str(local), join(output, REJECTS_DIR, local.name))
 
 
 def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], array_type: str) -> DataFrame:
     """Driver-side rows as a DataFrame made in the JVM alone: one JSON literal, parsed and inline()d.
 
-    spark.createDataFrame(list) ships the rows through a Python worker: 0.78 s per run here against
-    0.21 s for this (rejects/ of a run, measured 2026-12-01, local[2]). Columns as `array_type` says.
+    spark.createDataFrame(list) ships the rows through a Python worker: 0.78 s in a fresh session here
+    against 0.21 s for this (measured 2026-12-01, local[2]). Columns as `array_type` says.
     """
     parsed = F.from_json(F.lit(json.dumps(rows)), array_type, {"mode": "FAILFAST"})  # no silent nulls
     return spark.range(1).select(F.inline(parsed))

@@ -321,6 +321,9 @@ def test_a_store_run_where_nothing_decodes_leaves_an_empty_features_folder(
     result = with_store(spark, plan_for(tmp_path, photos, "run"), tmp_path / "store")
     assert (result.n_features, result.n_rejected, result.features.count()) == (0, 1, 0)
     assert (tmp_path / "run" / "features").is_dir()
+    rejects = spark.read.parquet(str(tmp_path / "run" / "rejects"))  # written by pyarrow: Spark reads it
+    assert rejects.schema.simpleString() == "struct<path:string,reason:string>"
+    assert [Path(r.path).name for r in rejects.collect()] == ["a.jpg"]
 
 
 @SLOW_TIER
