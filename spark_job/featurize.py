@@ -287,6 +287,7 @@ def write_rejects(storage: Storage, output: str, rejects: list[tuple[str, str]])
     rows: through Spark it took a job of its own, 0.4-0.8 s of every run in a fresh JVM (measured
     2026-12-01, local[2]), for a table of a few rows."""
     import pyarrow.parquet as pq  # here: the Python workers import this module, and never write Parquet
+
     table = pa.table(
         {"path": [p for p, _ in rejects], "reason": [r for _, r in rejects]}, schema=REJECTS_SCHEMA
     )
