@@ -72,14 +72,14 @@ from spark_job.featurize import (
     featurize,
     finish_stage,
     is_image,
-    rows_frame,
     sql_conf,
+    start_stage,
     with_label,
     write_features,
 )
-from spark_job.listing import Inputs, discover
+from spark_job.listing import Inputs
 from spark_job.names import FEATURE_DIM
-from spark_job.plan import RunPlan, prepare_output
+from spark_job.plan import RunPlan
 from spark_job.storage import Storage, join, normalize
 from spark_job.timings import Timings
 
@@ -102,9 +102,6 @@ STORE_SCHEMA = StructType(
 )
 # A store file's columns (run_id is its folder's name): features/ of a run with a store has them too.
 FILE_SCHEMA = StructType([f for f in STORE_SCHEMA.fields if f.name != RUN_PARTITION])
-FILE_TYPE = (
-    "array<struct<path:string,length:bigint,modification_time:timestamp,label:string,features:array<float>>>"
-)
 # Each task attempt's output is moved into place when that task commits (algorithm 1 moves all of them at
 # job commit, so a killed run would leave nothing). Passed as a write option: it applies to this write only.
 PER_TASK_COMMIT = {"mapreduce.fileoutputcommitter.algorithm.version": "2"}
@@ -225,12 +222,8 @@ def store_featurize_stage(
     modification_time too; rejects/)."""
     storage = Storage(spark)
     store = FeaturesStore(spark, storage, store_uri, featurizer_key(plan))
-    for path in plan.engine_files:
-        spark.sparkContext.addFile(path)
     # No warm-up ahead of the stage (as featurize_stage): each worker's first task builds its engine.
-    with timings.stage("list"):
-        inputs = discover(spark, storage, plan.input)
-    prepare_output(storage, plan)
+    inputs = start_stage(spark, storage, plan, timings)
     with timings.stage("featurize"):
         result = _featurize_with_store(spark, plan, inputs, store, run_id, timings)
     return result, StoreRun(uri=store.dir, key=store.key, run_id=run_id)
@@ -471,7 +464,7 @@ def assemble_features(
     if assembly.rewritten:
         n_rewritten = _rewrite_rows(spark, plan, inputs, assembly)
     elif not assembly.copied:  # nothing to copy or rewrite: features/ still gets its schema
-        write_features(rows_frame(spark, [], FILE_TYPE), plan.output)
+        write_features(spark.createDataFrame([], FILE_SCHEMA), plan.output)
     store.storage.copy_into(sorted(assembly.copied), join(plan.output, FEATURES_DIR))
     return n_rewritten + assembly.copied_rows
 

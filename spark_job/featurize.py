@@ -8,7 +8,6 @@ every image without features, with a reason, to rejects/.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -297,27 +296,23 @@ def write_rejects(storage: Storage, output: str, rejects: list[tuple[str, str]])
         storage.upload(str(local), join(output, REJECTS_DIR, local.name))
 
 
-def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], array_type: str) -> DataFrame:
-    """Driver-side rows as a DataFrame made in the JVM alone: one JSON literal, parsed and inline()d.
-
-    spark.createDataFrame(list) ships the rows through a Python worker: 0.78 s in a fresh session here
-    against 0.21 s for this (measured 2026-12-01, local[2]). Columns as `array_type` says.
-    """
-    parsed = F.from_json(F.lit(json.dumps(rows)), array_type, {"mode": "FAILFAST"})  # no silent nulls
-    return spark.range(1).select(F.inline(parsed))
-
-
 def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:
     """The featurize stage as the job and the benchmark run it: ship the engine's files, list the input,
     check the output folder, then featurize once to features/ and rejects/.
 
     No warm-up ahead of the stage: a LiteRT worker starts in ~0.1-0.3 s (import, interpreter, first image),
     so each worker's first task builds it (measured in README's Performance section)."""
-    storage = Storage(spark)
+    inputs = start_stage(spark, Storage(spark), plan, timings)
+    with timings.stage("featurize"):
+        return _featurize_to(spark, plan, inputs)
+
+
+def start_stage(spark: SparkSession, storage: Storage, plan: RunPlan, timings: Timings) -> Inputs:
+    """What the stage does first, with a features store or not: ship the engine's files to the workers,
+    list the input ("list" in the timings), check the output folder."""
     for path in plan.engine_files:
         spark.sparkContext.addFile(path)
     with timings.stage("list"):
         inputs = discover(spark, storage, plan.input)
     prepare_output(storage, plan)
-    with timings.stage("featurize"):
-        return _featurize_to(spark, plan, inputs)
+    return inputs
