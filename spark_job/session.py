@@ -11,6 +11,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from spark_job import internals
 from spark_job.config import DEFAULT_BATCH_SIZE, JobConfig
 
 LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
@@ -46,4 +47,6 @@ def build_session(app_name: str, master: str | None, batch_size: int = DEFAULT_B
     # Arrow batches of one inference batch: the Python worker starts on the first images while the JVM
     # still reads the task's other files (one Arrow batch per task would make it wait for all of them).
     builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
+    for name, value in internals.worker_environment().items():
+        builder = builder.config(f"spark.executorEnv.{name}", value)
     return builder.getOrCreate()

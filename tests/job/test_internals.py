@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import subprocess
+import sys
 import zipfile
 import zipimport
 from pathlib import Path
@@ -66,6 +69,32 @@ def test_every_importer_of_a_changed_archive_sees_the_change(
     assert top.find_spec("pkg") is not None
 
 
+def test_importers_of_one_archive_share_its_listing(directory_reads: list[str], tmp_path: Path) -> None:
+    """About ten importers list pyspark.zip (one per package folder): one read per change serves them all."""
+    archive = tmp_path / "lib.zip"
+    write_zip(archive, ["pkg/__init__.py", "pkg/a.py"], 10**18)
+    importers = [zipimport.zipimporter(str(archive / sub)) for sub in ("", "pkg", "pkg")]
+    directory_reads.clear()
+    for importer in importers:
+        importer.invalidate_caches()
+    assert directory_reads == [str(archive)]
+    write_zip(archive, ["pkg/__init__.py", "pkg/a.py", "pkg/b.py"], 10**18 + 10**9)
+    for importer in importers:
+        importer.invalidate_caches()
+    assert directory_reads == [str(archive)] * 2
+    assert all(importer.find_spec("b") is not None for importer in importers[1:])
+
+
+def test_a_deleted_archive_empties_its_listing(directory_reads: list[str], tmp_path: Path) -> None:
+    archive = tmp_path / "lib.zip"
+    write_zip(archive, ["pkg/__init__.py"], 10**18)
+    importer = zipimport.zipimporter(str(archive))
+    importer.invalidate_caches()
+    archive.unlink()
+    importer.invalidate_caches()
+    assert importer.find_spec("pkg") is None
+
+
 def test_this_python_still_reads_the_directory_on_invalidate(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -88,6 +117,59 @@ def test_pyspark_worker_still_invalidates_import_caches_at_every_task() -> None:
     import pyspark.worker
 
     assert "importlib.invalidate_caches()" in inspect.getsource(pyspark.worker.main)
+
+
+def _python_imports(code: str, **env: str) -> list[str]:
+    """Run `code` in a fresh interpreter of this venv: the top-level modules it imported."""
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    environ = {k: v for k, v in os.environ.items() if k != internals.DISTUTILS_SETTING}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**environ, **env}, capture_output=True, text=True, check=True
+    )
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_pyspark_arrow_code_still_imports_distutils() -> None:
+    """The reason for the worker setting: when pyspark stops importing distutils, drop it."""
+    import pyspark.sql.pandas.types
+
+    assert "from distutils.version import LooseVersion" in inspect.getsource(pyspark.sql.pandas.types)
+
+
+def test_distutils_setting_serves_the_standard_library_without_setuptools() -> None:
+    """What the setting relies on: by default `import distutils` imports setuptools (the 0.3 s per worker),
+    with it the standard library's distutils serves pyspark's LooseVersion and setuptools stays out."""
+    code = "from distutils.version import LooseVersion\nassert LooseVersion('15.0.1') > LooseVersion('2.0.0')"
+    assert "setuptools" in _python_imports(code)
+    ((name, value),) = internals.worker_environment().items()
+    assert "setuptools" not in _python_imports(code, **{name: value})
+
+
+@pytest.mark.parametrize(
+    ("python", "pyspark_version", "setting"),
+    [
+        ((3, 11), "3.5.9", {"SETUPTOOLS_USE_DISTUTILS": "stdlib"}),
+        ((3, 12), "3.5.9", {}),
+        ((3, 11), "4.0.1", {}),
+    ],
+)
+def test_distutils_setting_gate(
+    python: tuple[int, int], pyspark_version: str, setting: dict[str, str]
+) -> None:
+    assert internals.worker_environment(python, pyspark_version) == setting
+
+
+@pytest.mark.slow
+def test_python_workers_of_the_job_session_get_the_distutils_setting() -> None:
+    """The job's session passes it to every Python worker (spark.executorEnv), locally as on YARN."""
+    probe = Path(__file__).with_name("session_probe.py")
+    environ = {k: v for k, v in os.environ.items() if k != internals.DISTUTILS_SETTING}
+    environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, str(probe)], env=environ, capture_output=True, text=True, check=True
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["worker_env"] == internals.worker_environment() == {"SETUPTOOLS_USE_DISTUTILS": "stdlib"}
 
 
 @pytest.mark.parametrize(
