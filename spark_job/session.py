@@ -11,10 +11,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from spark_job import internals
+from spark_job import internals, jvm_classes
 from spark_job.config import DEFAULT_BATCH_SIZE, JobConfig
-
-LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 
 def spark_session(cfg: JobConfig) -> SparkSession:
@@ -33,10 +31,8 @@ def build_session(app_name: str, master: str | None, batch_size: int = DEFAULT_B
     if not under_spark_submit:
         # Local runs: Python workers use this interpreter (the venv), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        # This session starts the JVM, which here only lists, reads small files and writes Parquet. Its
-        # optimizing JIT compiler (C2) took ~6 s of CPU in an 80 s run on 2 cores, taken from the TensorFlow
-        # workers; the quick compiler alone (C1) serves that work: ~3 s faster per 8,000 images (make bench).
-        builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
+        # This session starts the JVM: the quick compiler only, and the class archive once it is made.
+        builder = builder.config("spark.driver.extraJavaOptions", jvm_classes.local_jvm_options())
     # Each Python worker keeps its engine across tasks (spark_job.engine.worker_engine) only when reused.
     builder = builder.config("spark.python.worker.reuse", "true")
     # Fruits-360 images are ~5 KB: with the default 4 MB open cost Spark packs only ~32 files in a task, and

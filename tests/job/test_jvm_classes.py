@@ -1,0 +1,92 @@
+"""The local driver JVM's class archive (spark_job/jvm_classes.py): made whole or not at all, then used."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spark_job import jvm_classes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_an_archive_is_made_for_one_pyspark_java_class_path_and_options(tmp_path: Path) -> None:
+    java = tmp_path / "java"
+    java.write_bytes(b"x")
+    key = jvm_classes.archive_key("3.5.9", java, ["a.jar", "b.jar"], "-XX:TieredStopAtLevel=1")
+    assert key == jvm_classes.archive_key("3.5.9", java, ["b.jar", "a.jar"], "-XX:TieredStopAtLevel=1")
+    others = {
+        jvm_classes.archive_key("3.5.8", java, ["a.jar", "b.jar"], "-XX:TieredStopAtLevel=1"),
+        jvm_classes.archive_key("3.5.9", java, ["a.jar"], "-XX:TieredStopAtLevel=1"),
+        jvm_classes.archive_key("3.5.9", java, ["a.jar", "b.jar"], ""),
+    }
+    java.write_bytes(b"another java")
+    others.add(jvm_classes.archive_key("3.5.9", java, ["a.jar", "b.jar"], "-XX:TieredStopAtLevel=1"))
+    assert key not in others and len(others) == 4
+
+
+def test_a_local_run_passes_the_archive_only_once_it_is_made(cache: Path) -> None:
+    assert jvm_classes.local_jvm_options() == jvm_classes.LOCAL_JVM_OPTIONS
+    archive = jvm_classes.archive_path()
+    assert archive is not None and archive.is_relative_to(cache)
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"made")
+    assert jvm_classes.local_jvm_options() == f"-XX:TieredStopAtLevel=1 -XX:SharedArchiveFile={archive}"
+
+
+def test_no_java_no_archive(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jvm_classes, "java_executable", lambda: None)
+    assert jvm_classes.archive_path() is None and jvm_classes.make_archive() is None
+    assert jvm_classes.local_jvm_options() == jvm_classes.LOCAL_JVM_OPTIONS
+
+
+@pytest.mark.slow
+def test_a_file_that_is_not_a_whole_archive_does_not_map(tmp_path: Path) -> None:
+    """The check before an archive is kept: JDK 17 crashes (SIGBUS) on a truncated one, even by default."""
+    junk = tmp_path / "junk.jsa"
+    junk.write_bytes(os.urandom(1 << 20))
+    assert not jvm_classes.maps_whole(junk)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real archive, made in a temporary cache by the command `make venv` runs."""
+    cache = tmp_path_factory.mktemp("jvm-cache")
+    env = {**os.environ, "FRUITS_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "spark_job.jvm_classes"], env=env, capture_output=True, text=True, check=True
+    )
+    archive = Path(done.stdout.strip().splitlines()[-1])
+    assert archive.is_file() and archive.is_relative_to(cache), done.stderr[-2000:]
+    return archive
+
+
+@pytest.mark.slow
+def test_the_made_archive_is_whole_and_a_truncated_copy_is_not(made: Path, tmp_path: Path) -> None:
+    assert jvm_classes.maps_whole(made)
+    assert [p.name for p in made.parent.iterdir()] == [made.name]  # no half-written file left beside it
+    truncated = tmp_path / made.name
+    with made.open("rb") as whole:
+        truncated.write_bytes(whole.read(made.stat().st_size // 2))
+    assert not jvm_classes.maps_whole(truncated)
+
+
+@pytest.mark.slow
+def test_the_job_session_starts_its_jvm_with_the_made_archive(made: Path) -> None:
+    env = {**os.environ, "FRUITS_CACHE_DIR": str(made.parents[1]), "PYTHONPATH": str(REPO)}
+    probe = Path(__file__).with_name("session_probe.py")
+    done = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, check=True)
+    options = json.loads(done.stdout.strip().splitlines()[-1])["jvm_options"]
+    assert f"-XX:SharedArchiveFile={made}" in options
+    assert "Unable to use shared archive" not in done.stdout + done.stderr
