@@ -222,7 +222,7 @@ def store_featurize_stage(
     modification_time too; rejects/)."""
     storage = Storage(spark)
     store = FeaturesStore(spark, storage, store_uri, featurizer_key(plan))
-    # No warm-up ahead of the stage (as featurize_stage): each worker's first task builds its engine.
+    # The workers start while the driver lists and looks up the store (start_stage).
     inputs = start_stage(spark, storage, plan, timings)
     with timings.stage("featurize"):
         result = _featurize_with_store(spark, plan, inputs, store, run_id, timings)

@@ -25,10 +25,11 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
+from spark_job import internals
 from spark_job.engine import Engine, EngineSpec, worker_engine
 from spark_job.listing import IMAGE_PATTERN, Inputs, discover
 from spark_job.mobilenet import EMPTY_FILE_REASON, describe_decode_error  # with the decoder: `predict` too
-from spark_job.plan import RunPlan, prepare_output
+from spark_job.plan import RunPlan, prepare_output, refuse_existing_output
 from spark_job.storage import Storage, join
 from spark_job.timings import Timings
 
@@ -83,6 +84,22 @@ class RejectsParam(AccumulatorParam):
     def addInPlace(self, acc: list[tuple[str, str]], more: list[tuple[str, str]]) -> list[tuple[str, str]]:
         acc.extend(more)
         return acc
+
+
+def start_engine(engine: EngineSpec) -> Callable[[Iterable[int]], Iterator[int]]:
+    """A worker's start-up ahead of the stage: its engine (worker_engine keeps it for the stage's tasks) and
+    what its first pandas task imports. Yields the worker's pid."""
+
+    def run(_: Iterable[int]) -> Iterator[int]:
+        # What reading the stage's first task imports: this module (pandas: 0.27 s), the pandas runner's.
+        import pyspark.sql.pandas.serializers  # noqa: F401
+
+        import spark_job.featurize  # noqa: F401
+
+        worker_engine(engine)
+        yield os.getpid()
+
+    return run
 
 
 def featurize_batches(
@@ -300,8 +317,8 @@ def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> Fea
     """The featurize stage as the job and the benchmark run it: ship the engine's files, list the input,
     check the output folder, then featurize once to features/ and rejects/.
 
-    No warm-up ahead of the stage: a LiteRT worker starts in ~0.1-0.3 s (import, interpreter, first image),
-    so each worker's first task builds it (measured in README's Performance section)."""
+    The workers start while the driver lists (start_stage): each worker's engine is built once, by
+    whichever of its tasks comes first."""
     inputs = start_stage(spark, Storage(spark), plan, timings)
     with timings.stage("featurize"):
         return _featurize_to(spark, plan, inputs)
@@ -309,9 +326,13 @@ def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> Fea
 
 def start_stage(spark: SparkSession, storage: Storage, plan: RunPlan, timings: Timings) -> Inputs:
     """What the stage does first, with a features store or not: ship the engine's files to the workers,
-    list the input ("list" in the timings), check the output folder."""
+    refuse an output folder in use, start the workers and their engines in the background
+    (internals.start_python_workers), list the input ("list" in the timings), then empty the output folder
+    if --overwrite (only once the input has images: a mistyped input loses nothing)."""
     for path in plan.engine_files:
         spark.sparkContext.addFile(path)
+    refuse_existing_output(storage, plan)  # before any job starts
+    internals.start_python_workers(spark, start_engine(plan.engine))
     with timings.stage("list"):
         inputs = discover(spark, storage, plan.input)
     prepare_output(storage, plan)

@@ -158,15 +158,20 @@ def _dump(archive: Path, workdir: Path) -> bool:
 def maps_whole(archive: Path) -> bool:
     """Whether a JVM started as a local run starts (spark-submit's class path) maps the archive: with
     -Xshare:on a JVM that cannot map it, or finds it truncated, exits with an error instead of going on."""
-    options = f"{LOCAL_JVM_OPTIONS} -Xshare:on -XX:SharedArchiveFile={archive}"
-    done = subprocess.run(
-        [str(spark_home() / "bin" / "spark-submit"), "--version"],
-        env={**_submit_env(), "SPARK_SUBMIT_OPTS": options},
-        capture_output=True,
-        text=True,
-        timeout=SUBMIT_TIMEOUT_S,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="fruits-jvm-check-") as crash_dir:  # a crash's report goes here
+        options = (
+            f"{LOCAL_JVM_OPTIONS} -Xshare:on -XX:SharedArchiveFile={archive} "
+            f"-XX:-CreateCoredumpOnCrash -XX:ErrorFile={crash_dir}/hs_err_%p.log"
+        )
+        done = subprocess.run(
+            [str(spark_home() / "bin" / "spark-submit"), "--version"],
+            env={**_submit_env(), "SPARK_SUBMIT_OPTS": options},
+            cwd=crash_dir,
+            capture_output=True,
+            text=True,
+            timeout=SUBMIT_TIMEOUT_S,
+            check=False,
+        )
     if done.returncode != 0:
         log.info("archive %s does not map (%d): %s", archive, done.returncode, done.stderr[-1000:])
     return done.returncode == 0

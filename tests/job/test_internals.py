@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 import zipimport
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,55 @@ def test_pca_model_made_in_the_jvm_projects_like_its_matrix(spark: SparkSession)
     out = model.transform(spark.createDataFrame([(Vectors.dense([1.0, 1.0, 5.0]),)], ["x"])).first()
     assert list(out["y"]) == [1.0, 2.0] and model.getK() == 2
     assert list(model.explainedVariance) == [0.6, 0.3]
+
+
+def _worker_pid(_: object) -> Iterator[int]:
+    yield os.getpid()
+
+
+def _sql_task_pids(spark: SparkSession, slots: int) -> set[int]:
+    import pandas as pd
+
+    def pids(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for _ in batches:
+            yield pd.DataFrame({"pid": [os.getpid()]})
+
+    return {row.pid for row in spark.range(0, slots, 1, slots).mapInPandas(pids, "pid long").collect()}
+
+
+@pytest.fixture
+def fresh_pool(spark: SparkSession) -> Iterator[SparkSession]:
+    """Jobs made inside get Python workers of their own: Spark keys worker pools by environment, and a
+    function takes the context's environment when it is made. No idle worker of an earlier test is reused."""
+    import uuid
+
+    sc = spark.sparkContext
+    sc.environment["FRUITS_TEST_POOL"] = uuid.uuid4().hex
+    try:
+        yield spark
+    finally:
+        del sc.environment["FRUITS_TEST_POOL"]
+
+
+def test_the_stage_runs_in_the_workers_started_ahead(fresh_pool: SparkSession) -> None:
+    """What start_python_workers is for: the SQL (mapInPandas) tasks after it take the workers it started
+    (if not, each executor would hold twice the engines)."""
+    started = internals.start_python_workers(fresh_pool, _worker_pid)
+    assert started is not None
+    ahead = set(started.result(timeout=300))
+    sql_pids = _sql_task_pids(fresh_pool, fresh_pool.sparkContext.defaultParallelism)
+    assert ahead and sql_pids & ahead
+    if len(ahead) == len(sql_pids):  # as many started as the stage runs at once: it started none
+        assert sql_pids == ahead
+
+
+def test_without_the_sql_environment_rdd_workers_are_a_pool_of_their_own(fresh_pool: SparkSession) -> None:
+    """The keying start_python_workers relies on: when RDD and SQL tasks share workers without the SQL
+    runners' environment, SQL_WORKER_ENV is no longer needed; when they need more, the test above fails."""
+    sc = fresh_pool.sparkContext
+    saved = {name: sc.environment.pop(name) for name in internals.SQL_WORKER_ENV if name in sc.environment}
+    try:
+        rdd_pids = set(sc.parallelize(range(2), 2).mapPartitions(_worker_pid).collect())
+    finally:
+        sc.environment.update(saved)
+    assert rdd_pids.isdisjoint(_sql_task_pids(fresh_pool, sc.defaultParallelism))
