@@ -403,3 +403,17 @@ def test_store_commands_through_the_cli(spark: SparkSession, photos: Path, tmp_p
     with pytest.raises(SystemExit) as usage:
         run_cli(spark, "store", "shrink", store)
     assert usage.value.code == 2
+
+
+def test_explicit_paths_are_listed_by_the_driver_on_a_local_disk_else_by_a_few_tasks(
+    spark: SparkSession,
+) -> None:
+    from spark_job.features_store import LISTING_PARALLELISM, LISTING_THRESHOLD, listing_of
+
+    local = [f"file:/photos/Kiwi/{i}.jpg" for i in range(800)]
+    with listing_of(spark, local):
+        assert spark.conf.get(LISTING_THRESHOLD) == "801"  # above the paths: no listing job
+    with listing_of(spark, [*local, "s3://bucket/data/Kiwi/x.jpg"]):
+        assert spark.conf.get(LISTING_PARALLELISM) == str(max(8, 4 * spark.sparkContext.defaultParallelism))
+        assert spark.conf.get(LISTING_THRESHOLD) == "32"  # Spark's default: a job for > 32 paths
+    assert spark.conf.get(LISTING_PARALLELISM) == "10000"
