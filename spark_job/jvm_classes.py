@@ -14,6 +14,8 @@ and a JVM that maps a truncated archive crashes (SIGBUS, even under the default 
 - A local session (spark_job.session) passes `-XX:SharedArchiveFile=` when the archive for this pyspark,
   this java and these JVM options exists. The JVM checks it again at start and, if it does not match, warns
   once and runs without it. Under spark-submit (EMR) nothing changes: YARN starts those JVMs.
+- FRUITS_JVM_CLASSES=off, or a JVM agent in JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS or SPARK_SUBMIT_OPTS,
+  starts local runs without it (JDK 17.0.15 crashed when Flight Recorder's class hook met the archive).
 
 The archive is ~140 MB, in the job's cache folder (spark_job.litert.default_cache_dir) under jvm/.
 """
@@ -93,9 +95,25 @@ def archive_path() -> Path | None:
     return Path(default_cache_dir()) / "jvm" / f"spark-{pyspark.__version__}-{key}.jsa"
 
 
+# Set to "off": local runs start without the archive.
+SWITCH_ENV = "FRUITS_JVM_CLASSES"
+# Where a JVM agent would come from. JDK 17.0.15 crashed (SIGSEGV in check_shared_class_file_load_hook) when
+# a class-file-load hook (here Flight Recorder's profiling) met this archive, so an agent turns it off.
+AGENT_ENVS = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
+AGENT_OPTIONS = ("-javaagent", "-agentlib", "-agentpath", "FlightRecord")
+
+
+def archive_wanted(environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    if env.get(SWITCH_ENV, "").lower() == "off":
+        return False
+    return not any(option in env.get(name, "") for name in AGENT_ENVS for option in AGENT_OPTIONS)
+
+
 def local_jvm_options() -> str:
-    """The driver JVM options of a local run: LOCAL_JVM_OPTIONS, and the class archive when it is made."""
-    archive = archive_path()
+    """The driver JVM options of a local run: LOCAL_JVM_OPTIONS, and the class archive when it is made (and
+    neither FRUITS_JVM_CLASSES=off nor a JVM agent is in the environment)."""
+    archive = archive_path() if archive_wanted() else None
     if archive is not None and archive.is_file():
         return f"{LOCAL_JVM_OPTIONS} -XX:SharedArchiveFile={archive}"
     return LOCAL_JVM_OPTIONS

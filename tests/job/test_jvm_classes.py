@@ -45,6 +45,32 @@ def test_a_local_run_passes_the_archive_only_once_it_is_made(cache: Path) -> Non
     assert jvm_classes.local_jvm_options() == f"-XX:TieredStopAtLevel=1 -XX:SharedArchiveFile={archive}"
 
 
+@pytest.mark.parametrize(
+    ("environ", "wanted"),
+    [
+        ({}, True),
+        ({"FRUITS_JVM_CLASSES": "off"}, False),
+        ({"FRUITS_JVM_CLASSES": "OFF"}, False),
+        ({"JAVA_TOOL_OPTIONS": "-javaagent:/opt/agent.jar"}, False),
+        ({"SPARK_SUBMIT_OPTS": "-XX:StartFlightRecording=filename=x.jfr"}, False),
+        ({"JDK_JAVA_OPTIONS": "-Xmx2g"}, True),
+    ],
+)
+def test_the_archive_is_left_out_when_switched_off_or_under_a_jvm_agent(
+    environ: dict[str, str], wanted: bool
+) -> None:
+    assert jvm_classes.archive_wanted(environ) is wanted
+
+
+def test_switched_off_a_made_archive_is_not_passed(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = jvm_classes.archive_path()
+    assert archive is not None
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"made")
+    monkeypatch.setenv("FRUITS_JVM_CLASSES", "off")
+    assert jvm_classes.local_jvm_options() == jvm_classes.LOCAL_JVM_OPTIONS
+
+
 def test_no_java_no_archive(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jvm_classes, "java_executable", lambda: None)
     assert jvm_classes.archive_path() is None and jvm_classes.make_archive() is None
