@@ -332,8 +332,13 @@ def start_stage(spark: SparkSession, storage: Storage, plan: RunPlan, timings: T
     for path in plan.engine_files:
         spark.sparkContext.addFile(path)
     refuse_existing_output(storage, plan)  # before any job starts
-    internals.start_python_workers(spark, start_engine(plan.engine))
-    with timings.stage("list"):
-        inputs = discover(spark, storage, plan.input)
-    prepare_output(storage, plan)
+    started = internals.start_python_workers(spark, start_engine(plan.engine))
+    try:
+        with timings.stage("list"):
+            inputs = discover(spark, storage, plan.input)
+        prepare_output(storage, plan)
+    except Exception:
+        if started is not None:
+            started.cancel(spark)
+        raise
     return inputs

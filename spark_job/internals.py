@@ -19,8 +19,10 @@ import logging
 import re
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,9 +70,10 @@ def speed_up_worker_imports() -> bool:
     py4j, the job's --py-files zip): 16 ms per task standalone, 40-170 ms in loaded Spark workers, against
     0.1-0.2 ms patched (measured 2026-12-01, 2 vCPUs). Several importers (one per package folder: about ten
     for pyspark.zip) list the same archive; each re-read its whole directory. So the last listing read of
-    each archive is kept with the archive's stamp (mtime and size, taken before the read): an importer whose
-    archive still has that stamp takes that listing, without a read; after a change the first importer
-    reads it again and every other one takes the new listing. Returns whether the patch is active.
+    each archive is kept with the archive's stamp (mtime, size, inode, ctime; taken before the read): an
+    importer whose archive still has that stamp takes that listing, without a read; after a change the
+    first importer reads it again and every other one takes the new listing. Returns whether the patch is
+    active.
     """
     import zipimport
 
@@ -79,12 +82,13 @@ def speed_up_worker_imports() -> bool:
     original = zipimport.zipimporter.invalidate_caches
     if getattr(original, "only_when_changed", False):
         return True
-    last_read: dict[str, tuple[tuple[int, int], Any]] = {}  # archive -> (stamp, its listing as then read)
+    last_read: dict[str, tuple[tuple[int, ...], Any]] = {}  # archive -> (stamp, its listing as then read)
 
     def invalidate_caches(self: zipimport.zipimporter) -> None:
         try:
             info = Path(self.archive).stat()
-            stamp = (info.st_mtime_ns, info.st_size)
+            # A file put back with the same mtime and size (cp -p, rsync -t) is a new inode or a new ctime.
+            stamp = (info.st_mtime_ns, info.st_size, info.st_ino, info.st_ctime_ns)
         except OSError:  # gone or unreadable: the original decides (it empties the listing)
             original(self)
             last_read.pop(self.archive, None)
@@ -133,15 +137,63 @@ def worker_environment(
 # Driver: the Python workers started while the driver lists
 # ---------------------------------------------------------------------------------------------------------
 
-# What pyspark 3.5's SQL Python runners (mapInPandas among them) add to a worker's environment, and its RDD
-# runner does not (BasePythonRunner.compute: simplifiedTraceback, spark.sql.execution.pyspark.udf.
-# simplifiedTraceback.enabled, true by default).
-SQL_WORKER_ENV = {"SPARK_SIMPLIFIED_TRACEBACK": "1"}
+# What pyspark 3.5's SQL Python runners (mapInPandas among them) add to a worker's environment when
+# spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled is true (the default), and its RDD runner
+# does not (BasePythonRunner.compute).
+SIMPLIFIED_TRACEBACK = "SPARK_SIMPLIFIED_TRACEBACK"
+SQL_SIMPLIFIED_TRACEBACK = "spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled"
+# Settings the two runners read from different keys, each becoming a worker environment variable
+# (SQL key, RDD key, default): when they differ, no RDD worker can serve a SQL task.
+RUNNER_SETTINGS = (
+    (
+        "spark.sql.execution.pyspark.udf.faulthandler.enabled",
+        "spark.python.worker.faulthandler.enabled",
+        "false",
+    ),
+    ("spark.sql.execution.pandas.udf.buffer.size", "spark.buffer.size", "65536"),
+)
+
+
+def sql_worker_environment(spark: SparkSession) -> dict[str, str] | None:
+    """The variables that put an RDD job's Python workers in the pool of this session's SQL tasks, or None
+    when the two runners' settings differ (then they can share no worker)."""
+    conf = spark.sparkContext.getConf()
+    for sql_key, rdd_key, default in RUNNER_SETTINGS:
+        rdd_value = conf.get(rdd_key, default)
+        if spark.conf.get(sql_key, rdd_value) != rdd_value:
+            return None
+    simplified = str(spark.conf.get(SQL_SIMPLIFIED_TRACEBACK, "true")).lower() == "true"
+    return {SIMPLIFIED_TRACEBACK: "1"} if simplified else {}
+
+
+@dataclass
+class StartedWorkers:
+    """The background job of start_python_workers."""
+
+    done: Future[list[int]]  # what `start` yielded, once the job is done
+    group: str  # its Spark job group
+
+    def cancel(self, spark: SparkSession) -> None:
+        """Stop it (the stage failed before its first task): no job is left running after the stage. Asked
+        again each second, in case the job was submitted after the first ask."""
+        for _ in range(CANCEL_WAIT_S):
+            spark.sparkContext.cancelJobGroup(self.group)
+            try:
+                self.done.result(timeout=1)
+            except TimeoutError:
+                continue
+            except Exception:  # cancelled, as asked
+                log.debug("worker start-up job cancelled")
+            return
+        log.warning("the worker start-up job %s did not stop in %d s", self.group, CANCEL_WAIT_S)
+
+
+CANCEL_WAIT_S = 60
 
 
 def start_python_workers(
     spark: SparkSession, start: Callable[[Iterable[int]], Iterator[int]]
-) -> Future[list[int]] | None:
+) -> StartedWorkers | None:
     """Start the Python workers of every task slot now, in a background job, each running `start` (the
     featurize stage's engine start-up): the stage's first tasks then take started workers.
 
@@ -152,27 +204,32 @@ def start_python_workers(
     the cold JVM, as long as the stage's.
 
     Relies on: a Python worker is reused only by tasks whose runner asks for the same Python executable and
-    environment (SparkEnv's worker factories are keyed by both), and the SQL runners add SQL_WORKER_ENV. So
-    the context's environment gets it too, or these workers would idle in a pool of their own while the
-    stage starts new ones (twice the engines in an executor's memory). Guard test: the stage's tasks run in
-    the processes this started. The job's RDD workers then simplify tracebacks as its UDF workers do.
-    Returns what `start` yielded, once the job is done; None (nothing started) outside pyspark 3.5.
+    environment (SparkEnv's worker factories are keyed by both), and the SQL runners add
+    SIMPLIFIED_TRACEBACK (sql_worker_environment). So the context's environment gets the same, or these
+    workers would idle in a pool of their own while the stage starts new ones (twice the engines in an
+    executor's memory). Guard tests: the stage's tasks run in the processes this started, and without the
+    variable they would not. Nothing is started outside pyspark 3.5 or when the runners' settings differ
+    (None). The job's RDD workers then simplify tracebacks as its UDF workers do.
     """
     if not pyspark_supported():
         return None
+    environment = sql_worker_environment(spark)
+    if environment is None:
+        log.info("SQL and RDD Python workers are configured apart: no worker start-up ahead of the stage")
+        return None
     sc = spark.sparkContext
-    for name, value in SQL_WORKER_ENV.items():
-        sc.environment[name] = value
+    sc.environment.pop(SIMPLIFIED_TRACEBACK, None)
+    sc.environment.update(environment)
     slots = sc.defaultParallelism
-
-    started: Future[list[int]] = Future()
+    started = StartedWorkers(Future(), f"fruits-start-python-workers-{uuid.uuid4().hex[:8]}")
 
     def run() -> None:
+        sc.setJobGroup(started.group, "starting the Python workers ahead of the featurize stage")
         try:
-            started.set_result(sc.parallelize(range(slots), slots).mapPartitions(start).collect())
+            started.done.set_result(sc.parallelize(range(slots), slots).mapPartitions(start).collect())
         except Exception as exc:  # the stage starts its own workers; a failure here loses only time
-            log.warning("starting the Python workers ahead failed: %s", exc)
-            started.set_exception(exc)
+            log.info("starting the Python workers ahead stopped: %s", str(exc).splitlines()[0][:200])
+            started.done.set_exception(exc)
 
     threading.Thread(target=run, name="fruits-start-python-workers", daemon=True).start()
     return started

@@ -290,7 +290,7 @@ def test_the_stage_runs_in_the_workers_started_ahead(fresh_pool: SparkSession) -
     (if not, each executor would hold twice the engines)."""
     started = internals.start_python_workers(fresh_pool, _worker_pid)
     assert started is not None
-    ahead = set(started.result(timeout=300))
+    ahead = set(started.done.result(timeout=300))
     sql_pids = _sql_task_pids(fresh_pool, fresh_pool.sparkContext.defaultParallelism)
     assert ahead and sql_pids & ahead
     if len(ahead) == len(sql_pids):  # as many started as the stage runs at once: it started none
@@ -299,11 +299,54 @@ def test_the_stage_runs_in_the_workers_started_ahead(fresh_pool: SparkSession) -
 
 def test_without_the_sql_environment_rdd_workers_are_a_pool_of_their_own(fresh_pool: SparkSession) -> None:
     """The keying start_python_workers relies on: when RDD and SQL tasks share workers without the SQL
-    runners' environment, SQL_WORKER_ENV is no longer needed; when they need more, the test above fails."""
+    runners' variable, sql_worker_environment is no longer needed; when they need more, the test above
+    fails."""
     sc = fresh_pool.sparkContext
-    saved = {name: sc.environment.pop(name) for name in internals.SQL_WORKER_ENV if name in sc.environment}
+    saved = {
+        name: sc.environment.pop(name) for name in [internals.SIMPLIFIED_TRACEBACK] if name in sc.environment
+    }
     try:
         rdd_pids = set(sc.parallelize(range(2), 2).mapPartitions(_worker_pid).collect())
     finally:
         sc.environment.update(saved)
     assert rdd_pids.isdisjoint(_sql_task_pids(fresh_pool, sc.defaultParallelism))
+
+
+def test_runners_configured_apart_share_no_worker_so_none_is_started(fresh_pool: SparkSession) -> None:
+    key = "spark.sql.execution.pandas.udf.buffer.size"
+    fresh_pool.conf.set(key, "131072")  # SQL workers get SPARK_BUFFER_SIZE=131072, RDD workers 65536
+    try:
+        assert internals.sql_worker_environment(fresh_pool) is None
+        assert internals.start_python_workers(fresh_pool, _worker_pid) is None
+    finally:
+        fresh_pool.conf.unset(key)
+    assert internals.sql_worker_environment(fresh_pool) == {"SPARK_SIMPLIFIED_TRACEBACK": "1"}
+
+
+def test_without_simplified_tracebacks_neither_runner_sets_the_variable(fresh_pool: SparkSession) -> None:
+    fresh_pool.conf.set(internals.SQL_SIMPLIFIED_TRACEBACK, "false")
+    try:
+        started = internals.start_python_workers(fresh_pool, _worker_pid)
+        assert started is not None
+        ahead = set(started.done.result(timeout=300))
+        assert internals.SIMPLIFIED_TRACEBACK not in fresh_pool.sparkContext.environment
+        assert _sql_task_pids(fresh_pool, fresh_pool.sparkContext.defaultParallelism) & ahead
+    finally:
+        fresh_pool.conf.unset(internals.SQL_SIMPLIFIED_TRACEBACK)
+
+
+def test_a_cancelled_start_up_ends_its_job(fresh_pool: SparkSession, tmp_path: Path) -> None:
+    """What a stage that fails before its first task does with the start-up job (featurize.start_stage)."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+
+    def held(_: object) -> Iterator[int]:
+        with gate.open() as blocked:  # opening a FIFO nobody writes to blocks: the job runs until cancelled
+            blocked.read()
+        yield os.getpid()
+
+    started = internals.start_python_workers(fresh_pool, held)
+    assert started is not None
+    started.cancel(fresh_pool)
+    assert started.done.done()
+    assert "cancel" in str(started.done.exception()).lower()
