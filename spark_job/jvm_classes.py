@@ -17,7 +17,7 @@ and a JVM that maps a truncated archive crashes (SIGBUS, even under the default 
 - FRUITS_JVM_CLASSES=off, or a JVM agent in JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS or SPARK_SUBMIT_OPTS,
   starts local runs without it (JDK 17.0.15 crashed when Flight Recorder's class hook met the archive).
 
-The archive is ~140 MB, in the job's cache folder (spark_job.litert.default_cache_dir) under jvm/.
+The archive is ~200 MB, in the job's cache folder (spark_job.litert.default_cache_dir) under jvm/.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,11 @@ log = logging.getLogger(__name__)
 # Python workers; C1 alone serves that work: ~3 s faster per 8,000 images (make bench).
 LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 # Bumped when the training run changes what it loads: older archives are then left unused.
-ARCHIVE_RECIPE = 1
+ARCHIVE_RECIPE = 2
+# Each region's checksum is written into the archive and checked when the -Xshare:on JVM maps it: a file
+# cut short anywhere fails the check, not only one cut before the pages a short start happens to touch.
+VERIFY_OPTION = "-XX:+VerifySharedSpaces"
+STALE_WORK_S = 3600  # a making of the archive this old was killed: its folder is removed
 TRAINING_MASTER = "local[2]"
 SUBMIT_TIMEOUT_S = 600
 
@@ -68,14 +73,15 @@ def java_executable() -> Path | None:
     return Path(found).resolve() if found and Path(found).exists() else None
 
 
-def archive_key(pyspark_version: str, java: Path, jars: Sequence[str], options: str) -> str:
-    """What an archive was made for: a JVM maps only an archive of its own build and class path."""
+def archive_key(pyspark_version: str, java: Path, jars: Sequence[Path], options: str) -> str:
+    """What an archive was made for: a JVM maps only an archive of its own build and class path, whose jars
+    it checks by size and modification time (a reinstalled pyspark has new ones)."""
     stat = java.stat()
     made_for = {
         "recipe": ARCHIVE_RECIPE,
         "pyspark": pyspark_version,
         "java": [str(java), stat.st_size, stat.st_mtime_ns],
-        "jars": sorted(jars),
+        "jars": sorted([jar.name, jar.stat().st_size, jar.stat().st_mtime_ns] for jar in jars),
         "options": options,
     }
     return hashlib.sha256(json.dumps(made_for, sort_keys=True).encode()).hexdigest()[:16]
@@ -90,7 +96,7 @@ def archive_path() -> Path | None:
     java = java_executable()
     if java is None:
         return None
-    jars = [p.name for p in (spark_home() / "jars").glob("*.jar")]
+    jars = list((spark_home() / "jars").glob("*.jar"))
     key = archive_key(pyspark.__version__, java, jars, LOCAL_JVM_OPTIONS)
     return Path(default_cache_dir()) / "jvm" / f"spark-{pyspark.__version__}-{key}.jsa"
 
@@ -99,7 +105,7 @@ def archive_path() -> Path | None:
 SWITCH_ENV = "FRUITS_JVM_CLASSES"
 # Where a JVM agent would come from. JDK 17.0.15 crashed (SIGSEGV in check_shared_class_file_load_hook) when
 # a class-file-load hook (here Flight Recorder's profiling) met this archive, so an agent turns it off.
-AGENT_ENVS = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
+AGENT_ENVS = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
 AGENT_OPTIONS = ("-javaagent", "-agentlib", "-agentpath", "FlightRecord")
 
 
@@ -134,7 +140,8 @@ def make_archive(force: bool = False) -> Path | None:
         log.info("class archive already made: %s", target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="fruits-jvm-classes-", dir=target.parent) as tmp:
+    _remove_stale_work(target.parent)
+    with tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=target.parent) as tmp:
         dumped = Path(tmp) / target.name
         if not _dump(dumped, Path(tmp) / "run"):
             return None
@@ -146,27 +153,70 @@ def make_archive(force: bool = False) -> Path | None:
     return target
 
 
+WORK_PREFIX = "fruits-jvm-classes-"
+
+
+def _remove_stale_work(folder: Path) -> None:
+    import time
+
+    for work in folder.glob(f"{WORK_PREFIX}*"):
+        if work.is_dir() and time.time() - work.stat().st_mtime > STALE_WORK_S:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def _submit_env() -> dict[str, str]:
+    """This environment for the JVMs started here, without JVM agents (see archive_wanted)."""
     repo = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": path}
+    env = {k: v for k, v in os.environ.items() if k not in AGENT_ENVS}
+    return {**env, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": path}
+
+
+def _crash_options(folder: str) -> str:
+    """A crashing JVM reports into `folder` (not the caller's working directory) and dumps no core."""
+    return f"-XX:-CreateCoredumpOnCrash -XX:ErrorFile={folder}/hs_err_%p.log"
+
+
+def _run(command: list[str], env: dict[str, str], cwd: str) -> subprocess.CompletedProcess[str] | None:
+    """Run a spark-submit in its own process group, all of it killed on timeout (its Python driver and
+    daemon too); None then."""
+    with subprocess.Popen(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=SUBMIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            log.warning("%s took over %d s: stopped", command[1], SUBMIT_TIMEOUT_S)
+            return None
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
 def _dump(archive: Path, workdir: Path) -> bool:
     """The training run, through spark-submit: it returns once its JVM has exited, archive written."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    dump = f"{VERIFY_OPTION} -XX:ArchiveClassesAtExit={archive}"
+    options = f"{LOCAL_JVM_OPTIONS} {dump} {_crash_options(str(workdir))}"
     command = [
         str(spark_home() / "bin" / "spark-submit"),
         "--master",
         TRAINING_MASTER,
         "--driver-java-options",
-        f"{LOCAL_JVM_OPTIONS} -XX:ArchiveClassesAtExit={archive}",
+        options,
         __file__,
         "--train",
         str(workdir),
     ]
-    done = subprocess.run(
-        command, env=_submit_env(), capture_output=True, text=True, timeout=SUBMIT_TIMEOUT_S, check=False
-    )
+    done = _run(command, _submit_env(), str(workdir))
+    if done is None:
+        return False
     if done.returncode != 0 or not archive.is_file():
         log.warning("class archive training run failed (%d): %s", done.returncode, done.stderr[-2000:])
         return False
@@ -175,21 +225,20 @@ def _dump(archive: Path, workdir: Path) -> bool:
 
 def maps_whole(archive: Path) -> bool:
     """Whether a JVM started as a local run starts (spark-submit's class path) maps the archive: with
-    -Xshare:on a JVM that cannot map it, or finds it truncated, exits with an error instead of going on."""
+    -Xshare:on a JVM that cannot map it, or whose region checksums do not match (VERIFY_OPTION), exits with
+    an error instead of going on."""
     with tempfile.TemporaryDirectory(prefix="fruits-jvm-check-") as crash_dir:  # a crash's report goes here
         options = (
-            f"{LOCAL_JVM_OPTIONS} -Xshare:on -XX:SharedArchiveFile={archive} "
-            f"-XX:-CreateCoredumpOnCrash -XX:ErrorFile={crash_dir}/hs_err_%p.log"
+            f"{LOCAL_JVM_OPTIONS} -Xshare:on {VERIFY_OPTION} -XX:SharedArchiveFile={archive} "
+            f"{_crash_options(crash_dir)}"
         )
-        done = subprocess.run(
+        done = _run(
             [str(spark_home() / "bin" / "spark-submit"), "--version"],
-            env={**_submit_env(), "SPARK_SUBMIT_OPTS": options},
-            cwd=crash_dir,
-            capture_output=True,
-            text=True,
-            timeout=SUBMIT_TIMEOUT_S,
-            check=False,
+            {**_submit_env(), "SPARK_SUBMIT_OPTS": options},
+            crash_dir,
         )
+    if done is None:
+        return False
     if done.returncode != 0:
         log.info("archive %s does not map (%d): %s", archive, done.returncode, done.stderr[-1000:])
     return done.returncode == 0
@@ -208,22 +257,24 @@ class TrainingEngineSpec:
     image_size: int = 8
 
     def build(self) -> TrainingEngine:
-        return TrainingEngine()
+        return TrainingEngine(self.image_size)
 
 
 class TrainingEngine:
-    """Features that differ per image (seeded by its bytes), so that PCA and the probe have work to do."""
+    """Features that differ per image (seeded by its pixels), so that PCA and the probe have work to do."""
+
+    def __init__(self, image_size: int) -> None:
+        self.image_size = image_size
 
     def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, list[Exception | None]]:
         from spark_job.engine import featurize_decoded
 
-        seeds = iter([zlib.crc32(c or b"") for c in contents])
+        return featurize_decoded(contents, self.image_size, self.features)
 
-        def features(images: np.ndarray) -> np.ndarray:
-            rows = [np.random.default_rng(next(seeds)).random(FEATURE_DIM) for _ in images]
-            return np.asarray(rows, dtype=np.float32)
-
-        return featurize_decoded([c for c in contents], 8, features)
+    @staticmethod
+    def features(images: np.ndarray) -> np.ndarray:
+        seeds = [zlib.crc32(image.tobytes()) for image in images]
+        return np.asarray([np.random.default_rng(s).random(FEATURE_DIM) for s in seeds], dtype=np.float32)
 
 
 def _write_images(folder: Path, count: int, start: int = 0) -> None:

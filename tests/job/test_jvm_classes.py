@@ -22,18 +22,22 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_an_archive_is_made_for_one_pyspark_java_class_path_and_options(tmp_path: Path) -> None:
-    java = tmp_path / "java"
-    java.write_bytes(b"x")
-    key = jvm_classes.archive_key("3.5.9", java, ["a.jar", "b.jar"], "-XX:TieredStopAtLevel=1")
-    assert key == jvm_classes.archive_key("3.5.9", java, ["b.jar", "a.jar"], "-XX:TieredStopAtLevel=1")
+    java, a_jar, b_jar = (tmp_path / name for name in ("java", "a.jar", "b.jar"))
+    for path in (java, a_jar, b_jar):
+        path.write_bytes(b"x")
+    opts = "-XX:TieredStopAtLevel=1"
+    key = jvm_classes.archive_key("3.5.9", java, [a_jar, b_jar], opts)
+    assert key == jvm_classes.archive_key("3.5.9", java, [b_jar, a_jar], opts)
     others = {
-        jvm_classes.archive_key("3.5.8", java, ["a.jar", "b.jar"], "-XX:TieredStopAtLevel=1"),
-        jvm_classes.archive_key("3.5.9", java, ["a.jar"], "-XX:TieredStopAtLevel=1"),
-        jvm_classes.archive_key("3.5.9", java, ["a.jar", "b.jar"], ""),
+        jvm_classes.archive_key("3.5.8", java, [a_jar, b_jar], opts),
+        jvm_classes.archive_key("3.5.9", java, [a_jar], opts),
+        jvm_classes.archive_key("3.5.9", java, [a_jar, b_jar], ""),
     }
+    b_jar.write_bytes(b"a reinstalled jar")  # same name: the JVM would refuse the archive
+    others.add(jvm_classes.archive_key("3.5.9", java, [a_jar, b_jar], opts))
     java.write_bytes(b"another java")
-    others.add(jvm_classes.archive_key("3.5.9", java, ["a.jar", "b.jar"], "-XX:TieredStopAtLevel=1"))
-    assert key not in others and len(others) == 4
+    others.add(jvm_classes.archive_key("3.5.9", java, [a_jar, b_jar], opts))
+    assert key not in others and len(others) == 5
 
 
 def test_a_local_run_passes_the_archive_only_once_it_is_made(cache: Path) -> None:
@@ -53,6 +57,7 @@ def test_a_local_run_passes_the_archive_only_once_it_is_made(cache: Path) -> Non
         ({"FRUITS_JVM_CLASSES": "OFF"}, False),
         ({"JAVA_TOOL_OPTIONS": "-javaagent:/opt/agent.jar"}, False),
         ({"SPARK_SUBMIT_OPTS": "-XX:StartFlightRecording=filename=x.jfr"}, False),
+        ({"_JAVA_OPTIONS": "-agentlib:jdwp=transport=dt_socket"}, False),
         ({"JDK_JAVA_OPTIONS": "-Xmx2g"}, True),
     ],
 )
@@ -102,17 +107,28 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_made_archive_is_whole_and_a_truncated_copy_is_not(made: Path, tmp_path: Path) -> None:
     assert jvm_classes.maps_whole(made)
     assert [p.name for p in made.parent.iterdir()] == [made.name]  # no half-written file left beside it
-    truncated = tmp_path / made.name
-    with made.open("rb") as whole:
-        truncated.write_bytes(whole.read(made.stat().st_size // 2))
-    assert not jvm_classes.maps_whole(truncated)
+    whole = made.read_bytes()
+    for kept in (len(whole) // 2, len(whole) - 4096):  # half of it, and all but its last page
+        truncated = tmp_path / f"{kept}-{made.name}"
+        truncated.write_bytes(whole[:kept])
+        assert not jvm_classes.maps_whole(truncated), f"{kept} of {len(whole)} bytes mapped"
 
 
 @pytest.mark.slow
 def test_the_job_session_starts_its_jvm_with_the_made_archive(made: Path) -> None:
-    env = {**os.environ, "FRUITS_CACHE_DIR": str(made.parents[1]), "PYTHONPATH": str(REPO)}
+    """...and maps Spark's classes from it: the JVM's class-load log names the archive as their source."""
+    loads = made.parents[2] / "class-load.log"
+    env = {
+        **os.environ,
+        "FRUITS_CACHE_DIR": str(made.parents[1]),
+        "PYTHONPATH": str(REPO),
+        "JDK_JAVA_OPTIONS": f"-Xlog:class+load=info:file={loads}",  # not an agent: the archive stays in
+    }
     probe = Path(__file__).with_name("session_probe.py")
     done = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, check=True)
     options = json.loads(done.stdout.strip().splitlines()[-1])["jvm_options"]
     assert f"-XX:SharedArchiveFile={made}" in options
-    assert "Unable to use shared archive" not in done.stdout + done.stderr
+    spark_classes = [
+        line for line in loads.read_text().splitlines() if "org.apache.spark.SparkContext " in line
+    ]
+    assert spark_classes and "shared objects file (top)" in spark_classes[0], spark_classes
