@@ -273,23 +273,24 @@ class Holdings:
         return {identity: names[0] for identity, names in self.files.items()}
 
 
+def label_of(path: str, qualified_input: str) -> str | None:
+    """featurize.with_label's label of a path under the input, in Python: its first folder there, or None
+    for a file directly in the input."""
+    relative = path[len(qualified_input.rstrip("/")) + 1 :]
+    return relative.split("/", 1)[0] if "/" in relative else None
+
+
 def holdings(stored: DataFrame, inputs: Inputs, listed: dict[str, tuple[int, int]]) -> Holdings:
     """stored: the store's rows (FeaturesStore.rows(): its files as listed when it was made). Only rows under
     the input folder come back to the driver, so the store may hold many more (other inputs) at little cost.
     """
     in_input = F.col("path").startswith(inputs.qualified.rstrip("/") + "/")
-    tagged = stored.select(*IDENTITY, F.col("label").alias("_stored_label")).withColumn(
-        "_file", F.input_file_name()
-    )
-    held_row = F.struct(
-        "path",
-        "length",
-        F.unix_millis("modification_time").alias("ms"),
-        F.col("label").eqNullSafe(F.col("_stored_label")).alias("same_label"),
-    )
+    tagged = stored.select(*IDENTITY, "label").withColumn("_file", F.input_file_name())
+    held_row = F.struct("path", "length", F.unix_millis("modification_time").alias("ms"), "label")
+    # The stored label is compared here, not in the query: its few string expressions made this first
+    # query of a fresh JVM ~0.1 s slower (0.85-0.90 s against 0.77-0.79 s, 8,000 rows, 2026-12-02).
     per_file = (
-        with_label(tagged, inputs.qualified)
-        .groupBy("_file")
+        tagged.groupBy("_file")
         .agg(F.count(F.lit(1)).alias("rows"), F.collect_list(F.when(in_input, held_row)).alias("held"))
         .collect()
     )
@@ -300,7 +301,7 @@ def holdings(stored: DataFrame, inputs: Inputs, listed: dict[str, tuple[int, int
             if not same_file(listed.get(row["path"]), row["length"], row["ms"]):
                 continue  # deleted, or changed since: not this run's
             files.setdefault((row["path"], row["length"], row["ms"]), []).append(entry["_file"])
-            if not row["same_label"]:
+            if row["label"] != label_of(row["path"], inputs.qualified):
                 relabelled.add(entry["_file"])
     # Two stored versions of one path both taken for the listed file (rewritten within the same second,
     # same length): the newer one only, so that features/ holds one row per path.

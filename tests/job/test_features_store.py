@@ -417,3 +417,16 @@ def test_explicit_paths_are_listed_by_the_driver_on_a_local_disk_else_by_a_few_t
         assert spark.conf.get(LISTING_PARALLELISM) == str(max(8, 4 * spark.sparkContext.defaultParallelism))
         assert spark.conf.get(LISTING_THRESHOLD) == "32"  # Spark's default: a job for > 32 paths
     assert spark.conf.get(LISTING_PARALLELISM) == "10000"
+
+
+def test_the_drivers_label_of_a_path_is_the_jobs(spark: SparkSession) -> None:
+    """holdings compares stored labels with features_store.label_of: it must say what with_label says."""
+    from spark_job.features_store import label_of
+    from spark_job.featurize import with_label
+
+    root = "file:/data/Training"
+    paths = [f"{root}/Kiwi/a.jpg", f"{root}/Kiwi/deeper/b.jpg", f"{root}/flat.jpg", f"{root}/Café %20/é#.png"]
+    for qualified in (root, root + "/"):
+        rows = with_label(spark.createDataFrame([(p,) for p in paths], "path string"), qualified).collect()
+        assert [label_of(row["path"], qualified) for row in rows] == [row["label"] for row in rows]
+    assert [label_of(p, root) for p in paths] == ["Kiwi", "Kiwi", None, "Café %20"]
