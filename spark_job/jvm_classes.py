@@ -149,8 +149,37 @@ def make_archive(force: bool = False) -> Path | None:
             log.warning("the class archive written by the training run does not map: not kept")
             return None
         dumped.replace(target)
+    made_for(target).write_text(json.dumps({"spark_home": str(spark_home())}) + "\n")
     log.info("class archive made: %s (%.0f MB)", target, target.stat().st_size / 1e6)
+    remove_superseded(target)
     return target
+
+
+def made_for(archive: Path) -> Path:
+    """The note beside an archive: which Spark installation it was made for."""
+    return archive.with_suffix(".json")
+
+
+def remove_superseded(current: Path) -> list[Path]:
+    """Remove the other archives of this Spark installation (made before a reinstall) and those of removed
+    ones (a deleted venv), ~200 MB each; archives of other live installations stay. A JVM that has one
+    mapped keeps it (an unlinked file stays mapped); one starting without it runs without an archive."""
+    removed = []
+    for archive in current.parent.glob("spark-*.jsa"):
+        note = made_for(archive)
+        if archive == current or not note.is_file():
+            continue
+        try:
+            home = Path(json.loads(note.read_text())["spark_home"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if home == spark_home() or not (home / "jars").is_dir():
+            archive.unlink(missing_ok=True)
+            note.unlink(missing_ok=True)
+            removed.append(archive)
+    if removed:
+        log.info("removed superseded class archives: %s", ", ".join(p.name for p in removed))
+    return removed
 
 
 WORK_PREFIX = "fruits-jvm-classes-"

@@ -82,6 +82,27 @@ def test_no_java_no_archive(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert jvm_classes.local_jvm_options() == jvm_classes.LOCAL_JVM_OPTIONS
 
 
+def test_archives_of_a_reinstalled_or_removed_spark_are_removed_others_stay(tmp_path: Path) -> None:
+    def archive(name: str, home: Path | None) -> Path:
+        path = tmp_path / f"spark-3.5.9-{name}.jsa"
+        path.write_bytes(b"archive")
+        if home is not None:
+            jvm_classes.made_for(path).write_text(json.dumps({"spark_home": str(home)}))
+        return path
+
+    other_venv = tmp_path / "other-venv" / "pyspark"
+    (other_venv / "jars").mkdir(parents=True)
+    current = archive("new", jvm_classes.spark_home())
+    before_reinstall = archive("old", jvm_classes.spark_home())
+    of_removed_venv = archive("gone", tmp_path / "deleted-venv" / "pyspark")
+    of_other_venv = archive("other", other_venv)
+    unknown = archive("unknown", None)
+    removed = jvm_classes.remove_superseded(current)
+    assert sorted(removed) == sorted([before_reinstall, of_removed_venv])
+    assert sorted(tmp_path.glob("*.jsa")) == sorted([current, of_other_venv, unknown])
+    assert not jvm_classes.made_for(before_reinstall).exists()
+
+
 @pytest.mark.slow
 def test_a_file_that_is_not_a_whole_archive_does_not_map(tmp_path: Path) -> None:
     """The check before an archive is kept: JDK 17 crashes (SIGBUS) on a truncated one, even by default."""
@@ -106,7 +127,10 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_the_made_archive_is_whole_and_a_truncated_copy_is_not(made: Path, tmp_path: Path) -> None:
     assert jvm_classes.maps_whole(made)
-    assert [p.name for p in made.parent.iterdir()] == [made.name]  # no half-written file left beside it
+    # no half-written file left beside it, and the note of what it was made for
+    assert sorted(p.name for p in made.parent.iterdir()) == sorted(
+        [made.name, made.with_suffix(".json").name]
+    )
     whole = made.read_bytes()
     for kept in (len(whole) // 2, len(whole) - 4096):  # half of it, and all but its last page
         truncated = tmp_path / f"{kept}-{made.name}"
