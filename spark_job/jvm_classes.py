@@ -76,12 +76,16 @@ def java_executable() -> Path | None:
 def archive_key(pyspark_version: str, java: Path, jars: Sequence[Path], options: str) -> str:
     """What an archive was made for: a JVM maps only an archive of its own build and class path, whose jars
     it checks by size and modification time (a reinstalled pyspark has new ones)."""
-    stat = java.stat()
+
+    def size_and_time(path: Path) -> list[int]:
+        stat = path.stat()
+        return [stat.st_size, stat.st_mtime_ns]
+
     made_for = {
         "recipe": ARCHIVE_RECIPE,
         "pyspark": pyspark_version,
-        "java": [str(java), stat.st_size, stat.st_mtime_ns],
-        "jars": sorted([jar.name, jar.stat().st_size, jar.stat().st_mtime_ns] for jar in jars),
+        "java": [str(java), *size_and_time(java)],
+        "jars": sorted([jar.name, *size_and_time(jar)] for jar in jars),
         "options": options,
     }
     return hashlib.sha256(json.dumps(made_for, sort_keys=True).encode()).hexdigest()[:16]
@@ -317,7 +321,7 @@ def _write_images(folder: Path, count: int, start: int = 0) -> None:
 
 def train(workdir: Path) -> None:
     """The stages' code paths on a few generated images: with rejects, with a features store (twice: the
-    second run copies and rewrites store files), then PCA, the probe and their persistence."""
+    second run reuses, appends and copies store files), then PCA, the probe and their persistence."""
     from dataclasses import replace
 
     from spark_job.config import JobConfig

@@ -141,18 +141,23 @@ def shipped_model(model_path: str, sha256: str, folder: str) -> str:
     return str(target)
 
 
+def _output_in_use(plan: RunPlan) -> JobInputError:
+    return JobInputError(
+        f"output {plan.output} already exists and is not empty; use a new --output or --overwrite"
+    )
+
+
 def refuse_existing_output(storage: Storage, plan: RunPlan) -> None:
-    """Refuse an output folder that holds something, unless --overwrite."""
+    """Refuse an output folder that holds something, unless --overwrite (checked before any job starts)."""
     if not plan.overwrite and not storage.is_empty_or_missing(plan.output):
-        raise JobInputError(
-            f"output {plan.output} already exists and is not empty; use a new --output or --overwrite"
-        )
+        raise _output_in_use(plan)
 
 
 def prepare_output(storage: Storage, plan: RunPlan) -> None:
     """Refuse an output folder that holds something, unless --overwrite (then empty it)."""
-    refuse_existing_output(storage, plan)
     if storage.is_empty_or_missing(plan.output):
         return
+    if not plan.overwrite:
+        raise _output_in_use(plan)
     log.info("removing previous output %s (--overwrite)", plan.output)
     storage.delete(plan.output)

@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -417,6 +418,26 @@ def test_explicit_paths_are_listed_by_the_driver_on_a_local_disk_else_by_a_few_t
         assert spark.conf.get(LISTING_PARALLELISM) == str(max(8, 4 * spark.sparkContext.defaultParallelism))
         assert spark.conf.get(LISTING_THRESHOLD) == "32"  # Spark's default: a job for > 32 paths
     assert spark.conf.get(LISTING_PARALLELISM) == "10000"
+
+
+def test_local_new_photos_are_read_with_no_listing_job(spark: SparkSession, tmp_path: Path) -> None:
+    """What the threshold is for: 40 explicit local paths (over Spark's 32) load without a Spark job."""
+    from spark_job.features_store import listing_of
+
+    paths = []
+    for i in range(40):
+        (tmp_path / f"{i}.jpg").write_bytes(b"x")
+        paths.append(f"file:{tmp_path}/{i}.jpg")
+    sc = spark.sparkContext
+    for group, listing in (("with-listing-of", listing_of(spark, paths)), ("without", nullcontext())):
+        sc.setJobGroup(group, "loading explicit paths")
+        try:
+            with listing:
+                spark.read.format("binaryFile").load(paths)
+        finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+    assert list(sc.statusTracker().getJobIdsForGroup("with-listing-of")) == []
+    assert list(sc.statusTracker().getJobIdsForGroup("without"))  # Spark's own way: a listing job
 
 
 def test_the_drivers_label_of_a_path_is_the_jobs(spark: SparkSession) -> None:
