@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from PIL import Image
 from pyspark.sql import SparkSession
@@ -95,3 +96,19 @@ def test_featurize_stage_refuses_an_existing_output(
         featurize_stage(spark, fake_plan(tmp_path, photos), Timings())
     assert (tmp_path / "out" / "keep.txt").read_text() == "an earlier run"
     assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []
+
+
+def test_features_array_keeps_the_engines_values_and_nulls_the_rejected_rows() -> None:
+    """The features column as the workers send it: row i is features[i], bit for bit, null where the image
+    was rejected, and the values are the engine's own buffer (no copy per row)."""
+    from spark_job.featurize import features_array
+
+    features = np.random.default_rng(3).standard_normal((3, FEATURE_DIM)).astype(np.float32)
+    column = features_array(features, [False, True, False])
+    assert column.type.value_type == pa.float32()
+    rows = column.to_pylist()
+    assert rows[1] is None and column.null_count == 1
+    assert np.array_equal(np.asarray(rows[0], np.float32), features[0])
+    assert np.array_equal(np.asarray(rows[2], np.float32), features[2])
+    assert column.values.buffers()[1].address == features.ctypes.data
+    assert features_array(features, [False] * 3).null_count == 0
