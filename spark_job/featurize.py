@@ -29,7 +29,6 @@ from spark_job import internals
 from spark_job.engine import Engine, EngineSpec, worker_engine
 from spark_job.listing import IMAGE_PATTERN, Inputs, discover
 from spark_job.mobilenet import EMPTY_FILE_REASON, describe_decode_error  # with the decoder: `predict` too
-from spark_job.names import FEATURE_DIM
 from spark_job.plan import RunPlan, prepare_output, refuse_existing_output
 from spark_job.storage import Storage, join
 from spark_job.timings import Timings
@@ -92,13 +91,11 @@ def start_engine(engine: EngineSpec) -> Callable[[Iterable[int]], Iterator[int]]
     what its first Arrow task imports. Yields the worker's pid."""
 
     def run(_: Iterable[int]) -> Iterator[int]:
-        # What the stage's first task imports: this module, the Arrow runner's serializers, and pandas,
-        # which pyarrow imports on its first array conversion (0.12 s).
+        # What reading the stage's first task imports: this module, the Arrow runner's serializers.
         import pyspark.sql.pandas.serializers  # noqa: F401
 
-        from spark_job.featurize import features_array
+        import spark_job.featurize  # noqa: F401
 
-        features_array(np.zeros((1, FEATURE_DIM), np.float32), [False])
         worker_engine(engine)
         yield os.getpid()
 
@@ -147,7 +144,7 @@ def _featurized(
         [
             *columns,
             features_array(features, [r is not None for r in reasons]),
-            pa.array(reasons, pa.string()),
+            pa.array(reasons, pa.string()) if n_failed else pa.nulls(len(reasons), pa.string()),
         ],
         names=[*kept, "features", "error"],
     )
@@ -156,12 +153,22 @@ def _featurized(
 def features_array(features: np.ndarray, missing: list[bool]) -> pa.ListArray:
     """(n, d) float32 -> Arrow list<float> of n rows of d values without copying them, row i null where
     missing[i]. Building it from the NumPy buffer instead of n arrays through pandas: the job's 8,000
-    images 458 -> 475 img/s (2026-12-02, local[2], medians of 4)."""
+    images 458 -> 475 img/s (2026-12-02, local[2], medians of 4).
+
+    Made from buffers, not with pa.array: pyarrow imports pandas on its first pa.array call (0.2 s in each
+    Python worker), and a batch without rejects never makes one."""
     n, dim = features.shape
-    offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
-    values = pa.array(np.ascontiguousarray(features, dtype=np.float32).reshape(-1))
-    mask = pa.array(missing, pa.bool_()) if any(missing) else None
-    return pa.ListArray.from_arrays(offsets, values, mask=mask)
+    offsets = np.arange(0, (n + 1) * dim, dim, dtype=np.int32)
+    values = np.ascontiguousarray(features, dtype=np.float32).reshape(-1)
+    validity = None
+    if any(missing):
+        validity = pa.py_buffer(np.packbits(~np.asarray(missing, dtype=bool), bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.list_(pa.float32()),
+        n,
+        [validity, pa.py_buffer(offsets)],
+        children=[pa.Array.from_buffers(pa.float32(), len(values), [None, pa.py_buffer(values)])],
+    )
 
 
 # Test-only: "<path suffix>:<marker file>" makes the Python worker that meets that image exit at once, once
