@@ -5,11 +5,11 @@ those versions a patch is not applied and a py4j shortcut falls back to the publ
 where none exists (the Hadoop FileSystem, the PCAModel constructor) it is used with a warning. Each has a
 guard test in tests/job/test_internals.py that fails when the behaviour it relies on changes.
 
-Dropped with the move to mapInPandas and LiteRT (issue #15): the `_accumulatorRegistry` lookups and the
-closure that made cloudpickle ship accumulators (predict_batch_udf's ModelCache kept one closure across
-tasks; mapInPandas ships its function per task, so plain accumulators work) and `.asNondeterministic()` (a
-mapInPandas node is never inlined twice). The worker start-up job (start_python_workers) came back, measured
-again with LiteRT: see its docstring.
+Dropped with the move to a map function (mapInPandas, now mapInArrow) and LiteRT (issue #15): the
+`_accumulatorRegistry` lookups and the closure that made cloudpickle ship accumulators (predict_batch_udf's
+ModelCache kept one closure across tasks; a map function is shipped per task, so plain accumulators work)
+and `.asNondeterministic()` (a map node is never inlined twice). The worker start-up job
+(start_python_workers) came back, measured again with LiteRT: see its docstring.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def worker_environment(
 ) -> dict[str, str]:
     """Environment variables for the Python workers (spark.executorEnv.*).
 
-    pyspark 3.5's Arrow code imports `distutils.version.LooseVersion` in every Python worker's first pandas
+    pyspark 3.5's Arrow code imports `distutils.version.LooseVersion` in every Python worker's first Arrow
     task. The runtime has setuptools (a dependency of TensorFlow's keras), whose distutils-precedence.pth
     serves `import distutils` from setuptools: that imports all of setuptools, which reads its own version
     from the installed metadata: 0.3 s per worker (profiled 2026-12-01, 2 vCPUs). setuptools' documented
@@ -137,9 +137,9 @@ def worker_environment(
 # Driver: the Python workers started while the driver lists
 # ---------------------------------------------------------------------------------------------------------
 
-# What pyspark 3.5's SQL Python runners (mapInPandas among them) add to a worker's environment when
-# spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled is true (the default), and its RDD runner
-# does not (BasePythonRunner.compute).
+# What pyspark 3.5's SQL Python runners (mapInArrow and mapInPandas among them) add to a worker's
+# environment when spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled is true (the default), and
+# its RDD runner does not (BasePythonRunner.compute).
 SIMPLIFIED_TRACEBACK = "SPARK_SIMPLIFIED_TRACEBACK"
 SQL_SIMPLIFIED_TRACEBACK = "spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled"
 # Settings the two runners read from different keys, each becoming a worker environment variable
@@ -200,7 +200,7 @@ def start_python_workers(
     A fresh local run spends ~1.3 s in the JVM (listing, planning the stage's query) before its first
     Python task, and its first tasks then start a worker each: daemon 0.35 s, imports ~0.6 s, engine 0.04 s
     (LiteRT). Run alongside, on the other core, that start-up saved ~0.4 s of a 2,000-image featurize stage
-    (measured 2026-12-02, local[2]). It is an RDD job: a mapInPandas job would wait for its own planning in
+    (measured 2026-12-02, local[2]). It is an RDD job: a mapInArrow job would wait for its own planning in
     the cold JVM, as long as the stage's.
 
     Relies on: a Python worker is reused only by tasks whose runner asks for the same Python executable and

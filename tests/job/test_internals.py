@@ -12,6 +12,7 @@ import zipimport
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 
@@ -262,13 +263,13 @@ def _worker_pid(_: object) -> Iterator[int]:
 
 
 def _sql_task_pids(spark: SparkSession, slots: int) -> set[int]:
-    import pandas as pd
+    """The Python workers of a SQL map job like the featurize stage's (mapInArrow)."""
 
-    def pids(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def pids(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for _ in batches:
-            yield pd.DataFrame({"pid": [os.getpid()]})
+            yield pa.RecordBatch.from_pydict({"pid": [os.getpid()]})
 
-    return {row.pid for row in spark.range(0, slots, 1, slots).mapInPandas(pids, "pid long").collect()}
+    return {row.pid for row in spark.range(0, slots, 1, slots).mapInArrow(pids, "pid long").collect()}
 
 
 @pytest.fixture
@@ -286,7 +287,7 @@ def fresh_pool(spark: SparkSession) -> Iterator[SparkSession]:
 
 
 def test_the_stage_runs_in_the_workers_started_ahead(fresh_pool: SparkSession) -> None:
-    """What start_python_workers is for: the SQL (mapInPandas) tasks after it take the workers it started
+    """What start_python_workers is for: the SQL (mapInArrow) tasks after it take the workers it started
     (if not, each executor would hold twice the engines)."""
     started = internals.start_python_workers(fresh_pool, _worker_pid)
     assert started is not None
