@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 # and writes Parquet, and its optimizing compiler (C2) took ~6 s of CPU in an 80 s run on 2 cores from the
 # Python workers; C1 alone serves that work: ~3 s faster per 8,000 images (make bench).
 LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
-# Bumped when the training run changes what it loads: older archives are then left unused.
-ARCHIVE_RECIPE = 2
+# Bumped when the training run changes what it loads (3: the stage maps with mapInArrow): older archives
+# are then left unused.
+ARCHIVE_RECIPE = 3
 # Each region's checksum is written into the archive and checked when the -Xshare:on JVM maps it: a file
 # cut short anywhere fails the check, not only one cut before the pages a short start happens to touch.
 VERIFY_OPTION = "-XX:+VerifySharedSpaces"
