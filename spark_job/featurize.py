@@ -158,6 +158,8 @@ def features_array(features: np.ndarray, missing: list[bool]) -> pa.ListArray:
     Made from buffers, not with pa.array: pyarrow imports pandas on its first pa.array call (0.2 s in each
     Python worker), and a batch without rejects never makes one."""
     n, dim = features.shape
+    if len(missing) != n or n * dim > np.iinfo(np.int32).max:  # Spark reads what it gets, unchecked
+        raise ValueError(f"features {features.shape} for {len(missing)} rows: not one list<float> column")
     offsets = np.arange(0, (n + 1) * dim, dim, dtype=np.int32)
     values = np.ascontiguousarray(features, dtype=np.float32).reshape(-1)
     validity = None

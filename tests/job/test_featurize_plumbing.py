@@ -98,17 +98,31 @@ def test_featurize_stage_refuses_an_existing_output(
     assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []
 
 
-def test_features_array_keeps_the_engines_values_and_nulls_the_rejected_rows() -> None:
-    """The features column as the workers send it: row i is features[i], bit for bit, null where the image
-    was rejected, and the values are the engine's own buffer (no copy per row)."""
+@pytest.mark.parametrize(
+    "missing",
+    [[False, True, False], [], [True] * 9, [i % 3 == 1 for i in range(17)], [i == 16 for i in range(17)]],
+    ids=["3-one", "empty", "9-all", "17-every-third", "17-last"],
+)
+def test_features_array_keeps_the_engines_values_and_nulls_the_rejected_rows(missing: list[bool]) -> None:
+    """The features column as the workers send it: row i is features[i], bit for bit, null exactly where
+    the image was rejected (across the bitmap's byte boundaries too), and the values are the engine's own
+    buffer (no copy per row)."""
     from spark_job.featurize import features_array
 
-    features = np.random.default_rng(3).standard_normal((3, FEATURE_DIM)).astype(np.float32)
-    column = features_array(features, [False, True, False])
-    assert column.type.value_type == pa.float32()
-    rows = column.to_pylist()
-    assert rows[1] is None and column.null_count == 1
-    assert np.array_equal(np.asarray(rows[0], np.float32), features[0])
-    assert np.array_equal(np.asarray(rows[2], np.float32), features[2])
-    assert column.values.buffers()[1].address == features.ctypes.data
-    assert features_array(features, [False] * 3).null_count == 0
+    features = np.random.default_rng(3).standard_normal((len(missing), FEATURE_DIM)).astype(np.float32)
+    column = features_array(features, missing)
+    column.validate(full=True)
+    assert column.type == pa.list_(pa.float32()) and len(column) == len(missing)
+    assert [row is None for row in column.to_pylist()] == missing
+    for i, row in enumerate(column.to_pylist()):
+        if row is not None:
+            assert np.array_equal(np.asarray(row, np.float32), features[i])
+    if missing:
+        assert column.values.buffers()[1].address == features.ctypes.data
+
+
+def test_features_array_refuses_rows_that_do_not_match() -> None:
+    from spark_job.featurize import features_array
+
+    with pytest.raises(ValueError, match="for 2 rows"):
+        features_array(np.zeros((3, FEATURE_DIM), np.float32), [False, False])
