@@ -198,10 +198,11 @@ def start_python_workers(
     featurize stage's engine start-up): the stage's first tasks then take started workers.
 
     A fresh local run spends ~1.3 s in the JVM (listing, planning the stage's query) before its first
-    Python task, and its first tasks then start a worker each: daemon 0.35 s, imports ~0.6 s, engine 0.04 s
-    (LiteRT). Run alongside, on the other core, that start-up saved ~0.4 s of a 2,000-image featurize stage
-    (measured 2026-12-02, local[2]). It is an RDD job: a mapInArrow job would wait for its own planning in
-    the cold JVM, as long as the stage's.
+    Python task, and its first tasks then start a worker each: the daemon 0.35 s, then per worker its imports
+    (~0.6 s with pandas; ~0.1 s since mapInArrow) and engine (0.04 s, LiteRT). Run alongside, on the other
+    core, that start-up saved ~0.4 s of a 2,000-image featurize stage (measured 2026-12-02, local[2]). It is
+    an RDD job: a SQL map job (measured with mapInPandas) waited for its own planning in the cold JVM, as
+    long as the stage's.
 
     Relies on: a Python worker is reused only by tasks whose runner asks for the same Python executable and
     environment (SparkEnv's worker factories are keyed by both), and the SQL runners add
