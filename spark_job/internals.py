@@ -250,6 +250,22 @@ def jvm(spark: SparkSession) -> Any:
     return gateway
 
 
+def drain_listener_events(spark: SparkSession, timeout_s: float = 10.0) -> bool:
+    """Wait until every event posted so far has reached Spark's listeners: True, else False (the timeout, or
+    not pyspark 3.5). For checks of the status tracker, whose job states arrive through the asynchronous
+    listener bus: an action's job can have ended while the tracker still lists it as active (seen once in
+    a clean-clone CI, 2026-12-02: a 40-task job still active in a test's teardown). Relies on
+    SparkContext.listenerBus().waitUntilEmpty(ms), private[spark] in Scala and public to py4j."""
+    if not pyspark_supported():
+        return False
+    try:
+        spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(int(timeout_s * 1000))
+    except Exception as exc:  # py4j: a TimeoutException, or a renamed method
+        log.warning("Spark's listener bus not drained (%s)", str(exc).splitlines()[0][:200])
+        return False
+    return True
+
+
 def hadoop_configuration(spark: SparkSession) -> Any:
     """The session's Hadoop Configuration (JVM object): what S3A and the local FS are configured with."""
     return spark.sparkContext._jsc.hadoopConfiguration()

@@ -1,4 +1,5 @@
-"""Helpers shared by tests that run the job: its CLI in-process, and reading a run's manifest."""
+"""Helpers shared by tests that run the job: its CLI in-process, reading a run's manifest, and checking that
+no Spark job is left running."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from spark_job import internals
 from spark_job.cli import main
 from spark_job.records import ManifestRecord
 
@@ -21,3 +23,9 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     text = (run_dir / "manifest.json").read_text()
     ManifestRecord.from_json(text, str(run_dir / "manifest.json"))
     return json.loads(text)
+
+
+def active_jobs(spark: SparkSession) -> list[int]:
+    """The jobs still running, once the job-end events already posted have reached the status tracker."""
+    assert internals.drain_listener_events(spark), "Spark's listener bus did not drain"
+    return list(spark.sparkContext.statusTracker().getActiveJobsIds())

@@ -41,6 +41,7 @@ from spark_job.records import EngineRecord
 from spark_job.storage import Storage, normalize
 from spark_job.timings import Timings
 from tests.job.fake_engine import FakeEngineSpec, KillingEngineSpec
+from tests.job_support import active_jobs
 
 # Several store runs each (~6 s with Spark local[2]): in `make test`, left out of the fast tier, which keeps
 # the store's main behaviour (test_second_run_infers_only_new_and_changed_images) under its minute.
@@ -384,7 +385,7 @@ def test_new_paths_are_read_literally(spark: SparkSession, tmp_path: Path) -> No
 @pytest.fixture(autouse=True)
 def _no_leftover_jobs(spark: SparkSession) -> Iterator[None]:
     yield
-    assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []
+    assert active_jobs(spark) == []
 
 
 @SLOW_TIER

@@ -20,6 +20,7 @@ from spark_job.records import EngineRecord
 from spark_job.storage import normalize
 from spark_job.timings import Timings
 from tests.job.fake_engine import FakeEngineSpec
+from tests.job_support import active_jobs
 
 COLOURS = {"Red/a.jpg": (250, 0, 0), "Red/sub/b.png": (240, 10, 10), "Green/c.JPEG": (0, 250, 0)}
 
@@ -95,7 +96,7 @@ def test_featurize_stage_refuses_an_existing_output(
     with pytest.raises(JobInputError, match="already exists and is not empty"):
         featurize_stage(spark, fake_plan(tmp_path, photos), Timings())
     assert (tmp_path / "out" / "keep.txt").read_text() == "an earlier run"
-    assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []
+    assert active_jobs(spark) == []
 
 
 @pytest.mark.parametrize(

@@ -245,6 +245,14 @@ def test_file_index_identities_fall_back_on_what_they_cannot_read(spark: SparkSe
     assert internals.file_index_identities(spark.range(3)) is None  # no file relation: the caller scans
 
 
+def test_drained_listener_events_show_an_ended_job_as_ended(spark: SparkSession) -> None:
+    """drain_listener_events relies on SparkContext.listenerBus().waitUntilEmpty: after it, the status
+    tracker (fed by that bus) no longer lists a job that has ended, here one of many tasks."""
+    assert spark.sparkContext.parallelize(range(80), 40).map(lambda x: x + 1).sum() == 3240
+    assert internals.drain_listener_events(spark, timeout_s=30)
+    assert list(spark.sparkContext.statusTracker().getActiveJobsIds()) == []
+
+
 def test_pca_model_made_in_the_jvm_projects_like_its_matrix(spark: SparkSession) -> None:
     import numpy as np
     from pyspark.ml.linalg import DenseMatrix, DenseVector, Vectors
