@@ -2,7 +2,8 @@
 
 Driver side (imports TensorFlow): `convert()` builds the Keras model with `spark_job.mobilenet.build_network`,
 freezes it and converts it to a float32 `.tflite` file, cached by weights sha256, image size and TensorFlow
-version. Ship `ConvertedModel.path` to the executors with `SparkContext.addFile`.
+version. The run plan ships a copy named by its content (`spark_job.plan.shipped_model`) with
+`SparkContext.addFile`; `spark_job.engine.LiteRTEngineSpec` is what the featurize stage holds.
 
 Worker side (imports ai_edge_litert, NumPy and Pillow only, never TensorFlow): `worker_runner()` returns
 this process's `LiteRTRunner`, built on first use and kept, whose `featurize(contents)` decodes a batch of
@@ -10,8 +11,8 @@ image bytes and returns its 1280 features per image, with the decode error of ea
 
 Measured on 2 vCPUs x86_64 (AMD EPYC Zen 5), 2026-12-01, two concurrent one-thread processes (the job's
 shape): one `invoke()` per image on an input of batch 1 runs ~30% faster than batch-32 invokes (~330 vs
-~255 img/s per process) at a quarter of the memory (~72 MB vs ~300 MB for the interpreter).
-/work/helpers/litert-report.md has the numbers.
+~255 img/s per process) at a quarter of the memory (~72 MB vs ~300 MB for the interpreter); issue #15 has
+the table.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from spark_job.names import FEATURE_DIM
 
 log = logging.getLogger(__name__)
 
-ENGINE = "litert"
 # Bumped whenever convert() changes what it writes for the same weights, size and TensorFlow version, so
 # that caches made by an older recipe are not reused.
 RECIPE = 1
@@ -76,17 +76,6 @@ class ConvertedModel:
     def file_name(self) -> str:
         return Path(self.path).name
 
-    def as_dict(self) -> dict[str, Any]:
-        """For the manifest and featurizer.json."""
-        return {
-            "engine": ENGINE,
-            "litert": litert_version(),
-            "converted_by_tensorflow": self.tensorflow,
-            "file": self.file_name,
-            "sha256": self.sha256,
-            "recipe": RECIPE,
-        }
-
 
 def default_cache_dir() -> str:
     """$FRUITS_CACHE_DIR, else $XDG_CACHE_HOME/fruits-pipeline/litert, else under ~/.cache/."""
@@ -121,7 +110,7 @@ def cached_model_path(cache_dir: str, weights_sha256: str, image_size: int, tf_v
     return Path(cache_dir) / name
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -145,7 +134,7 @@ def convert(
     cached then.
     """
     cache = Path(cache_dir or default_cache_dir())
-    weights_sha256 = weights_sha256 or _sha256_file(Path(weights_path))
+    weights_sha256 = weights_sha256 or sha256_file(Path(weights_path))
     tf_version = tensorflow_version()
     target = cached_model_path(str(cache), weights_sha256, image_size, tf_version)
     record_path = target.with_suffix(".json")
@@ -158,7 +147,7 @@ def convert(
     content = _convert_to_bytes(weights_path, image_size)
     seconds = round(time.perf_counter() - start, 3)
     cache.mkdir(parents=True, exist_ok=True)
-    _write_atomically(target, content, check=lambda path: check_converted(path, image_size))
+    write_atomically(target, content, check=lambda path: check_converted(path, image_size))
     model = ConvertedModel(
         path=str(target),
         sha256=hashlib.sha256(content).hexdigest(),
@@ -177,7 +166,7 @@ def convert(
         "recipe": RECIPE,
         "seconds": seconds,
     }
-    _write_atomically(record_path, json.dumps(record, indent=2, sort_keys=True).encode())
+    write_atomically(record_path, json.dumps(record, indent=2, sort_keys=True).encode())
     log.info("converted the weights to LiteRT in %.1f s: %s (%d bytes)", seconds, target, len(content))
     return model
 
@@ -193,7 +182,7 @@ def _cache_hit(
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("LiteRT cache entry %s has no readable record (%s): converting again", target, exc)
         return None
-    actual = _sha256_file(target)
+    actual = sha256_file(target)
     if actual != expected:
         log.warning(
             "LiteRT cache file %s is corrupt (sha256 %s..., recorded %s...): converting again",
@@ -213,7 +202,7 @@ def _cache_hit(
     )
 
 
-def _write_atomically(path: Path, content: bytes, check: Callable[[str], None] | None = None) -> None:
+def write_atomically(path: Path, content: bytes, check: Callable[[str], None] | None = None) -> None:
     """Write to a temporary file beside `path`, run `check` on it, then rename it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -366,15 +355,6 @@ class LiteRTRunner:
         self._interpreter.allocate_tensors()
         self._image = np.empty((1, image_size, image_size, 3), dtype=np.float32)  # reused for every image
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        """Preprocessed images (n, S, S, 3) float32 in [-1, 1] -> features (n, 1280) float32."""
-        features = np.empty((len(images), FEATURE_DIM), dtype=np.float32)
-        for i in range(len(images)):
-            self._interpreter.set_tensor(self._input, images[i : i + 1])
-            self._interpreter.invoke()
-            features[i] = self._interpreter.get_tensor(self._output)[0]
-        return features
-
     def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, list[Exception | None]]:
         """Image bytes -> (features (n, 1280) float32, errors): errors[i] is the exception that kept image i
         from decoding (its features row is then zeros), else None. A bad image never fails the batch."""
@@ -406,40 +386,6 @@ def worker_runner(model_path: str, image_size: int, threads: int) -> LiteRTRunne
     if runner is None:
         runner = _RUNNERS[key] = LiteRTRunner(model_path, image_size, threads)
     return runner
-
-
-@dataclass(frozen=True)
-class LiteRTEngine:
-    """What the featurize stage holds for this engine: small and picklable, shipped in the UDF's closure.
-
-    Made on the driver by `prepare_engine`; in a Python worker, `runner()` gives that process's runner.
-    """
-
-    model_file_name: str  # the converted model, as registered with SparkContext.addFile
-    image_size: int
-    threads: int
-    description: dict[str, Any]  # ConvertedModel.as_dict(): for the manifest and featurizer.json
-
-    name = ENGINE
-
-    def runner(self) -> LiteRTRunner:
-        from pyspark import SparkFiles
-
-        return worker_runner(SparkFiles.get(self.model_file_name), self.image_size, self.threads)
-
-
-def prepare_engine(
-    spark_context: Any,
-    weights_path: str,
-    weights_sha256: str,
-    image_size: int,
-    threads: int,
-    cache_dir: str | None = None,
-) -> LiteRTEngine:
-    """Driver side: convert (or reuse) the model and ship it to the executors with addFile."""
-    model = convert(weights_path, image_size, cache_dir, weights_sha256=weights_sha256)
-    spark_context.addFile(model.path)
-    return LiteRTEngine(model.file_name, image_size, threads, model.as_dict())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

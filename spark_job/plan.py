@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,18 +113,21 @@ def resolve_plan(
 
 
 def conversion_cache(workdir: str) -> str:
-    """Where converted models are kept across runs (spark_job.litert.default_cache_dir), or this run's
-    scratch folder when that is not writable (a YARN container's driver may have no usable home)."""
+    """Where converted models are kept across runs: spark_job.litert.default_cache_dir, else a folder of this
+    user's under the system's temporary folder (a YARN container's driver may have no usable home), else
+    this run's scratch folder. The first two stay the same from run to run: a SparkContext refuses a second
+    addFile of a file name from another path, so a later run in the same session could not ship its model."""
     from spark_job.litert import default_cache_dir
 
-    cache = Path(default_cache_dir())
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        if os.access(cache, os.W_OK):
-            return str(cache)
-    except OSError:
-        pass
-    log.info("conversion cache %s is not writable: converting into this run's scratch folder", cache)
+    for folder in (Path(default_cache_dir()), Path(tempfile.gettempdir()) / f"fruits-pipeline-{os.getuid()}"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return str(folder)
+        except OSError:
+            pass
+        log.info("conversion cache %s is not writable", folder)
+    log.info("converting into this run's scratch folder")
     return workdir
 
 
@@ -135,9 +138,16 @@ def shipped_model(model_path: str, sha256: str, folder: str) -> str:
     addFile of a name it holds with other bytes; worse, every later task of that session then fails to
     fetch its files. A name with the content's sha256 never collides.
     """
+    from spark_job.litert import sha256_file, write_atomically
+
     target = Path(folder) / f"{Path(model_path).stem}_{sha256[:16]}.tflite"
-    if not target.exists():
-        shutil.copyfile(model_path, target)
+    if target.is_file() and sha256_file(target) == sha256:
+        return str(target)
+    if target.exists():
+        log.warning("shipped copy %s does not match its name's sha256: copying it again", target)
+    # Written under a temporary name and renamed: a copy cut short never stands under the final name, where
+    # every later run would ship it.
+    write_atomically(target, Path(model_path).read_bytes())
     return str(target)
 
 

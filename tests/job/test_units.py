@@ -3,6 +3,9 @@ line, the engine thread rule, label extraction on a tiny DataFrame."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pyspark.sql import SparkSession
@@ -115,11 +118,39 @@ def test_label_is_the_top_folder_under_the_input(spark: SparkSession) -> None:
     assert [r["label"] for r in df.orderBy("path").collect()] == ["Orange", "Pommes rôties", None]
 
 
-def test_conversion_cache_falls_back_to_the_run_scratch_folder(monkeypatch, tmp_path) -> None:
+def test_conversion_cache_falls_back_to_a_folder_that_outlives_the_run(monkeypatch, tmp_path) -> None:
+    import tempfile
+
     from spark_job.plan import conversion_cache
 
     monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "cache"))
     assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "cache")
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    per_user = str(tmp_path / "tmp" / f"fruits-pipeline-{os.getuid()}")
+    # The same folder for every run: a session's later runs ship their model from the same path.
+    assert conversion_cache(str(tmp_path / "work")) == conversion_cache(str(tmp_path / "other")) == per_user
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "file" / "tmp"))
     assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "work")
+
+
+def test_shipped_model_replaces_a_copy_cut_short_and_reuses_an_intact_one(tmp_path) -> None:
+    import hashlib
+
+    from spark_job.plan import shipped_model
+
+    model = tmp_path / "cache" / "mobilenet.tflite"
+    model.parent.mkdir()
+    model.write_bytes(b"model bytes " * 1000)
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    shipped = Path(shipped_model(str(model), sha, str(tmp_path / "cache")))
+    assert shipped.name == f"mobilenet_{sha[:16]}.tflite" and shipped.read_bytes() == model.read_bytes()
+    shipped.write_bytes(model.read_bytes()[:100])  # a copy cut short, under the final name
+    assert Path(shipped_model(str(model), sha, str(tmp_path / "cache"))).read_bytes() == model.read_bytes()
+    before = shipped.stat().st_ino
+    assert shipped_model(str(model), sha, str(tmp_path / "cache")) == str(shipped)
+    assert shipped.stat().st_ino == before  # intact: not written again
+    assert sorted(p.name for p in model.parent.iterdir()) == sorted(
+        [model.name, shipped.name]
+    )  # no temp file
