@@ -226,8 +226,28 @@ def test_fit_writes_a_current_featurizer_record(fit_run: Path) -> None:
     assert record.engine.name == "litert" and record.engine.model_sha256 == m["engine"]["model_sha256"]
 
 
-def test_transform_uses_the_engine_the_model_was_fitted_with(fit_run: Path, transform_run: Path) -> None:
-    assert read_manifest(transform_run)["engine"] == read_manifest(fit_run)["engine"]
+def test_transform_uses_the_engine_the_model_was_fitted_with(
+    spark, fit_run: Path, transform_run: Path, sample_dir: Path, weights_path: Path, tmp_path: Path, caplog
+) -> None:
+    assert read_manifest(transform_run)["engine"] == read_manifest(fit_run)["engine"]  # litert, the default
+    # The same model folder as if fitted on TensorFlow: transform without --engine runs TensorFlow, and
+    # --engine litert runs LiteRT, with a warning that the features come from another engine.
+    tf_model = tmp_path / "tf-model"
+    shutil.copytree(fit_run / "model", tf_model)
+    doc = json.loads((tf_model / "featurizer.json").read_text())
+    doc["engine"] = {"name": "tensorflow", "version": read_manifest(fit_run)["versions"]["tensorflow"]}
+    (tf_model / "featurizer.json").write_text(json.dumps(doc))
+    photos = tmp_path / "photos" / "Orange"
+    photos.mkdir(parents=True)
+    for src in sorted((sample_dir / "Test" / "Orange").glob("*.jpg"))[:2]:
+        shutil.copy(src, photos / src.name)
+    argv = ["transform", "--model", tf_model, "--input", photos.parent, "--weights", weights_path]
+    assert run_cli(spark, *argv, "--output", tmp_path / "default") == 0
+    assert read_manifest(tmp_path / "default")["engine"]["name"] == "tensorflow"
+    caplog.clear()
+    assert run_cli(spark, *argv, "--output", tmp_path / "litert", "--engine", "litert") == 0
+    assert read_manifest(tmp_path / "litert")["engine"]["name"] == "litert"
+    assert "the model was fitted on tensorflow features" in caplog.text
 
 
 def test_transform_reads_a_model_folder_written_before_schema_versions(
