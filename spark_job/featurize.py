@@ -8,6 +8,7 @@ every image without features, with a reason, to rejects/.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -174,20 +175,27 @@ def features_array(features: np.ndarray, missing: list[bool]) -> pa.ListArray:
 
 
 # Test-only: "<path suffix>:<marker file>" makes the Python worker that meets that image exit at once, once
-# (the marker records it): the fault test's worker death in the middle of a task. Read from the worker's
-# environment (spark.executorEnv); unset in every real run.
+# (the marker records it, with the rows that task attempt had already featurized): the fault test's worker
+# death in the middle of a task. Read from the worker's environment (spark.executorEnv); unset in every real
+# run.
 FAULT_HOOK_ENV = "FRUITS_TEST_EXIT_ON_IMAGE"
+_fault_hook_rows: dict[tuple[int, int, int], int] = {}  # (stage, partition, attempt) -> rows featurized
 
 
 def _test_fault_hook(paths: list[str]) -> None:
     spec = os.environ.get(FAULT_HOOK_ENV)
     if not spec:
         return
+    from pyspark import TaskContext
+
+    task = TaskContext.get()
+    attempt = (task.stageId(), task.partitionId(), task.attemptNumber()) if task else (-1, -1, -1)
     suffix, marker = spec.rsplit(":", 1)
     if any(p.endswith(suffix) for p in paths) and not Path(marker).exists():
-        with open(marker, "w") as handle:
-            handle.write(str(os.getpid()))
+        before = _fault_hook_rows.get(attempt, 0)
+        Path(marker).write_text(json.dumps({"pid": os.getpid(), "rows_featurized_before": before}))
         os._exit(17)
+    _fault_hook_rows[attempt] = _fault_hook_rows.get(attempt, 0) + len(paths)
 
 
 def unread_reason(length: int | None) -> str:
