@@ -34,8 +34,10 @@ SPARK_ENV_EXPORTS = MappingProxyType(
 )
 
 # Memory of one Python worker (one concurrent task), by featurize engine: peak RSS measured locally
-# (2026-12-01, 224 px, batches of 32): litert 189-190 MB (interpreter ~75 MB, pandas, pyarrow, Arrow
-# batches), 256 MiB with headroom; tensorflow ~1.2-1.3 GB (TF and the Keras network; ~1.7 GB with 64).
+# (224 px, 100-px photos): litert 125 MB with batches of 32 or 64 since the stage maps Arrow batches
+# without pandas (2026-12-02; 189-190 MB with pandas on 2026-12-01); one 12-megapixel photo adds ~110 MB
+# while it decodes. 256 MiB leaves room for that. tensorflow ~1.2-1.3 GB (TF and the Keras network;
+# ~1.7 GB with 64).
 # The deployed steps pass no --engine, so they run the job's default engine and the executors are sized
 # for it: a deployment that switches the steps to tensorflow must size with WORKER_MIB_BY_ENGINE
 # ["tensorflow"], or YARN kills its containers. m5.xlarge: litert 2g overhead, tensorflow 6g.
