@@ -45,6 +45,11 @@ def pyspark_supported(version: str | None = None) -> bool:
     return (version or pyspark.__version__).startswith(PYSPARK_SERIES)
 
 
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line, for a log line (py4j errors carry the whole Java stack)."""
+    return (str(exc).splitlines() or [repr(exc)])[0][:200]
+
+
 def _warn_unsupported(what: str) -> None:
     log.warning(
         "%s relies on pyspark %s* internals; this is pyspark %s", what, PYSPARK_SERIES, pyspark.__version__
@@ -229,7 +234,7 @@ def start_python_workers(
         try:
             started.done.set_result(sc.parallelize(range(slots), slots).mapPartitions(start).collect())
         except Exception as exc:  # the stage starts its own workers; a failure here loses only time
-            log.info("starting the Python workers ahead stopped: %s", str(exc).splitlines()[0][:200])
+            log.info("starting the Python workers ahead stopped: %s", _first_line(exc))
             started.done.set_exception(exc)
 
     threading.Thread(target=run, name="fruits-start-python-workers", daemon=True).start()
@@ -261,7 +266,7 @@ def drain_listener_events(spark: SparkSession, timeout_s: float = 10.0) -> bool:
     try:
         spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(int(timeout_s * 1000))
     except Exception as exc:  # py4j: a TimeoutException, or a renamed method
-        log.warning("Spark's listener bus not drained (%s)", str(exc).splitlines()[0][:200])
+        log.warning("Spark's listener bus not drained (%s)", _first_line(exc))
         return False
     return True
 

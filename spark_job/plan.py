@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +80,9 @@ def resolve_plan(
         cache = conversion_cache(workdir)
         with timings.stage("convert"):
             converted = litert.convert(weights.local_path, image_size, cache, weights_sha256=weights.sha256)
-        # Beside the cache entry, not in the run's scratch folder: a SparkContext keeps serving a file it
-        # was given for its whole life, and later runs in the same session fetch it again.
+        # Beside the cache entry, which stays put from run to run (unless no cache folder is writable at
+        # all): a SparkContext keeps serving a file it was given for its whole life, and later runs in the
+        # same session fetch it again.
         shipped = shipped_model(converted.path, converted.sha256, cache)
         spec = LiteRTEngineSpec(Path(shipped).name, image_size, threads)
         record = EngineRecord(
@@ -113,22 +115,38 @@ def resolve_plan(
 
 
 def conversion_cache(workdir: str) -> str:
-    """Where converted models are kept across runs: spark_job.litert.default_cache_dir, else a folder of this
-    user's under the system's temporary folder (a YARN container's driver may have no usable home), else
-    this run's scratch folder. The first two stay the same from run to run: a SparkContext refuses a second
-    addFile of a file name from another path, so a later run in the same session could not ship its model."""
+    """Where converted models are kept across runs: spark_job.litert.default_cache_dir, else a private folder
+    of this user's under the system's temporary folder (a YARN container's driver may have no usable home),
+    else this run's scratch folder. The first two stay the same from run to run: a SparkContext refuses a
+    second addFile of a file name from another path, so a later run in the same session could not ship its
+    model."""
     from spark_job.litert import default_cache_dir
 
-    for folder in (Path(default_cache_dir()), Path(tempfile.gettempdir()) / f"fruits-pipeline-{os.getuid()}"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if os.access(folder, os.W_OK):
-                return str(folder)
-        except OSError:
-            pass
-        log.info("conversion cache %s is not writable", folder)
+    cache = Path(default_cache_dir())
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        if os.access(cache, os.W_OK):
+            return str(cache)
+    except OSError:
+        pass
+    private = Path(tempfile.gettempdir()) / f"fruits-pipeline-{os.getuid()}"
+    log.info("conversion cache %s is not writable: trying %s", cache, private)
+    try:
+        private.mkdir(mode=0o700, exist_ok=True)
+        if _owned_privately(private):
+            return str(private)
+        log.warning("%s is not a private folder of this user's: not used as a cache", private)
+    except OSError:
+        pass
     log.info("converting into this run's scratch folder")
     return workdir
+
+
+def _owned_privately(folder: Path) -> bool:
+    """A real folder (not a symlink) of this user's that nobody else can write to: in a shared temporary
+    folder, another user could otherwise make it first and leave a model of theirs in it."""
+    info = folder.lstat()
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
 def shipped_model(model_path: str, sha256: str, folder: str) -> str:

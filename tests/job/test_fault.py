@@ -25,13 +25,17 @@ N_IMAGES = 40
 
 def test_a_worker_dying_mid_task_is_retried_with_exact_counts(tmp_path: Path) -> None:
     photos = tmp_path / "in"
+    victim = "Red/img39.jpg"
     for i in range(N_IMAGES):
         folder = photos / ("Red" if i % 2 else "Green")
         folder.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (10, 10), (i * 6, 100, 50)).save(folder / f"img{i:02d}.jpg")
-    # One chosen image; its task holds ~20 images in batches of 4, so the worker dies with other batches
-    # of that task inferred, counted in its accumulator copy and yielded.
-    victim = "Red/img39.jpg"
+        # 24 px: 644-645 bytes; the victim at 10 px: 632-633, the smallest file. Spark packs each task's
+        # files largest first, so the victim comes last in its task (~20 images, in batches of 4) whatever
+        # order the folder lists them in: the worker dies with that task's other batches inferred, counted
+        # in its accumulator copy and yielded.
+        side = 10 if f"{folder.name}/img{i:02d}.jpg" == victim else 24
+        Image.new("RGB", (side, side), (i * 6, 100, 50)).save(folder / f"img{i:02d}.jpg")
+    assert min(photos.rglob("*.jpg"), key=lambda p: p.stat().st_size) == photos / victim
     marker = tmp_path / "worker-exited"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(

@@ -128,9 +128,19 @@ def test_conversion_cache_falls_back_to_a_folder_that_outlives_the_run(monkeypat
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "file" / "cache"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    per_user = str(tmp_path / "tmp" / f"fruits-pipeline-{os.getuid()}")
+    (tmp_path / "tmp").mkdir()
+    per_user = tmp_path / "tmp" / f"fruits-pipeline-{os.getuid()}"
     # The same folder for every run: a session's later runs ship their model from the same path.
-    assert conversion_cache(str(tmp_path / "work")) == conversion_cache(str(tmp_path / "other")) == per_user
+    assert (
+        conversion_cache(str(tmp_path / "work")) == conversion_cache(str(tmp_path / "other")) == str(per_user)
+    )
+    assert per_user.stat().st_mode & 0o777 == 0o700
+    per_user.chmod(0o777)  # as if someone else had made it first, for all to write into
+    assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "work")
+    per_user.rmdir()
+    per_user.symlink_to(tmp_path / "cache")
+    assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "work")
+    per_user.unlink()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "file" / "tmp"))
     assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "work")
 
@@ -147,6 +157,10 @@ def test_shipped_model_replaces_a_copy_cut_short_and_reuses_an_intact_one(tmp_pa
     shipped = Path(shipped_model(str(model), sha, str(tmp_path / "cache")))
     assert shipped.name == f"mobilenet_{sha[:16]}.tflite" and shipped.read_bytes() == model.read_bytes()
     shipped.write_bytes(model.read_bytes()[:100])  # a copy cut short, under the final name
+    assert Path(shipped_model(str(model), sha, str(tmp_path / "cache"))).read_bytes() == model.read_bytes()
+    damaged = bytearray(model.read_bytes())
+    damaged[500] ^= 0xFF  # the same length, one byte changed
+    shipped.write_bytes(bytes(damaged))
     assert Path(shipped_model(str(model), sha, str(tmp_path / "cache"))).read_bytes() == model.read_bytes()
     before = shipped.stat().st_ino
     assert shipped_model(str(model), sha, str(tmp_path / "cache")) == str(shipped)
