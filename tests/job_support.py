@@ -26,6 +26,12 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 
 
 def active_jobs(spark: SparkSession) -> list[int]:
-    """The jobs still running, once the job-end events already posted have reached the status tracker."""
+    """The jobs still running, once every earlier job's end has reached the status tracker.
+
+    The tracker learns of a job's end through the asynchronous listener bus. A job that succeeds posts its
+    end before its action returns; one that fails or is cancelled posts it just after its action raised,
+    in the same step of the scheduler's event loop. A one-task job run now is scheduled after that step,
+    so once it is done every earlier end event is posted, and draining the bus delivers them."""
+    spark.sparkContext.parallelize([0], 1).count()
     assert internals.drain_listener_events(spark), "Spark's listener bus did not drain"
     return list(spark.sparkContext.statusTracker().getActiveJobsIds())
