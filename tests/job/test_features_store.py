@@ -430,8 +430,6 @@ def test_local_new_photos_are_read_with_no_listing_job(spark: SparkSession, tmp_
         (tmp_path / f"{i}.jpg").write_bytes(b"x")
         paths.append(f"file:{tmp_path}/{i}.jpg")
     sc = spark.sparkContext
-    # Spark's listing job first: its end reaches the status tracker through the asynchronous listener bus,
-    # and the job-free load after it keeps the teardown's check of active jobs from racing that event.
     for group, listing in (("without", nullcontext()), ("with-listing-of", listing_of(spark, paths))):
         sc.setJobGroup(group, "loading explicit paths")
         try:
