@@ -74,6 +74,7 @@ from spark_job.featurize import (
     featurize,
     finish_stage,
     is_image,
+    save_features,
     sql_conf,
     start_stage,
     with_label,
@@ -193,9 +194,7 @@ class FeaturesStore:
         """rows: path, length, modification_time, label, features; one file per task, committed per task."""
         if not self.storage.exists(join(self.dir, KEY_RECORD)):
             self.storage.write_text(join(self.dir, KEY_RECORD), self.key.to_json())
-        rows.select(*FILE_SCHEMA.fieldNames()).write.options(**PER_TASK_COMMIT).mode("append").parquet(
-            self.run_dir(run_id)
-        )
+        save_features(rows.select(*FILE_SCHEMA.fieldNames()), self.run_dir(run_id), "append", PER_TASK_COMMIT)
 
 
 _GLOB_CHARACTERS = "\\[]{}*?"
@@ -636,7 +635,7 @@ def compact_key(spark: SparkSession, root: str, name: str) -> Compaction:
     kept = deduplicated(rows, within=existing)
     run_id = new_run_id("compact")
     target = join(key_dir, f"{RUN_PARTITION}={run_id}")
-    kept.drop(RUN_PARTITION).write.mode("errorifexists").parquet(target)
+    save_features(kept.drop(RUN_PARTITION), target, "errorifexists")
     for run in runs:
         storage.delete(join(key_dir, run))
     after = spark.read.parquet(target).count()

@@ -48,11 +48,13 @@ FEATURES_SCHEMA = StructType(
     ]
 )
 
+# The featurize function's output. Its features' elements are declared non-null (the engine writes every
+# value): Spark writes such an array as Parquet's two-level list (save_features).
 FEATURIZED_SCHEMA = StructType(
     [
         StructField("path", StringType(), False),
         StructField("label", StringType(), True),
-        StructField("features", ArrayType(FloatType()), True),
+        StructField("features", ArrayType(FloatType(), containsNull=False), True),
         StructField("error", StringType(), True),
     ]
 )
@@ -151,6 +153,10 @@ def _featurized(
     )
 
 
+# As FEATURIZED_SCHEMA's features: a row may be null (a rejected image), its values may not.
+FEATURES_ARROW_TYPE = pa.list_(pa.field("element", pa.float32(), nullable=False))
+
+
 def features_array(features: np.ndarray, missing: list[bool]) -> pa.ListArray:
     """(n, d) float32 -> Arrow list<float> of n rows of d values without copying them, row i null where
     missing[i]. Building it from the NumPy buffer instead of n arrays through pandas: the job's 8,000
@@ -167,7 +173,7 @@ def features_array(features: np.ndarray, missing: list[bool]) -> pa.ListArray:
     if any(missing):
         validity = pa.py_buffer(np.packbits(~np.asarray(missing, dtype=bool), bitorder="little"))
     return pa.Array.from_buffers(
-        pa.list_(pa.float32()),
+        FEATURES_ARROW_TYPE,
         n,
         [validity, pa.py_buffer(offsets)],
         children=[pa.Array.from_buffers(pa.float32(), len(values), [None, pa.py_buffer(values)])],
@@ -277,7 +283,7 @@ def write_features(rows: DataFrame, output: str) -> int:
     observation = Observation()
     observed = rows.observe(observation, F.count(F.lit(1)).alias("rows"))
     features_dir = join(output, FEATURES_DIR)
-    observed.write.mode("overwrite").parquet(features_dir)
+    save_features(observed, features_dir, "overwrite")
     # The metrics reach the Observation through Spark's listener bus, which drops events when its queue
     # overflows, and Observation.get has no timeout: wait a bounded time, else count what was written.
     got: list[dict[str, Any]] = []
@@ -291,6 +297,58 @@ def write_features(rows: DataFrame, output: str) -> int:
 
 
 OBSERVATION_WAIT_S = 120
+
+# Spark's Parquet writer for features/ and the features store's files. With the legacy format on, an array
+# whose elements are non-null (the engine's output, FEATURIZED_SCHEMA) is written as Parquet's two-level
+# list, one value per element; the standard format writes a three-level list, a group and a field around
+# every one of the 1,280 values. The dictionary is off for the values: photos' features are distinct
+# floats, so it only fills up and falls back. Writing 8,000 cached rows on 2 cores: 1.35 s standard, 0.84 s
+# two-level, 0.58 s two-level without the dictionary; in the featurize stage the JVM's task CPU 2.3 s ->
+# 1.23 s and 462-464 -> 470-485 img/s (2026-12-02, local[2]). Same size (2.48 MB for the sample's 620
+# images). Spark, pyarrow and the Parquet spec's compatibility rules read both lists as the same column.
+# The legacy format changes decimals and maps too; these files have neither.
+LEGACY_PARQUET_FORMAT = "spark.sql.parquet.writeLegacyFormat"
+# The values' column path: the two-level list, and the legacy three-level one that Spark writes for rows
+# read back from Parquet (a file source reads every array as of nullable elements).
+FEATURES_PARQUET_OPTIONS = {
+    "parquet.enable.dictionary#features.array": "false",
+    "parquet.enable.dictionary#features.bag.array": "false",
+}
+
+
+def save_features(rows: DataFrame, path: str, mode: str, options: dict[str, str] | None = None) -> None:
+    """rows.write.parquet(path) for a table with a features column: features/, or the store's files."""
+    with _legacy_parquet_format(rows.sparkSession):  # a session setting, read when the write is planned
+        rows.write.options(**FEATURES_PARQUET_OPTIONS, **(options or {})).mode(mode).parquet(path)
+
+
+# Writes in one session at once (two store runs from two threads) share the setting: the first one in
+# turns it on, the last one out puts back what was there. A plain set-and-restore per write would let one
+# write's restore turn it off under another, or leave it on for good.
+_legacy_lock = threading.Lock()
+_legacy_writers: dict[int, tuple[int, str | None]] = {}  # id(session) -> (writers, the setting before)
+
+
+@contextmanager
+def _legacy_parquet_format(spark: SparkSession) -> Iterator[None]:
+    key = id(spark)
+    with _legacy_lock:
+        writers, before = _legacy_writers.get(key, (0, None))
+        if writers == 0:
+            before = spark.conf.get(LEGACY_PARQUET_FORMAT, None)
+            spark.conf.set(LEGACY_PARQUET_FORMAT, "true")
+        _legacy_writers[key] = (writers + 1, before)
+    try:
+        yield
+    finally:
+        with _legacy_lock:
+            writers, before = _legacy_writers.pop(key)
+            if writers > 1:
+                _legacy_writers[key] = (writers - 1, before)
+            elif before is None:
+                spark.conf.unset(LEGACY_PARQUET_FORMAT)
+            else:
+                spark.conf.set(LEGACY_PARQUET_FORMAT, before)
 
 
 @contextmanager

@@ -49,9 +49,9 @@ log = logging.getLogger(__name__)
 # and writes Parquet, and its optimizing compiler (C2) takes CPU from the Python workers: 8,000 images at
 # 397-403 img/s with C2 against 441-444 with C1 alone (LiteRT, 2 vCPUs, 2026-12-02).
 LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
-# Bumped when the training run changes what it loads (3: the stage maps with mapInArrow): older archives
-# are then left unused.
-ARCHIVE_RECIPE = 3
+# Bumped when the training run changes what it loads (3: the stage maps with mapInArrow; 4: features are
+# written as two-level lists): older archives are then left unused.
+ARCHIVE_RECIPE = 4
 # Each region's checksum is written into the archive and checked when the -Xshare:on JVM maps it: a file
 # cut short anywhere fails the check, not only one cut before the pages a short start happens to touch.
 VERIFY_OPTION = "-XX:+VerifySharedSpaces"

@@ -351,6 +351,51 @@ def test_compact_drops_duplicates_and_deleted_files(
         compact_store(spark, str(store), key="nope")
 
 
+def features_layouts(folder: Path) -> set[str]:
+    """The Parquet column paths of the features values in the files under folder that hold rows."""
+    import pyarrow.parquet as pq
+
+    paths = set()
+    for file in folder.rglob("*.parquet"):
+        metadata = pq.read_metadata(file)
+        if metadata.num_rows:
+            paths |= {metadata.schema.column(i).path for i in range(metadata.num_columns)}
+    return {p for p in paths if p.startswith("features.")}
+
+
+@SLOW_TIER
+def test_a_store_written_with_three_level_lists_is_read_copied_and_compacted(
+    spark: SparkSession, photos: Path, tmp_path: Path
+) -> None:
+    """Store files of the standard three-level list (as written before save_features) beside two-level
+    ones in one key: the lookup, the copies, the rewrites and compaction read them as one column, and so
+    do pandas and Spark in a features/ that holds both."""
+    store = tmp_path / "store"
+    with_store(spark, plan_for(tmp_path, photos, "a"), store)
+    plan = plan_for(tmp_path, photos, "b")
+    key_store = FeaturesStore(spark, Storage(spark), str(store), featurizer_key(plan))
+    key_store.rows().drop("run_id").write.parquet(key_store.run_dir("three-level"))  # Spark's standard format
+    assert features_layouts(store) == {"features.array", "features.list.element"}
+    (photos / "Red" / "0_100.jpg").unlink()  # a file of each layout now holds an unwanted row: rewritten
+
+    again = with_store(spark, plan, store)
+    assert (again.n_reused, again.n_inferred, again.n_features) == (11, 0, 11)
+    expected = features_of(tmp_path / "a")
+    expected = expected.drop([p for p in expected.index if p.endswith("Red/0_100.jpg")])
+    assert_same_features(features_of(tmp_path / "b"), expected)
+    # Copied two-level files beside rewritten rows: features/ holds both layouts.
+    assert features_layouts(tmp_path / "b" / "features") == {"features.array", "features.bag.array"}
+    assert spark.read.parquet(str(tmp_path / "b" / "features")).count() == 11
+
+    (done,) = compact_store(spark, str(store))
+    assert (done.rows_before, done.rows_after) == (24, 11)
+    # Rows read back from Parquet are of nullable elements: Spark's legacy three-level list.
+    assert features_layouts(store) == {"features.bag.array"}
+    third = with_store(spark, plan_for(tmp_path, photos, "c"), store)
+    assert (third.n_reused, third.n_inferred) == (11, 0)
+    assert_same_features(features_of(tmp_path / "c"), expected)
+
+
 def test_store_may_not_sit_in_the_output_or_the_input(tmp_path: Path) -> None:
     with pytest.raises(JobInputError, match="inside --output"):
         check_store_location(

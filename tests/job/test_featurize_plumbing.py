@@ -86,6 +86,54 @@ def test_featurize_stage_with_a_fake_engine(spark: SparkSession, photos: Path, t
     assert set(timings.stages) == {"list", "featurize"}
 
 
+def test_features_are_written_as_two_level_lists_without_a_dictionary(
+    spark: SparkSession, photos: Path, tmp_path: Path
+) -> None:
+    """save_features: the features column is Parquet's two-level list (one value per element, no group
+    around each), its values are not dictionary-encoded, and the session's format setting is put back."""
+    import pyarrow.parquet as pq
+
+    from spark_job.featurize import LEGACY_PARQUET_FORMAT
+
+    spark.conf.set(LEGACY_PARQUET_FORMAT, "false")
+    featurize_stage(spark, fake_plan(tmp_path, photos), Timings())
+    assert spark.conf.get(LEGACY_PARQUET_FORMAT) == "false"
+    files = [p for p in (tmp_path / "out" / "features").glob("*.parquet") if pq.read_metadata(p).num_rows]
+    assert files
+    for file in files:
+        metadata = pq.read_metadata(file)
+        columns = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
+        assert set(columns) == {"path", "label", "features.array"}  # not features.list.element
+        assert metadata.schema.column(columns["features.array"]).max_repetition_level == 1
+        for group in range(metadata.num_row_groups):
+            encodings = metadata.row_group(group).column(columns["features.array"]).encodings
+            assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(encodings), encodings
+    read_back = {
+        _name(row.path): row.features
+        for row in spark.read.parquet(str(tmp_path / "out" / "features")).collect()
+    }
+    assert len(read_back) == 3 and all(len(v) == FEATURE_DIM for v in read_back.values())
+
+
+@pytest.mark.parametrize("before", [None, "false"])
+def test_overlapping_feature_writes_share_the_format_setting(spark: SparkSession, before: str | None) -> None:
+    """Two writes at once in one session (two store runs from two threads): the first one out leaves the
+    format on for the other, the last one out puts back what the session had."""
+    from spark_job.featurize import LEGACY_PARQUET_FORMAT, _legacy_parquet_format
+
+    if before is None:
+        spark.conf.unset(LEGACY_PARQUET_FORMAT)
+    else:
+        spark.conf.set(LEGACY_PARQUET_FORMAT, before)
+    first, second = _legacy_parquet_format(spark), _legacy_parquet_format(spark)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert spark.conf.get(LEGACY_PARQUET_FORMAT) == "true"
+    second.__exit__(None, None, None)
+    assert spark.conf.get(LEGACY_PARQUET_FORMAT, None) == before
+
+
 def test_featurize_stage_refuses_an_existing_output(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
@@ -113,7 +161,10 @@ def test_features_array_keeps_the_engines_values_and_nulls_the_rejected_rows(mis
     features = np.random.default_rng(3).standard_normal((len(missing), FEATURE_DIM)).astype(np.float32)
     column = features_array(features, missing)
     column.validate(full=True)
-    assert column.type == pa.list_(pa.float32()) and len(column) == len(missing)
+    assert column.type == pa.list_(pa.field("element", pa.float32(), nullable=False)) and len(column) == len(
+        missing
+    )
+    assert column.values.null_count == 0
     assert [row is None for row in column.to_pylist()] == missing
     for i, row in enumerate(column.to_pylist()):
         if row is not None:
