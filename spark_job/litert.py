@@ -353,7 +353,11 @@ class LiteRTRunner:
         if list(inp["shape"]) != [1, image_size, image_size, 3]:
             self._interpreter.resize_tensor_input(self._input, [1, image_size, image_size, 3], strict=True)
         self._interpreter.allocate_tensors()
-        self._image = np.empty((1, image_size, image_size, 3), dtype=np.float32)  # reused for every image
+        # Images are decoded straight into the interpreter's input tensor (LiteRT's documented raw access):
+        # no set_tensor copy, and the pixels are still in cache for invoke. 3.56 -> 3.52 ms per image
+        # (2026-12-02, one thread). Call it for each image and keep no view: invoke refuses to run while a
+        # NumPy view of its buffers is alive (the interpreter may move them).
+        self._input_view = self._interpreter.tensor(self._input)
 
     def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, list[Exception | None]]:
         """Image bytes -> (features (n, 1280) float32, errors): errors[i] is the exception that kept image i
@@ -365,11 +369,11 @@ class LiteRTRunner:
             try:
                 if not data:
                     raise ValueError("empty image data")
-                decode_into(data, self.image_size, self._image[0])
+                decode_into(data, self.image_size, self._input_view()[0])
             except Exception as exc:  # any decoder failure rejects this image only, never the batch
-                errors[i] = exc
+                # Without its traceback: decode_into's frame holds the input view, which invoke refuses.
+                errors[i] = exc.with_traceback(None)
                 continue
-            self._interpreter.set_tensor(self._input, self._image)
             self._interpreter.invoke()
             features[i] = self._interpreter.get_tensor(self._output)[0]
         return features, errors
