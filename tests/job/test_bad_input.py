@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ def junk_folder(sample_dir: Path, tmp_path_factory) -> tuple[Path, dict[str, set
         put(f"Orange/good_{i}.jpg", src.read_bytes())
     put("Orange/empty.jpg", b"", outcome="rejected")
     put("Orange/truncated.jpg", good_jpeg[: len(good_jpeg) // 2], outcome="rejected")
+    png = io.BytesIO()
+    Image.new("RGB", (100, 100), (10, 200, 30)).save(png, format="PNG")
+    put("Orange/truncated.png", png.getvalue()[:60], outcome="rejected")  # Pillow's error has a cause
     rng = np.random.default_rng(0)
     garbled = bytearray(good_jpeg)
     garbled[600:-2] = rng.integers(0, 256, len(garbled) - 602, dtype=np.uint8).tobytes()
@@ -91,9 +95,9 @@ def test_counts_reconcile(junk_run, junk_folder) -> None:
     _, expect = junk_folder
     m = read_manifest(junk_run)
     assert m["images_featurized"] == len(expect["featurized"]) == 11
-    assert m["images_rejected"] == len(expect["rejected"]) == 4
+    assert m["images_rejected"] == len(expect["rejected"]) == 5
     assert m["images_skipped"] == len(expect["skipped"]) == 2
-    assert m["images_discovered"] == m["images_featurized"] + m["images_rejected"] == 15
+    assert m["images_discovered"] == m["images_featurized"] + m["images_rejected"] == 16
     assert m["images_inferred"] == 11
     assert m["classes"] == ["Modes", "Orange", NESTED_CLASS]
 
@@ -125,6 +129,7 @@ def test_rejects_say_why(junk_run, junk_folder) -> None:
     reasons = {_rel(p, root): r for p, r in zip(rejects.path, rejects.reason, strict=True)}
     assert reasons["Orange/empty.jpg"] == "empty file (0 bytes)"
     assert reasons["Orange/truncated.jpg"].startswith("truncated image data")
+    assert reasons["Orange/truncated.png"].startswith("truncated image data")
     assert "not a decodable image" in reasons["Orange/not_really.jpg"]
     assert reasons["Orange/garbled.jpg"]  # libjpeg's own words; any non-empty reason
     summary = (junk_run / "report" / "summary.md").read_text()

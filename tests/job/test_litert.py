@@ -215,17 +215,21 @@ def test_bad_images_are_rejected_one_by_one_with_todays_reasons(converted: liter
 
     good = jpeg_bytes()
     truncated = good[: len(good) // 2]
-    contents = [good, b"", b"not an image at all", truncated, good]
+    png = io.BytesIO()
+    Image.new("RGB", (100, 100), (10, 200, 30)).save(png, format="PNG")
+    truncated_png = png.getvalue()[:60]  # Pillow raises "truncated" from a struct.error: a chained cause
+    contents = [good, b"", b"not an image at all", truncated, truncated_png, good]
     runner = litert.worker_runner(converted.path, 224, 1)
     assert litert.worker_runner(converted.path, 224, 1) is runner  # one per process, kept
     features, errors = runner.featurize(contents)
     reasons = [describe_decode_error(e, c) if e else None for e, c in zip(errors, contents, strict=True)]
-    assert reasons[0] is None and reasons[4] is None
+    assert reasons[0] is None and reasons[5] is None
     assert reasons[1] == EMPTY_FILE_REASON
     assert reasons[2].startswith("not a decodable image (19 bytes)")
     assert reasons[3].startswith("truncated image data")
-    np.testing.assert_array_equal(features[[1, 2, 3]], 0.0)
-    np.testing.assert_array_equal(features[0], features[4])  # the buffer reuse leaks nothing between rows
+    assert reasons[4].startswith("truncated image data") and errors[4].__cause__ is not None
+    np.testing.assert_array_equal(features[[1, 2, 3, 4]], 0.0)
+    np.testing.assert_array_equal(features[0], features[5])  # the buffer reuse leaks nothing between rows
     assert np.abs(features[0]).max() > 0.1
     assert runner.featurize([])[0].shape == (0, 1280)
 
