@@ -67,6 +67,7 @@ from pyspark.sql.types import (
 )
 
 from spark_job.errors import JobFailedError, JobInputError
+from spark_job.features_parquet import save_features
 from spark_job.featurize import (
     FEATURES_DIR,
     FeaturizeResult,
@@ -74,7 +75,6 @@ from spark_job.featurize import (
     featurize,
     finish_stage,
     is_image,
-    save_features,
     sql_conf,
     start_stage,
     with_label,

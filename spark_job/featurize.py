@@ -28,6 +28,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 
 from spark_job import internals
 from spark_job.engine import Engine, EngineSpec, worker_engine
+from spark_job.features_parquet import save_features
 from spark_job.listing import IMAGE_PATTERN, Inputs, discover
 from spark_job.mobilenet import EMPTY_FILE_REASON, describe_decode_error  # with the decoder: `predict` too
 from spark_job.plan import RunPlan, prepare_output, refuse_existing_output
@@ -297,58 +298,6 @@ def write_features(rows: DataFrame, output: str) -> int:
 
 
 OBSERVATION_WAIT_S = 120
-
-# Spark's Parquet writer for features/ and the features store's files. With the legacy format on, an array
-# whose elements are non-null (the engine's output, FEATURIZED_SCHEMA) is written as Parquet's two-level
-# list, one value per element; the standard format writes a three-level list, a group and a field around
-# every one of the 1,280 values. The dictionary is off for the values: photos' features are distinct
-# floats, so it only fills up and falls back. Writing 8,000 cached rows on 2 cores: 1.35 s standard, 0.84 s
-# two-level, 0.58 s two-level without the dictionary; in the featurize stage the JVM's task CPU 2.3 s ->
-# 1.23 s and 462-464 -> 470-485 img/s (2026-12-02, local[2]). Same size (2.48 MB for the sample's 620
-# images). Spark, pyarrow and the Parquet spec's compatibility rules read both lists as the same column.
-# The legacy format changes decimals and maps too; these files have neither.
-LEGACY_PARQUET_FORMAT = "spark.sql.parquet.writeLegacyFormat"
-# The values' column path: the two-level list, and the legacy three-level one that Spark writes for rows
-# read back from Parquet (a file source reads every array as of nullable elements).
-FEATURES_PARQUET_OPTIONS = {
-    "parquet.enable.dictionary#features.array": "false",
-    "parquet.enable.dictionary#features.bag.array": "false",
-}
-
-
-def save_features(rows: DataFrame, path: str, mode: str, options: dict[str, str] | None = None) -> None:
-    """rows.write.parquet(path) for a table with a features column: features/, or the store's files."""
-    with _legacy_parquet_format(rows.sparkSession):  # a session setting, read when the write is planned
-        rows.write.options(**FEATURES_PARQUET_OPTIONS, **(options or {})).mode(mode).parquet(path)
-
-
-# Writes in one session at once (two store runs from two threads) share the setting: the first one in
-# turns it on, the last one out puts back what was there. A plain set-and-restore per write would let one
-# write's restore turn it off under another, or leave it on for good.
-_legacy_lock = threading.Lock()
-_legacy_writers: dict[int, tuple[int, str | None]] = {}  # id(session) -> (writers, the setting before)
-
-
-@contextmanager
-def _legacy_parquet_format(spark: SparkSession) -> Iterator[None]:
-    key = id(spark)
-    with _legacy_lock:
-        writers, before = _legacy_writers.get(key, (0, None))
-        if writers == 0:
-            before = spark.conf.get(LEGACY_PARQUET_FORMAT, None)
-            spark.conf.set(LEGACY_PARQUET_FORMAT, "true")
-        _legacy_writers[key] = (writers + 1, before)
-    try:
-        yield
-    finally:
-        with _legacy_lock:
-            writers, before = _legacy_writers.pop(key)
-            if writers > 1:
-                _legacy_writers[key] = (writers - 1, before)
-            elif before is None:
-                spark.conf.unset(LEGACY_PARQUET_FORMAT)
-            else:
-                spark.conf.set(LEGACY_PARQUET_FORMAT, before)
 
 
 @contextmanager

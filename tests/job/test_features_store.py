@@ -363,37 +363,84 @@ def features_layouts(folder: Path) -> set[str]:
     return {p for p in paths if p.startswith("features.")}
 
 
+def values_by_path(run: Path) -> dict[str, np.ndarray]:
+    """features/ as pandas (pyarrow) reads it: path -> the whole features vector."""
+    df = pd.read_parquet(run / "features")
+    return {p: np.asarray(f, np.float32) for p, f in zip(df.path, df.features, strict=True)}
+
+
+def assert_spark_reads_the_same(spark: SparkSession, run: Path) -> None:
+    rows = spark.read.parquet(str(run / "features")).select("path", "features").collect()
+    by_pandas = values_by_path(run)
+    assert len(rows) == len(by_pandas)
+    for row in rows:
+        assert np.array_equal(np.asarray(row.features, np.float32), by_pandas[row.path]), row.path
+
+
 @SLOW_TIER
-def test_a_store_written_with_three_level_lists_is_read_copied_and_compacted(
+def test_a_store_of_three_level_lists_is_read_copied_rewritten_and_compacted(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
-    """Store files of the standard three-level list (as written before save_features) beside two-level
-    ones in one key: the lookup, the copies, the rewrites and compaction read them as one column, and so
-    do pandas and Spark in a features/ that holds both."""
+    """A store written before save_features (Spark's standard three-level lists), then grown: its files
+    are looked up and copied into features/ beside new two-level ones, rewritten, compacted, and pandas
+    and Spark read every such features/ as the same values."""
     store = tmp_path / "store"
     with_store(spark, plan_for(tmp_path, photos, "a"), store)
-    plan = plan_for(tmp_path, photos, "b")
-    key_store = FeaturesStore(spark, Storage(spark), str(store), featurizer_key(plan))
-    key_store.rows().drop("run_id").write.parquet(key_store.run_dir("three-level"))  # Spark's standard format
-    assert features_layouts(store) == {"features.array", "features.list.element"}
-    (photos / "Red" / "0_100.jpg").unlink()  # a file of each layout now holds an unwanted row: rewritten
+    key_store = FeaturesStore(
+        spark, Storage(spark), str(store), featurizer_key(plan_for(tmp_path, photos, "b"))
+    )
+    runs = [p for p in Path(key_store.dir).iterdir() if p.name.startswith("run_id=")]
+    key_store.rows().drop("run_id").write.parquet(key_store.run_dir("three-level"))  # the standard format
+    for run in runs:
+        shutil.rmtree(run)
+    assert features_layouts(store) == {"features.list.element"}
+    before = values_by_path(tmp_path / "a")
 
-    again = with_store(spark, plan, store)
-    assert (again.n_reused, again.n_inferred, again.n_features) == (11, 0, 11)
-    expected = features_of(tmp_path / "a")
-    expected = expected.drop([p for p in expected.index if p.endswith("Red/0_100.jpg")])
-    assert_same_features(features_of(tmp_path / "b"), expected)
-    # Copied two-level files beside rewritten rows: features/ holds both layouts.
-    assert features_layouts(tmp_path / "b" / "features") == {"features.array", "features.bag.array"}
-    assert spark.read.parquet(str(tmp_path / "b" / "features")).count() == 11
+    _photo(photos / "Blue" / "0_100.jpg", (0, 0, 250))  # inferred and appended as a two-level list
+    grown = with_store(spark, plan_for(tmp_path, photos, "b"), store)
+    assert (grown.n_reused, grown.n_inferred, grown.n_features) == (12, 1, 13)
+    assert features_layouts(tmp_path / "b" / "features") == {"features.list.element", "features.array"}
+    after = values_by_path(tmp_path / "b")
+    (blue,) = [p for p in after if p.endswith("Blue/0_100.jpg")]
+    np.testing.assert_allclose(after.pop(blue)[:3], (0, 0, 250), atol=3)
+    assert after.keys() == before.keys() and all(np.array_equal(after[p], before[p]) for p in before)
+    assert_spark_reads_the_same(spark, tmp_path / "b")
+
+    (photos / "Red" / "0_100.jpg").unlink()  # the three-level file holding it is rewritten
+    shrunk = with_store(spark, plan_for(tmp_path, photos, "c"), store)
+    assert (shrunk.n_reused, shrunk.n_inferred, shrunk.n_features) == (12, 0, 12)
+    assert "features.bag.array" in features_layouts(tmp_path / "c" / "features")
+    kept = values_by_path(tmp_path / "c")
+    assert all(np.array_equal(v, values_by_path(tmp_path / "b")[p]) for p, v in kept.items())
+    assert_spark_reads_the_same(spark, tmp_path / "c")
 
     (done,) = compact_store(spark, str(store))
-    assert (done.rows_before, done.rows_after) == (24, 11)
-    # Rows read back from Parquet are of nullable elements: Spark's legacy three-level list.
+    assert (done.rows_before, done.rows_after) == (13, 12)
+    # Rows read back from Parquet are of nullable elements: Spark's legacy three-level list, no dictionary.
     assert features_layouts(store) == {"features.bag.array"}
-    third = with_store(spark, plan_for(tmp_path, photos, "c"), store)
-    assert (third.n_reused, third.n_inferred) == (11, 0)
-    assert_same_features(features_of(tmp_path / "c"), expected)
+    assert not dictionary_encoded_features(store)
+    again = with_store(spark, plan_for(tmp_path, photos, "d"), store)
+    assert (again.n_reused, again.n_inferred) == (12, 0)
+    assert values_by_path(tmp_path / "d").keys() == kept.keys()
+    assert all(np.array_equal(v, kept[p]) for p, v in values_by_path(tmp_path / "d").items())
+
+
+def dictionary_encoded_features(folder: Path) -> list[str]:
+    """The files under folder whose features values have a dictionary-encoded column chunk."""
+    import pyarrow.parquet as pq
+
+    found = []
+    for file in folder.rglob("*.parquet"):
+        metadata = pq.read_metadata(file)
+        for i in range(metadata.num_columns):
+            if not metadata.schema.column(i).path.startswith("features."):
+                continue
+            for group in range(metadata.num_row_groups):
+                if {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(
+                    metadata.row_group(group).column(i).encodings
+                ):
+                    found.append(file.name)
+    return found
 
 
 def test_store_may_not_sit_in_the_output_or_the_input(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def test_features_are_written_as_two_level_lists_without_a_dictionary(
     around each), its values are not dictionary-encoded, and the session's format setting is put back."""
     import pyarrow.parquet as pq
 
-    from spark_job.featurize import LEGACY_PARQUET_FORMAT
+    from spark_job.features_parquet import LEGACY_PARQUET_FORMAT
 
     spark.conf.set(LEGACY_PARQUET_FORMAT, "false")
     featurize_stage(spark, fake_plan(tmp_path, photos), Timings())
@@ -104,7 +104,8 @@ def test_features_are_written_as_two_level_lists_without_a_dictionary(
         metadata = pq.read_metadata(file)
         columns = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
         assert set(columns) == {"path", "label", "features.array"}  # not features.list.element
-        assert metadata.schema.column(columns["features.array"]).max_repetition_level == 1
+        # optional features, repeated values: two levels (a three-level list's values have three)
+        assert metadata.schema.column(columns["features.array"]).max_definition_level == 2
         for group in range(metadata.num_row_groups):
             encodings = metadata.row_group(group).column(columns["features.array"]).encodings
             assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(encodings), encodings
@@ -118,20 +119,23 @@ def test_features_are_written_as_two_level_lists_without_a_dictionary(
 @pytest.mark.parametrize("before", [None, "false"])
 def test_overlapping_feature_writes_share_the_format_setting(spark: SparkSession, before: str | None) -> None:
     """Two writes at once in one session (two store runs from two threads): the first one out leaves the
-    format on for the other, the last one out puts back what the session had."""
-    from spark_job.featurize import LEGACY_PARQUET_FORMAT, _legacy_parquet_format
+    format on for the other, the last one out puts back what the session had, even when it failed."""
+    from spark_job.features_parquet import LEGACY_PARQUET_FORMAT, _legacy_parquet_format
 
     if before is None:
         spark.conf.unset(LEGACY_PARQUET_FORMAT)
     else:
         spark.conf.set(LEGACY_PARQUET_FORMAT, before)
-    first, second = _legacy_parquet_format(spark), _legacy_parquet_format(spark)
-    first.__enter__()
-    second.__enter__()
-    first.__exit__(None, None, None)
-    assert spark.conf.get(LEGACY_PARQUET_FORMAT) == "true"
-    second.__exit__(None, None, None)
-    assert spark.conf.get(LEGACY_PARQUET_FORMAT, None) == before
+    try:
+        # The outer block is the write that ends last, and fails.
+        with pytest.raises(RuntimeError, match="the second write failed"), _legacy_parquet_format(spark):
+            with _legacy_parquet_format(spark):
+                assert spark.conf.get(LEGACY_PARQUET_FORMAT) == "true"
+            assert spark.conf.get(LEGACY_PARQUET_FORMAT) == "true"  # the first one out left it on
+            raise RuntimeError("the second write failed")
+        assert spark.conf.get(LEGACY_PARQUET_FORMAT, None) == before
+    finally:
+        spark.conf.unset(LEGACY_PARQUET_FORMAT)
 
 
 def test_featurize_stage_refuses_an_existing_output(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyspark.ml import PipelineModel
@@ -87,7 +88,10 @@ def test_outputs_readable_without_spark(fit_run: Path) -> None:
     k = read_manifest(fit_run)["k"]
     features = pq.read_table(fit_run / "features")
     assert features.schema.names == ["path", "label", "features"]
-    assert str(features.schema.field("features").type) == "list<element: float>"
+    # A list of float32: Parquet's two-level list, whose item pyarrow names "array" (never null).
+    features_type = features.schema.field("features").type
+    assert pa.types.is_list(features_type) and features_type.value_type == pa.float32()
+    assert not features_type.value_field.nullable
     df = features.to_pandas()
     assert len(df) == 440 and df["features"].map(len).eq(1280).all()
     assert df["path"].is_unique
