@@ -318,6 +318,7 @@ def decode_into(data: bytes, image_size: int, out: np.ndarray) -> None:
     The same values as `spark_job.mobilenet.preprocess(decode_image(data, S))`, bit for bit: Pillow
     decodes and resizes in uint8 as there, then one float32 divide and one subtract write into `out` (no
     float32 copy of the image, no TensorFlow). Raises what Pillow raises on undecodable or truncated data.
+    Not for the interpreter's input view: the runner decodes first, then scales into it (LiteRTRunner).
     """
     scale_into(decode_resized(data, image_size), out)
 

@@ -3,6 +3,7 @@ batches through the engine, features/ and rejects/ written once, counts and reas
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,10 @@ def test_features_are_written_as_two_level_lists_without_a_dictionary(
         metadata = pq.read_metadata(file)
         columns = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
         assert set(columns) == {"path", "label", "features.array"}  # not features.list.element
-        # optional features, repeated values: two levels (a three-level list's values have three)
-        assert metadata.schema.column(columns["features.array"]).max_definition_level == 2
+        # The values are the repeated field itself (a three-level list repeats a group around each).
+        assert re.search(r"repeated float (field_id=-?\d+ )?array;", str(metadata.schema)), metadata.schema
+        values = metadata.schema.column(columns["features.array"])
+        assert (values.max_repetition_level, values.max_definition_level) == (1, 2)
         for group in range(metadata.num_row_groups):
             encodings = metadata.row_group(group).column(columns["features.array"]).encodings
             assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(encodings), encodings
