@@ -312,19 +312,9 @@ def check_converted(model_path: str, image_size: int) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def decode_into(data: bytes, image_size: int, out: np.ndarray) -> None:
-    """JPEG/PNG bytes -> `out` (float32 (S, S, 3)) holding MobileNetV2's input, in [-1, 1].
-
-    The same values as `spark_job.mobilenet.preprocess(decode_image(data, S))`, bit for bit: Pillow
-    decodes and resizes in uint8 as there, then one float32 divide and one subtract write into `out` (no
-    float32 copy of the image, no TensorFlow). Raises what Pillow raises on undecodable or truncated data.
-    Not for the interpreter's input view: the runner decodes first, then scales into it (LiteRTRunner).
-    """
-    scale_into(decode_resized(data, image_size), out)
-
-
 def decode_resized(data: bytes, image_size: int) -> Image.Image:
-    """The first half of decode_into: bytes -> RGB at S x S, in uint8. Raises on bad data."""
+    """JPEG/PNG bytes -> RGB at S x S in uint8, decoded and resized by Pillow as
+    `spark_job.mobilenet.decode_image` does. Raises what Pillow raises on undecodable or truncated data."""
     with Image.open(io.BytesIO(data)) as image:
         image.load()  # decode the whole file now, so truncated data fails here
         rgb = image.convert("RGB")
@@ -334,7 +324,12 @@ def decode_resized(data: bytes, image_size: int) -> Image.Image:
 
 
 def scale_into(rgb: Image.Image, out: np.ndarray) -> None:
-    """The second half of decode_into: uint8 RGB -> [-1, 1] float32 in `out`."""
+    """uint8 RGB -> MobileNetV2's input in [-1, 1], written into `out` (float32 (S, S, 3)).
+
+    With decode_resized, the same values as `spark_job.mobilenet.preprocess(decode_image(data, S))`, bit for
+    bit: one float32 divide and one subtract, no float32 copy of the image, no TensorFlow. Two steps so that
+    the runner decodes (which may raise) before it takes a view of the interpreter's input.
+    """
     np.divide(np.asarray(rgb), _SCALE, out=out, dtype=np.float32)
     np.subtract(out, _ONE, out=out)
 

@@ -193,20 +193,21 @@ print(json.dumps({{"shape": list(features.shape), "errors": [str(e) for e in err
 
 
 def test_fast_decode_gives_todays_values_bit_for_bit(sample_dir: Path) -> None:
-    """decode_into (uint8 resize, one float32 divide and subtract into a buffer) vs today's decode_image +
-    preprocess, on every sample image and on inputs that need a conversion to RGB or no resize."""
+    """decode_resized then scale_into (uint8 resize, one float32 divide and subtract into a buffer), as the
+    runner does, vs today's decode_image + preprocess, on every sample image and on inputs that need a
+    conversion to RGB or no resize."""
     out = np.empty((224, 224, 3), np.float32)
     contents = [p.read_bytes() for p in sorted((sample_dir / "Training").glob("*/*.jpg"))]
     assert len(contents) == 440
     for data in contents:
-        litert.decode_into(data, 224, out)
+        litert.scale_into(litert.decode_resized(data, 224), out)
         np.testing.assert_array_equal(out, preprocess(decode_image(data, 224)[np.newaxis])[0])
     gray, rgba = io.BytesIO(), io.BytesIO()
     Image.new("L", (50, 30), 128).save(gray, format="PNG")
     Image.new("RGBA", (96, 96), (10, 200, 30, 90)).save(rgba, format="PNG")
     for data, size in ((gray.getvalue(), 96), (rgba.getvalue(), 96), (jpeg_bytes((224, 224)), 224)):
         small = np.empty((size, size, 3), np.float32)
-        litert.decode_into(data, size, small)
+        litert.scale_into(litert.decode_resized(data, size), small)
         np.testing.assert_array_equal(small, preprocess(decode_image(data, size)[np.newaxis])[0])
 
 
