@@ -23,7 +23,7 @@ LOCKED_PIP := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv jvm-classes demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling \
+.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling \
 	bench-install bench-growth bench-predict
 
 help: ## List the targets
@@ -43,23 +43,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-venv: $(VENV)/.installed node_modules/.installed jvm-classes ## Create .venv and install Python and Node dependencies
+venv: $(VENV)/.installed node_modules/.installed ## Create .venv and install Python and Node dependencies
 
-# Made once per pyspark, java and JVM options (~20 s, ~200 MB in the cache folder); a no-op when made.
-jvm-classes: $(VENV)/.installed ## The local driver JVM's class archive: each local run starts ~0.5-0.8 s sooner
-	$(PY) -m spark_job.jvm_classes
-
-demo: $(VENV)/.installed jvm-classes ## Run the job locally: fit on $(DATA)/Training, transform $(DATA)/Test, into $(OUT)/
+demo: $(VENV)/.installed ## Run the job locally: fit on $(DATA)/Training, transform $(DATA)/Test, into $(OUT)/
 	$(PY) -m spark_job fit --input "$(DATA)/Training" --output "$(OUT)/fit" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
 	$(PY) -m spark_job transform --model "$(OUT)/fit/model" --input "$(DATA)/Test" --output "$(OUT)/transform" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
 	$(PY) -m spark_job summary "$(OUT)/fit" "$(OUT)/transform"
 
 # Benchmark options: make bench BENCH_ARGS="--images 2000 --image-size 224 --cores 2 --repeats 3"
 BENCH_ARGS ?=
-bench: $(VENV)/.installed jvm-classes ## Featurize stage vs the bare engine and bare TF, same images and cores (last two lines)
+bench: $(VENV)/.installed ## Featurize stage vs the bare engine and bare TF, same images and cores (last two lines)
 	$(PY) -m bench.featurize_bench --mode ratio $(BENCH_ARGS)
 
-bench-scaling: $(VENV)/.installed jvm-classes ## The job's featurize stage at N and 4N images (last line: the time ratio)
+bench-scaling: $(VENV)/.installed ## The job's featurize stage at N and 4N images (last line: the time ratio)
 	$(PY) -m bench.featurize_bench --mode scaling $(BENCH_ARGS)
 
 # The app's model of $(OUT)/fit (fitted first when it has none, as `make demo` fits it).
@@ -71,13 +67,14 @@ bench-predict: $(VENV)/.installed ## `predict` on $(DATA)/Test: time to first an
 bench-install: $(VENV)/.installed wheelhouse ## A node's install: shipped wheelhouse (offline) vs PyPI (last line: time ratio)
 	$(PY) -m bench.install_bench $(BENCH_ARGS)
 
-bench-growth: $(VENV)/.installed jvm-classes ## Features store: featurize N images, then N + N/10 (last line: the time ratio)
+bench-growth: $(VENV)/.installed ## Features store: featurize N images, then N + N/10 (last line: the time ratio)
 	$(PY) -m bench.featurize_bench --mode growth $(BENCH_ARGS)
 
-lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/, ops/
+lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/, ops/, import-linter's contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy spark_job stacks ops
+	$(VENV)/bin/lint-imports
 
 test: venv wheelhouse ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
 	$(MAKE) wheelhouse ARCH=aarch64

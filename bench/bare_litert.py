@@ -20,8 +20,17 @@ from pathlib import Path
 
 
 def converted_model(weights: str, image_size: int, cache_dir: str | None) -> str:
-    """The .tflite path, converted by `python -m spark_job.litert` in a child process (no TF in this one)."""
-    cmd = [sys.executable, "-m", "spark_job.litert", "--weights", weights, "--image-size", str(image_size)]
+    """The .tflite path, converted by `python -m spark_job.driver.litert_convert` in a child process (no TF
+    in this one)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "spark_job.driver.litert_convert",
+        "--weights",
+        weights,
+        "--image-size",
+        str(image_size),
+    ]
     if cache_dir:
         cmd += ["--cache-dir", cache_dir]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -43,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model or converted_model(args.weights, args.image_size, args.cache_dir)
     build_start = time.perf_counter()
-    from spark_job.litert import LiteRTRunner
+    from spark_job.workers.litert_runner import LiteRTRunner
 
     runner = LiteRTRunner(model, args.image_size, args.cores)
     build_seconds = time.perf_counter() - build_start

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
+from spark_job.contract.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.cores)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from spark_job.mobilenet import decode_image, inference_function, preprocess
+    from spark_job.workers.decode import decode_image
+    from spark_job.workers.network import inference_function, preprocess
 
     size = args.image_size
     infer = inference_function(args.weights, size)

@@ -28,8 +28,7 @@ from pathlib import Path
 
 from bench.dataset import replicate
 from bench.throughput_record import write_throughput
-from spark_job.config import DEFAULT_ENGINE, ENGINES
-from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
+from spark_job.contract.names import ALLOWED_IMAGE_SIZES, DEFAULT_ENGINE, DEFAULT_IMAGE_SIZE, ENGINES
 
 log = logging.getLogger("bench")
 REPO = Path(__file__).resolve().parents[1]

@@ -50,8 +50,8 @@ def first_answer_seconds(model: Path, photos: Path, cpu: int) -> float:
 def per_photo_ms(model: Path, photos: list[Path], count: int, cpu: int) -> tuple[float, float, float, float]:
     """(median, p90 of the full per-photo path, its CPU time per photo, median of invoke alone), ms. The CPU
     time (thread_time) is what contention from other processes inflates least."""
-    from spark_job.mobilenet import decode_image
-    from spark_job.predict import Classifier
+    from spark_job.app.predict import Classifier
+    from spark_job.workers.decode import decode_image
 
     os.sched_setaffinity(0, {cpu})
     classifier = Classifier(str(model), threads=1)
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="fresh `predict` processes timed")
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to (default: the last one)")
     args = parser.parse_args(argv)
-    from spark_job.predict import photo_paths
+    from spark_job.app.predict import photo_paths
 
     photos = photo_paths([str(args.photos)])
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))

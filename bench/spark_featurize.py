@@ -4,8 +4,8 @@ Same functions as `python -m spark_job`: spark_session, resolve_plan (which conv
 or finds it in the cache), then featurize_stage (list, read bytes, decode, resize, infer in the workers,
 write Parquet), timed from the start of featurize_stage to its return (features/ and rejects/ written and
 counted): each worker's engine start-up is inside the clock. Prints one JSON line like bench.bare_tf.
-With --features-store, the store's stage (spark_job.features_store) runs instead, and the line also holds
-its "featurize" stage time and the images inferred and reused.
+With --features-store, the store's stage (spark_job.driver.store_stage) runs instead, and the line
+also holds its "featurize" stage time and the images inferred and reused.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ import sys
 import tempfile
 import time
 
-from spark_job.config import DEFAULT_ENGINE, ENGINES, JobConfig
-from spark_job.features_store import new_run_id, store_featurize_stage
-from spark_job.featurize import featurize_stage
-from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_IMAGE_SIZE
-from spark_job.plan import resolve_plan
-from spark_job.session import spark_session
-from spark_job.storage import Storage
-from spark_job.timings import Timings
+from spark_job.contract.names import ALLOWED_IMAGE_SIZES, DEFAULT_ENGINE, DEFAULT_IMAGE_SIZE, ENGINES
+from spark_job.driver.config import JobConfig
+from spark_job.driver.featurize import featurize_stage
+from spark_job.driver.plan import resolve_plan
+from spark_job.driver.session import spark_session
+from spark_job.driver.storage import Storage
+from spark_job.driver.store import new_run_id
+from spark_job.driver.store_stage import store_featurize_stage
+from spark_job.driver.timings import Timings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from ops.config import (
     OpsError,
     default_region,
 )
-from spark_job.names import DATA_PREFIX, DATA_STACK_NAME, PIPELINE_STACK_NAME
+from spark_job.contract.names import DATA_PREFIX, DATA_STACK_NAME, PIPELINE_STACK_NAME
 
 log = logging.getLogger("ops")
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from spark_job.names import DATA_STACK_NAME, PIPELINE_STACK_NAME
+from spark_job.contract.names import DATA_STACK_NAME, PIPELINE_STACK_NAME
 
 DEFAULT_REGION = "eu-west-3"  # when no cdk.json says otherwise
 CDK_JSON = "cdk.json"

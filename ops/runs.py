@@ -11,8 +11,8 @@ from botocore.exceptions import ClientError
 
 from ops.aws import Aws
 from ops.config import EXIT_OK, OpsError
-from spark_job.names import CLASSIFIER_FILE, FEATURIZER_FILE, LABELS_FILE, MANIFEST_FILE, RUNS_PREFIX
-from spark_job.records import ManifestRecord, RecordError
+from spark_job.contract.names import CLASSIFIER_FILE, FEATURIZER_FILE, LABELS_FILE, MANIFEST_FILE, RUNS_PREFIX
+from spark_job.contract.records import ManifestRecord, RecordError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ The package itself arrives through --py-files; this file only hands over to its 
 
 import sys
 
-from spark_job.cli import main
+from spark_job.driver.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,7 @@ from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_emr as emr
 from constructs import Construct
 
-from spark_job.names import STEP_ACTION_ON_FAILURE
+from spark_job.contract.names import STEP_ACTION_ON_FAILURE
 from stacks import instance_types as types_table
 from stacks.config import AppConfig
 from stacks.spark_settings import SPARK_ENV_EXPORTS, ExecutorSizing, spark_defaults

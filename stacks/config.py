@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from spark_job.names import ALLOWED_IMAGE_SIZES, DEFAULT_VARIANCE, FEATURE_DIM
+from spark_job.contract.names import ALLOWED_IMAGE_SIZES, DEFAULT_VARIANCE, FEATURE_DIM
 from stacks import instance_types as types_table
 from stacks.runtime_deps import PLATFORMS, PROJECT_ROOT
 from stacks.spark_settings import ExecutorSizing, SizingError, size_executors

@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
-from spark_job.names import DATA_PREFIX, FEATURES_PREFIX, LOGS_PREFIX, RUNS_PREFIX
+from spark_job.contract.names import DATA_PREFIX, FEATURES_PREFIX, LOGS_PREFIX, RUNS_PREFIX
 from stacks.config import AppConfig
 
 # Construct id of the data bucket: its logical id must never change (a new one replaces the bucket).

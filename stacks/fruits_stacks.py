@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from spark_job.names import DATA_STACK_NAME, PIPELINE_STACK_NAME
+from spark_job.contract.names import DATA_STACK_NAME, PIPELINE_STACK_NAME
 from stacks import PROJECT_ROOT
 from stacks.config import AppConfig
 from stacks.data_stack import DataStack

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from spark_job.names import DATA_PREFIX, FEATURES_PREFIX, LOGS_PREFIX, RUNS_PREFIX
+from spark_job.contract.names import DATA_PREFIX, FEATURES_PREFIX, LOGS_PREFIX, RUNS_PREFIX
 from stacks import packaging
 from stacks.access import EmrRoles
 from stacks.cluster import ClusterNetwork, EmrCluster, StepInputs

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from spark_job.config import DEFAULT_ENGINE
+from spark_job.contract.names import DEFAULT_ENGINE
 from stacks.instance_types import InstanceType
 
 # The interpreter PySpark runs on: EMR 7.x (Amazon Linux 2023) keeps /usr/bin/python3 at 3.9; the bootstrap

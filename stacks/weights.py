@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from spark_job.names import IMAGENET_BASE_URL, imagenet_file_name
+from spark_job.contract.names import IMAGENET_BASE_URL, imagenet_file_name
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,9 @@ def test_zip_layout(package_copy: Path, tmp_path: Path):
 
 def test_zip_is_importable_as_py_files(tmp_path: Path):
     built = packaging.build_package_zip(PROJECT_ROOT / "spark_job", tmp_path)
-    code = "import sys; sys.path.insert(0, sys.argv[1]); import spark_job.config as c; print(c.__file__)"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import spark_job.driver.config as c; print(c.__file__)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code, str(built)], cwd=tmp_path, capture_output=True, text=True, check=True
     )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
-from spark_job.names import STEP_ACTION_ON_FAILURE
+from spark_job.contract.names import STEP_ACTION_ON_FAILURE
 from stacks import PROJECT_ROOT, packaging
 from stacks.spark_settings import BASE_SPARK_DEFAULTS, PYSPARK_PYTHON, SPARK_ENV_EXPORTS
 from tests.cfn_template import render

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from spark_job.config import DEFAULT_ENGINE, build_parser, config_from_args
+from spark_job.contract.names import DEFAULT_ENGINE
+from spark_job.driver.config import build_parser, config_from_args
 from stacks.cluster import StepInputs, fit_args, transform_args
 from stacks.instance_types import INSTANCE_TYPES
 from stacks.spark_settings import ENGINE_WORKER_MIB, STEP_ENGINE, WORKER_MIB_BY_ENGINE, size_executors

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark_job.config import build_parser, config_from_args
+from spark_job.driver.config import build_parser, config_from_args
 from stacks.cluster import StepInputs, fit_args, transform_args
 
 HEAD = ["spark-submit", "--deploy-mode", "cluster", "--py-files", "s3://a/job.zip", "s3://a/entrypoint.py"]

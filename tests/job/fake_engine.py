@@ -5,15 +5,19 @@ Importable by the Python workers (they run from the repository root), so the spe
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from PIL import Image
 
-from spark_job.engine import Errors, featurize_decoded
-from spark_job.names import FEATURE_DIM
+from spark_job.contract.names import FEATURE_DIM
+from spark_job.workers.engines import Errors, featurize_decoded
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,39 @@ class KillingEngine(FakeEngine):
         if ((means[:, 2] > 200) & (means[:, 0] < 50) & (means[:, 1] < 50)).any():
             raise RuntimeError("killed: the run dies while featurizing")
         return super().features(images)
+
+
+@dataclass(frozen=True)
+class DyingEngineSpec:
+    """The fake engine, except that the Python worker that meets a photo of `victim_side` x `victim_side`
+    pixels exits at once, once (the marker file records it, with the rows that task attempt had already
+    featurized): a worker's death in the middle of a task (tests/job/test_fault.py)."""
+
+    marker: str
+    victim_side: int
+    image_size: int = 8
+    name: ClassVar[str] = "fake"
+
+    def build(self) -> DyingEngine:
+        return DyingEngine(self.marker, self.victim_side)
+
+
+class DyingEngine(FakeEngine):
+    def __init__(self, marker: str, victim_side: int) -> None:
+        super().__init__()
+        self.marker = Path(marker)
+        self.victim_side = victim_side
+        self.rows: dict[tuple[int, int, int], int] = {}  # (stage, partition, attempt) -> rows featurized
+
+    def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, Errors]:
+        from pyspark import TaskContext
+
+        task = TaskContext.get()
+        attempt = (task.stageId(), task.partitionId(), task.attemptNumber()) if task else (-1, -1, -1)
+        sides = {Image.open(io.BytesIO(data)).size for data in contents if data}
+        if (self.victim_side, self.victim_side) in sides and not self.marker.exists():
+            before = self.rows.get(attempt, 0)
+            self.marker.write_text(json.dumps({"pid": os.getpid(), "rows_featurized_before": before}))
+            os._exit(17)
+        self.rows[attempt] = self.rows.get(attempt, 0) + len(contents)
+        return super().featurize(contents)

@@ -1,9 +1,9 @@
-"""`python -m tests.job.fault_run INPUT OUTPUT MARKER SUFFIX`: the featurize stage under local[2,3] (2 cores,
-a task may fail 3 times) with the fake engine, while the test-only hook makes the Python worker that meets
-the image ending in SUFFIX exit once, in the middle of its task. Prints the result's counts as JSON.
+"""`python -m tests.job.fault_run INPUT OUTPUT MARKER SIDE`: the featurize stage under local[2,3] (2 cores,
+a task may fail 3 times) with the fake engine, except that the Python worker that meets the photo of SIDE x
+SIDE pixels exits once, in the middle of its task (tests.job.fake_engine.DyingEngineSpec). Prints the
+result's counts as JSON.
 
-A process of its own: the hook's variable must be in the environment before the JVM starts, and the
-session's master (local[2,3]) differs from the test suite's.
+A process of its own: the session's master (local[2,3]) differs from the test suite's.
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ import tempfile
 
 from pyspark.sql import SparkSession
 
-from spark_job.featurize import FAULT_HOOK_ENV, featurize_stage
-from spark_job.mobilenet import ResolvedWeights
-from spark_job.plan import RunPlan
-from spark_job.records import EngineRecord
-from spark_job.storage import normalize
-from spark_job.timings import Timings
-from tests.job.fake_engine import FakeEngineSpec
+from spark_job.contract.records import EngineRecord
+from spark_job.driver.featurize import featurize_stage
+from spark_job.driver.plan import RunPlan
+from spark_job.driver.storage import normalize
+from spark_job.driver.timings import Timings
+from spark_job.driver.weights import ResolvedWeights
+from tests.job.fake_engine import DyingEngineSpec
 
 
-def main(input_dir: str, output: str, marker: str, suffix: str) -> int:
-    os.environ[FAULT_HOOK_ENV] = f"{suffix}:{marker}"
+def main(input_dir: str, output: str, marker: str, side: str) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (
         SparkSession.builder.master("local[2,3]")
@@ -45,7 +44,7 @@ def main(input_dir: str, output: str, marker: str, suffix: str) -> int:
             weights=ResolvedWeights(source="fake", local_path=weights.name, sha256="0" * 64),
             engine_threads=1,
             batch_size=2,
-            engine=FakeEngineSpec(image_size=8),
+            engine=DyingEngineSpec(marker=marker, victim_side=int(side)),
             engine_record=EngineRecord(name="tensorflow", version="fake"),
             engine_files=(),
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_job.cli import main
+from spark_job.driver.cli import main
 from tests.job_support import run_cli
 
 
@@ -123,7 +123,7 @@ def test_transform_with_other_weights_than_the_model(
     spark, fit_run, sample_dir, tmp_path, weights_path, capsys
 ) -> None:
     # A valid weights file (it loads) that is not the model's: the sha256 check must refuse it.
-    from spark_job.mobilenet import build_network
+    from spark_job.workers.network import build_network
 
     other = tmp_path / "other.weights.h5"
     build_network(str(weights_path), 224).save_weights(str(other))

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_job import litert
-from spark_job.engine import EngineSpec, LiteRTEngineSpec, TensorFlowEngineSpec
-from spark_job.featurize import featurize
-from spark_job.mobilenet import build_network, decode_image, preprocess
-from spark_job.plan import shipped_model
+from spark_job.driver import litert_convert as litert
+from spark_job.driver.featurize import featurize
+from spark_job.driver.plan import shipped_model
+from spark_job.workers.decode import decode_image
+from spark_job.workers.engines import EngineSpec, LiteRTEngineSpec, TensorFlowEngineSpec
+from spark_job.workers.network import build_network, preprocess
 
 
 def one_image_per_class(sample_dir: Path) -> list[Path]:
@@ -76,7 +77,7 @@ def test_litert_workers_never_import_tensorflow(
 
         import pyarrow as pa
 
-        from spark_job.engine import _ENGINES
+        from spark_job.workers.engines import _ENGINES
 
         pid, types = os.getpid(), [pa.int64(), pa.int64(), pa.string()]
         for _ in batches:

@@ -46,7 +46,7 @@ def test_a_worker_dying_mid_task_is_retried_with_exact_counts(tmp_path: Path) ->
             str(photos),
             str(tmp_path / "out"),
             str(marker),
-            victim,
+            "10",
         ],
         cwd=REPO,
         env=env,

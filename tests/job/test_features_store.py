@@ -17,30 +17,27 @@ import pytest
 from PIL import Image
 from pyspark.sql import SparkSession
 
-from spark_job.errors import JobFailedError, JobInputError
-from spark_job.features_parquet import LEGACY_PARQUET_FORMAT
-from spark_job.features_store import (
+from spark_job.contract.errors import JobFailedError, JobInputError
+from spark_job.contract.records import EngineRecord
+from spark_job.driver.featurize import FeaturizeResult, featurize_stage
+from spark_job.driver.listing import LISTING_PARALLELISM, LISTING_THRESHOLD, listing_of
+from spark_job.driver.plan import RunPlan
+from spark_job.driver.session import sql_conf
+from spark_job.driver.storage import Storage, normalize
+from spark_job.driver.store import (
+    FILE_SCHEMA,
     IDENTITY,
     FeaturesStore,
-    Holdings,
-    check_assembled,
     check_store_location,
-    compact_store,
     escape_glob,
     featurizer_key,
-    format_stats,
     new_run_id,
-    plan_assembly,
-    same_file,
-    store_featurize_stage,
-    store_stats,
 )
-from spark_job.featurize import FeaturizeResult, featurize_stage, sql_conf
-from spark_job.mobilenet import ResolvedWeights
-from spark_job.plan import RunPlan
-from spark_job.records import EngineRecord
-from spark_job.storage import Storage, normalize
-from spark_job.timings import Timings
+from spark_job.driver.store_assembly import Holdings, plan_assembly, same_file
+from spark_job.driver.store_maintenance import compact_store, format_stats, store_stats
+from spark_job.driver.store_stage import check_assembled, store_featurize_stage
+from spark_job.driver.timings import Timings
+from spark_job.driver.weights import ResolvedWeights
 from tests.job.fake_engine import FakeEngineSpec, KillingEngineSpec
 from tests.job_support import active_jobs
 
@@ -291,7 +288,7 @@ def test_without_the_file_index_the_store_scans_the_listing(
     spark: SparkSession, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """internals.file_index_identities may give up (another pyspark): the listing's scan serves instead."""
-    from spark_job import internals
+    from spark_job.shims import pyspark_private as internals
 
     monkeypatch.setattr(internals, "file_index_identities", lambda files: None)
     store = tmp_path / "store"
@@ -378,27 +375,39 @@ def assert_spark_reads_the_same(spark: SparkSession, run: Path) -> None:
         assert np.array_equal(np.asarray(row.features, np.float32), by_pandas[row.path]), row.path
 
 
+LEGACY_PARQUET_FORMAT = "spark.sql.parquet.writeLegacyFormat"
+
+
 @SLOW_TIER
-def test_a_store_of_three_level_lists_is_read_copied_rewritten_and_compacted(
+def test_a_store_of_two_level_lists_is_read_copied_rewritten_and_compacted(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
-    """A store written before save_features (Spark's standard three-level lists), then grown: its files
-    are looked up and copied into features/ beside new two-level ones, rewritten, compacted, and pandas
-    and Spark read every such features/ as the same values."""
+    """A store written by the job of 2026-12-02 to 2026-12-07 (Parquet's two-level lists, Spark's legacy
+    format), then grown: its files are looked up and copied into features/ beside new standard ones,
+    rewritten, compacted, and pandas and Spark read every such features/ as the same values."""
     store = tmp_path / "store"
     with_store(spark, plan_for(tmp_path, photos, "a"), store)
     key_store = FeaturesStore(
         spark, Storage(spark), str(store), featurizer_key(plan_for(tmp_path, photos, "b"))
     )
     runs = [p for p in Path(key_store.dir).iterdir() if p.name.startswith("run_id=")]
-    with sql_conf(spark, LEGACY_PARQUET_FORMAT, "false"):  # Spark's standard format, as before
-        key_store.rows().drop("run_id").write.parquet(key_store.run_dir("three-level"))
+    from pyspark.sql.types import ArrayType, FloatType, StructType
+
+    old_schema = StructType(
+        [
+            *FILE_SCHEMA.fields[:4],
+            FILE_SCHEMA["features"].__class__("features", ArrayType(FloatType(), False)),
+        ]
+    )
+    old_rows = spark.createDataFrame(key_store.rows().drop("run_id").rdd, old_schema)
+    with sql_conf(spark, LEGACY_PARQUET_FORMAT, "true"):  # what the job wrote then
+        old_rows.write.parquet(key_store.run_dir("two-level"))
     for run in runs:
         shutil.rmtree(run)
-    assert features_layouts(store) == {"features.list.element"}
+    assert features_layouts(store) == {"features.array"}
     before = values_by_path(tmp_path / "a")
 
-    _photo(photos / "Blue" / "0_100.jpg", (0, 0, 250))  # inferred and appended as a two-level list
+    _photo(photos / "Blue" / "0_100.jpg", (0, 0, 250))  # inferred and appended as a standard list
     grown = with_store(spark, plan_for(tmp_path, photos, "b"), store)
     assert (grown.n_reused, grown.n_inferred, grown.n_features) == (12, 1, 13)
     assert features_layouts(tmp_path / "b" / "features") == {"features.list.element", "features.array"}
@@ -408,10 +417,11 @@ def test_a_store_of_three_level_lists_is_read_copied_rewritten_and_compacted(
     assert after.keys() == before.keys() and all(np.array_equal(after[p], before[p]) for p in before)
     assert_spark_reads_the_same(spark, tmp_path / "b")
 
-    (photos / "Red" / "0_100.jpg").unlink()  # the three-level file holding it is rewritten
+    (photos / "Red" / "0_100.jpg").unlink()  # the two-level file holding it is rewritten
     shrunk = with_store(spark, plan_for(tmp_path, photos, "c"), store)
     assert (shrunk.n_reused, shrunk.n_inferred, shrunk.n_features) == (12, 0, 12)
-    assert "features.bag.array" in features_layouts(tmp_path / "c" / "features")
+    # The file holding Red's row is rewritten (standard lists); a two-level file of other rows is copied.
+    assert "features.list.element" in features_layouts(tmp_path / "c" / "features")
     kept, grown_values = values_by_path(tmp_path / "c"), values_by_path(tmp_path / "b")
     assert kept.keys() == {p for p in grown_values if not p.endswith("Red/0_100.jpg")}
     assert all(np.array_equal(v, grown_values[p]) for p, v in kept.items())
@@ -419,31 +429,11 @@ def test_a_store_of_three_level_lists_is_read_copied_rewritten_and_compacted(
 
     (done,) = compact_store(spark, str(store))
     assert (done.rows_before, done.rows_after) == (13, 12)
-    # Rows read back from Parquet are of nullable elements: Spark's legacy three-level list, no dictionary.
-    assert features_layouts(store) == {"features.bag.array"}
-    assert not dictionary_encoded_features(store)
+    assert features_layouts(store) == {"features.list.element"}
     again = with_store(spark, plan_for(tmp_path, photos, "d"), store)
     assert (again.n_reused, again.n_inferred) == (12, 0)
     assert values_by_path(tmp_path / "d").keys() == kept.keys()
     assert all(np.array_equal(v, kept[p]) for p, v in values_by_path(tmp_path / "d").items())
-
-
-def dictionary_encoded_features(folder: Path) -> list[str]:
-    """The files under folder whose features values have a dictionary-encoded column chunk."""
-    import pyarrow.parquet as pq
-
-    found = []
-    for file in folder.rglob("*.parquet"):
-        metadata = pq.read_metadata(file)
-        for i in range(metadata.num_columns):
-            if not metadata.schema.column(i).path.startswith("features."):
-                continue
-            for group in range(metadata.num_row_groups):
-                if {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(
-                    metadata.row_group(group).column(i).encodings
-                ):
-                    found.append(file.name)
-    return found
 
 
 def test_store_may_not_sit_in_the_output_or_the_input(tmp_path: Path) -> None:
@@ -505,7 +495,6 @@ def test_store_commands_through_the_cli(spark: SparkSession, photos: Path, tmp_p
 def test_explicit_paths_are_listed_by_the_driver_on_a_local_disk_else_by_a_few_tasks(
     spark: SparkSession,
 ) -> None:
-    from spark_job.features_store import LISTING_PARALLELISM, LISTING_THRESHOLD, listing_of
 
     local = [f"file:/photos/Kiwi/{i}.jpg" for i in range(800)]
     with listing_of(spark, local):
@@ -518,7 +507,6 @@ def test_explicit_paths_are_listed_by_the_driver_on_a_local_disk_else_by_a_few_t
 
 def test_local_new_photos_are_read_with_no_listing_job(spark: SparkSession, tmp_path: Path) -> None:
     """What the threshold is for: 40 explicit local paths (over Spark's 32) load without a Spark job."""
-    from spark_job.features_store import listing_of
 
     paths = []
     for i in range(40):
@@ -536,14 +524,12 @@ def test_local_new_photos_are_read_with_no_listing_job(spark: SparkSession, tmp_
     assert list(sc.statusTracker().getJobIdsForGroup("without"))  # Spark's own way: a listing job
 
 
-def test_the_drivers_label_of_a_path_is_the_jobs(spark: SparkSession) -> None:
-    """holdings compares stored labels with features_store.label_of: it must say what with_label says."""
-    from spark_job.features_store import label_of
-    from spark_job.featurize import with_label
+def test_the_label_is_the_first_folder_under_the_input(spark: SparkSession) -> None:
+    """with_label: the first folder under the input, however deep the photo, null directly in it."""
+    from spark_job.driver.featurize import with_label
 
     root = "file:/data/Training"
     paths = [f"{root}/Kiwi/a.jpg", f"{root}/Kiwi/deeper/b.jpg", f"{root}/flat.jpg", f"{root}/Café %20/é#.png"]
     for qualified in (root, root + "/"):
         rows = with_label(spark.createDataFrame([(p,) for p in paths], "path string"), qualified).collect()
-        assert [label_of(row["path"], qualified) for row in rows] == [row["label"] for row in rows]
-    assert [label_of(p, root) for p in paths] == ["Kiwi", "Kiwi", None, "Café %20"]
+        assert [row["label"] for row in rows] == ["Kiwi", "Kiwi", None, "Café %20"]

@@ -3,7 +3,6 @@ batches through the engine, features/ and rejects/ written once, counts and reas
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,14 @@ import pytest
 from PIL import Image
 from pyspark.sql import SparkSession
 
-from spark_job.featurize import EMPTY_FILE_REASON, featurize_stage
-from spark_job.mobilenet import ResolvedWeights
-from spark_job.names import FEATURE_DIM
-from spark_job.plan import RunPlan
-from spark_job.records import EngineRecord
-from spark_job.storage import normalize
-from spark_job.timings import Timings
+from spark_job.contract.names import FEATURE_DIM
+from spark_job.contract.records import EngineRecord
+from spark_job.driver.featurize import featurize_stage
+from spark_job.driver.plan import RunPlan
+from spark_job.driver.storage import normalize
+from spark_job.driver.timings import Timings
+from spark_job.driver.weights import ResolvedWeights
+from spark_job.workers.decode import EMPTY_FILE_REASON
 from tests.job.fake_engine import FakeEngineSpec
 from tests.job_support import active_jobs
 
@@ -87,64 +87,10 @@ def test_featurize_stage_with_a_fake_engine(spark: SparkSession, photos: Path, t
     assert set(timings.stages) == {"list", "featurize"}
 
 
-def test_features_are_written_as_two_level_lists_without_a_dictionary(
-    spark: SparkSession, photos: Path, tmp_path: Path
-) -> None:
-    """save_features: the features column is Parquet's two-level list (one value per element, no group
-    around each), its values are not dictionary-encoded, and the session's format setting is put back."""
-    import pyarrow.parquet as pq
-
-    from spark_job.features_parquet import LEGACY_PARQUET_FORMAT
-
-    spark.conf.set(LEGACY_PARQUET_FORMAT, "false")
-    featurize_stage(spark, fake_plan(tmp_path, photos), Timings())
-    assert spark.conf.get(LEGACY_PARQUET_FORMAT) == "false"
-    files = [p for p in (tmp_path / "out" / "features").glob("*.parquet") if pq.read_metadata(p).num_rows]
-    assert files
-    for file in files:
-        metadata = pq.read_metadata(file)
-        columns = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
-        assert set(columns) == {"path", "label", "features.array"}  # not features.list.element
-        # The values are the repeated field itself (a three-level list repeats a group around each).
-        assert re.search(r"repeated float (field_id=-?\d+ )?array;", str(metadata.schema)), metadata.schema
-        values = metadata.schema.column(columns["features.array"])
-        assert (values.max_repetition_level, values.max_definition_level) == (1, 2)
-        for group in range(metadata.num_row_groups):
-            encodings = metadata.row_group(group).column(columns["features.array"]).encodings
-            assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(encodings), encodings
-    read_back = {
-        _name(row.path): row.features
-        for row in spark.read.parquet(str(tmp_path / "out" / "features")).collect()
-    }
-    assert len(read_back) == 3 and all(len(v) == FEATURE_DIM for v in read_back.values())
-
-
-@pytest.mark.parametrize("before", [None, "false"])
-def test_overlapping_feature_writes_share_the_format_setting(spark: SparkSession, before: str | None) -> None:
-    """Two writes at once in one session (two store runs from two threads): the first one out leaves the
-    format on for the other, the last one out puts back what the session had, even when it failed."""
-    from spark_job.features_parquet import LEGACY_PARQUET_FORMAT, _legacy_parquet_format
-
-    if before is None:
-        spark.conf.unset(LEGACY_PARQUET_FORMAT)
-    else:
-        spark.conf.set(LEGACY_PARQUET_FORMAT, before)
-    try:
-        # The outer block is the write that ends last, and fails.
-        with pytest.raises(RuntimeError, match="the second write failed"), _legacy_parquet_format(spark):
-            with _legacy_parquet_format(spark):
-                assert spark.conf.get(LEGACY_PARQUET_FORMAT) == "true"
-            assert spark.conf.get(LEGACY_PARQUET_FORMAT) == "true"  # the first one out left it on
-            raise RuntimeError("the second write failed")
-        assert spark.conf.get(LEGACY_PARQUET_FORMAT, None) == before
-    finally:
-        spark.conf.unset(LEGACY_PARQUET_FORMAT)
-
-
 def test_featurize_stage_refuses_an_existing_output(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
-    from spark_job.errors import JobInputError
+    from spark_job.contract.errors import JobInputError
 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("an earlier run")
@@ -163,7 +109,7 @@ def test_features_array_keeps_the_engines_values_and_nulls_the_rejected_rows(mis
     """The features column as the workers send it: row i is features[i], bit for bit, null exactly where
     the image was rejected (across the bitmap's byte boundaries too), and the values are the engine's own
     buffer (no copy per row)."""
-    from spark_job.featurize import features_array
+    from spark_job.workers.featurize_map import features_array
 
     features = np.random.default_rng(3).standard_normal((len(missing), FEATURE_DIM)).astype(np.float32)
     column = features_array(features, missing)
@@ -181,7 +127,7 @@ def test_features_array_keeps_the_engines_values_and_nulls_the_rejected_rows(mis
 
 
 def test_features_array_refuses_rows_that_do_not_match() -> None:
-    from spark_job.featurize import features_array
+    from spark_job.workers.featurize_map import features_array
 
     with pytest.raises(ValueError, match="for 2 rows"):
         features_array(np.zeros((3, FEATURE_DIM), np.float32), [False, False])

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.ml import PipelineModel
 
-from spark_job.reduce import project
+from spark_job.driver.reduce import project
 from tests.job_support import read_manifest, run_cli
 
 MANIFEST_KEYS = {
@@ -217,7 +217,7 @@ def test_pca_spectrum_matches_numpy(fit_run: Path) -> None:
 
 
 def test_fit_writes_a_current_featurizer_record(fit_run: Path) -> None:
-    from spark_job.records import FeaturizerRecord
+    from spark_job.contract.records import FeaturizerRecord
 
     path = fit_run / "model" / "featurizer.json"
     record = FeaturizerRecord.read(path)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spark_job.mobilenet import build_network, decode_image, preprocess
+from spark_job.workers.decode import decode_image
+from spark_job.workers.network import build_network, preprocess
 
 
 def test_spark_features_match_bare_keras(fit_run: Path, weights_path: Path) -> None:

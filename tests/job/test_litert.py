@@ -1,4 +1,5 @@
-"""The LiteRT engine (spark_job/litert.py): features equal bare Keras, the converted file holds its weights,
+"""The LiteRT engine (spark_job/driver/litert_convert.py, spark_job/workers/litert_runner.py): features
+equal bare Keras, the converted file holds its weights,
 the worker path never imports TensorFlow, the conversion cache is reused and never trusts a corrupt file."""
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spark_job import litert
-from spark_job.mobilenet import build_network, decode_image, preprocess
+from spark_job.driver import litert_convert as litert
+from spark_job.workers.decode import decode_image, decode_resized, mobilenet_scale
+from spark_job.workers.litert_runner import LiteRTRunner, worker_runner
+from spark_job.workers.network import build_network, preprocess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,7 +45,7 @@ def test_litert_features_match_bare_keras(
 ) -> None:
     files = one_image_per_class(sample_dir)
     contents = [p.read_bytes() for p in files]
-    runner = litert.LiteRTRunner(converted.path, 224, threads=1)
+    runner = LiteRTRunner(converted.path, 224, threads=1)
     got, errors = runner.featurize(contents)
     model = build_network(str(weights_path), 224)
     preprocessed = preprocess(np.stack([decode_image(c, 224) for c in contents]))
@@ -173,7 +176,7 @@ def test_worker_path_imports_no_tensorflow(converted: litert.ConvertedModel, tmp
     image.write_bytes(jpeg_bytes())
     script = f"""
 import json, sys
-from spark_job.litert import worker_runner
+from spark_job.workers.litert_runner import worker_runner
 runner = worker_runner({converted.path!r}, 224, 1)
 features, errors = runner.featurize([open({str(image)!r}, "rb").read()])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "jax"))
@@ -193,26 +196,25 @@ print(json.dumps({{"shape": list(features.shape), "errors": [str(e) for e in err
 
 
 def test_fast_decode_gives_todays_values_bit_for_bit(sample_dir: Path) -> None:
-    """decode_resized then scale_into (uint8 resize, one float32 divide and subtract into a buffer), as the
-    runner does, vs today's decode_image + preprocess, on every sample image and on inputs that need a
+    """decode_resized then mobilenet_scale (uint8 resize, one float32 divide and subtract), as the runner
+    does, vs decode_image + TensorFlow's preprocess, on every sample image and on inputs that need a
     conversion to RGB or no resize."""
-    out = np.empty((224, 224, 3), np.float32)
     contents = [p.read_bytes() for p in sorted((sample_dir / "Training").glob("*/*.jpg"))]
     assert len(contents) == 440
     for data in contents:
-        litert.scale_into(litert.decode_resized(data, 224), out)
-        np.testing.assert_array_equal(out, preprocess(decode_image(data, 224)[np.newaxis])[0])
+        scaled = mobilenet_scale(np.asarray(decode_resized(data, 224)))
+        assert scaled.dtype == np.float32
+        np.testing.assert_array_equal(scaled, preprocess(decode_image(data, 224)[np.newaxis])[0])
     gray, rgba = io.BytesIO(), io.BytesIO()
     Image.new("L", (50, 30), 128).save(gray, format="PNG")
     Image.new("RGBA", (96, 96), (10, 200, 30, 90)).save(rgba, format="PNG")
     for data, size in ((gray.getvalue(), 96), (rgba.getvalue(), 96), (jpeg_bytes((224, 224)), 224)):
-        small = np.empty((size, size, 3), np.float32)
-        litert.scale_into(litert.decode_resized(data, size), small)
+        small = mobilenet_scale(np.asarray(decode_resized(data, size)))
         np.testing.assert_array_equal(small, preprocess(decode_image(data, size)[np.newaxis])[0])
 
 
 def test_bad_images_are_rejected_one_by_one_with_todays_reasons(converted: litert.ConvertedModel) -> None:
-    from spark_job.featurize import EMPTY_FILE_REASON, describe_decode_error
+    from spark_job.workers.decode import EMPTY_FILE_REASON, describe_decode_error
 
     good = jpeg_bytes()
     truncated = good[: len(good) // 2]
@@ -220,8 +222,8 @@ def test_bad_images_are_rejected_one_by_one_with_todays_reasons(converted: liter
     Image.new("RGB", (100, 100), (10, 200, 30)).save(png, format="PNG")
     truncated_png = png.getvalue()[:60]  # Pillow raises "truncated" from a struct.error: a chained cause
     contents = [good, b"", b"not an image at all", truncated, truncated_png, good]
-    runner = litert.worker_runner(converted.path, 224, 1)
-    assert litert.worker_runner(converted.path, 224, 1) is runner  # one per process, kept
+    runner = worker_runner(converted.path, 224, 1)
+    assert worker_runner(converted.path, 224, 1) is runner  # one per process, kept
     features, errors = runner.featurize(contents)
     reasons = [describe_decode_error(e, c) if e else None for e, c in zip(errors, contents, strict=True)]
     assert reasons[0] is None and reasons[5] is None
@@ -236,8 +238,8 @@ def test_bad_images_are_rejected_one_by_one_with_todays_reasons(converted: liter
 
 
 def test_runner_sizes_its_input_to_batch_one_once(converted: litert.ConvertedModel) -> None:
-    runner = litert.LiteRTRunner(converted.path, 224, threads=2)
+    runner = LiteRTRunner(converted.path, 224, threads=2)
     (inp,) = runner._interpreter.get_input_details()
     assert list(inp["shape"]) == [1, 224, 224, 3]
     with pytest.raises(ValueError, match="threads"):
-        litert.LiteRTRunner(converted.path, 224, threads=0)
+        LiteRTRunner(converted.path, 224, threads=0)

@@ -17,8 +17,7 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
-from spark_job.cli import main as cli_main
-from spark_job.predict import (
+from spark_job.app.predict import (
     EXIT_BAD_MODEL,
     EXIT_NOTHING_READ,
     EXIT_OK,
@@ -28,8 +27,9 @@ from spark_job.predict import (
     Rejected,
     main,
 )
-from spark_job.probe import labelled
-from spark_job.records import FeaturizerRecord
+from spark_job.contract.records import FeaturizerRecord
+from spark_job.driver.cli import main as cli_main
+from spark_job.driver.probe import labelled
 from tests.job.test_records import CLASSIFIER, featurizer_v1
 
 REPO = Path(__file__).resolve().parents[2]
@@ -251,9 +251,9 @@ def test_the_exported_math_is_sparks_scaler_pca_and_probe(spark) -> None:
     StandardScaler + PCA + probe transform; TF runs the function as built, before any conversion."""
     import tensorflow as tf
 
-    from spark_job.classifier_export import classifier_function, classifier_weights
-    from spark_job.probe import fit_probe
-    from spark_job.reduce import fit_pca, project
+    from spark_job.driver.classifier_export import classifier_function, classifier_weights
+    from spark_job.driver.probe import fit_probe
+    from spark_job.driver.reduce import fit_pca, project
 
     rng = np.random.default_rng(7)
     labels = ["a", "b", "c"]

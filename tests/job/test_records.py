@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from spark_job.errors import JobInputError
-from spark_job.records import (
+from spark_job.contract.errors import JobInputError
+from spark_job.contract.records import (
     EngineRecord,
     FeaturizerRecord,
     ManifestRecord,
@@ -162,9 +162,9 @@ def test_featurizer_v2_loads_without_an_architecture_and_v3_keeps_it() -> None:
 
 
 def test_transform_warns_when_the_architecture_differs(caplog: pytest.LogCaptureFixture) -> None:
-    from spark_job.job import warn_on_architecture_change
+    from spark_job.driver.job import warn_on_architecture_change
 
-    with caplog.at_level("WARNING", logger="spark_job.job"):
+    with caplog.at_level("WARNING", logger="spark_job.driver.job"):
         assert warn_on_architecture_change("x86_64", "x86_64") is False
         assert warn_on_architecture_change(None, "aarch64") is False  # an older model: nothing to compare
         assert not caplog.records

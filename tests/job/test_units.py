@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_job.config import build_parser, config_from_args
-from spark_job.featurize import describe_decode_error, unread_reason, with_label
-from spark_job.listing import is_image_path, uri_to_path
-from spark_job.plan import engine_threads
-from spark_job.reduce import choose_k
-from spark_job.storage import join, normalize
+from spark_job.driver.config import build_parser, config_from_args
+from spark_job.driver.featurize import unread_reason, with_label
+from spark_job.driver.listing import is_image_path, uri_to_path
+from spark_job.driver.plan import engine_threads
+from spark_job.driver.reduce import choose_k
+from spark_job.driver.storage import join, normalize
+from spark_job.workers.decode import describe_decode_error
 
 
 @pytest.mark.parametrize(
@@ -121,7 +122,7 @@ def test_label_is_the_top_folder_under_the_input(spark: SparkSession) -> None:
 def test_conversion_cache_falls_back_to_a_folder_that_outlives_the_run(monkeypatch, tmp_path) -> None:
     import tempfile
 
-    from spark_job.plan import conversion_cache
+    from spark_job.driver.plan import conversion_cache
 
     monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "cache"))
     assert conversion_cache(str(tmp_path / "work")) == str(tmp_path / "cache")
@@ -148,7 +149,7 @@ def test_conversion_cache_falls_back_to_a_folder_that_outlives_the_run(monkeypat
 def test_shipped_model_replaces_a_copy_cut_short_and_reuses_an_intact_one(tmp_path) -> None:
     import hashlib
 
-    from spark_job.plan import shipped_model
+    from spark_job.driver.plan import shipped_model
 
     model = tmp_path / "cache" / "mobilenet.tflite"
     model.parent.mkdir()

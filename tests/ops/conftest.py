@@ -15,7 +15,7 @@ import botocore.waiter
 import pytest
 from moto.server import ThreadedMotoServer
 
-from spark_job.names import STEP_ACTION_ON_FAILURE
+from spark_job.contract.names import STEP_ACTION_ON_FAILURE
 from tests.ops.support import (
     BUCKET,
     REGION,

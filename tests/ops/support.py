@@ -11,7 +11,7 @@ from typing import Any
 
 from moto.emr.models import emr_backends
 
-from spark_job.names import LOGS_PREFIX, RUNS_PREFIX
+from spark_job.contract.names import LOGS_PREFIX, RUNS_PREFIX
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-3"

@@ -22,7 +22,7 @@ CHECK = (
     "modules",
     [
         ["ops.cli", "ops.runs", "ops.status", "ops.upload"],
-        ["spark_job.names", "spark_job.records"],
+        ["spark_job.contract.names", "spark_job.contract.records"],
         ["stacks.fruits_stacks", "stacks.config"],
     ],
 )

@@ -1,6 +1,6 @@
 """`runs` and `results` on run folders in the emulated bucket: synthetic ones whose manifests are complete
-records (spark_job.records.ManifestRecord reads them), and the job's real outputs on the shared sample (the
-session's fit and transform runs)."""
+records (spark_job.contract.records.ManifestRecord reads them), and the job's real outputs on the shared
+sample (the session's fit and transform runs)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ops.cli import main
-from spark_job.predict import main as predict_main
+from spark_job.app.predict import main as predict_main
 from tests.ops.support import BUCKET, REPO, RUN_ID, pipeline_outputs
 
 CLASSES = ["Apple Braeburn", "Banana", "Kiwi", "Lemon"]

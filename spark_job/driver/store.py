@@ -1,0 +1,196 @@
+"""The features store: every image's features, kept across runs, so a run infers only the images it has not
+seen before.
+
+Layout, on a local folder or an s3:// prefix:
+
+    <store>/<featurizer key>/_featurizer.json        what the key stands for (FeaturizerKey)
+    <store>/<featurizer key>/run_id=<run>/part-*.parquet
+        path, length, modification_time   the image's identity: what the file listing gives, no read
+        label, features                   features: array<float> FEATURE_DIM
+        run_id                            the run that inferred the row (the partition column)
+
+The featurizer key names the network, the engine, the image size and the weights' sha256: features of one
+key are interchangeable, features of two keys never mix. A rewritten file has a new modification time, so it
+is a new identity and gets inferred again.
+
+Why it is safe under faults and concurrency:
+- Append-only. Each run writes only into its own `run_id=<run>/` folder, so two runs never share Hadoop's
+  `_temporary/` folder (one run's job cleanup would delete the other's task files).
+- Per task attempt. Locally (and on HDFS) the append uses FileOutputCommitter algorithm 2: each task
+  attempt's file is moved into place when that task commits, not when the job ends. On EMR, s3:// writes
+  go through EMR's MagicCommitProtocol (S3A, EMR 7.10+), which "writes the files in the job's output
+  location during the task commit phase" for a static insert like this append, or through the EMRFS
+  S3-optimized committer, which completes each file's multipart upload at task commit (EMR Release Guide).
+  A run killed in the middle leaves the files of the tasks that finished (readable: a reader sees whole
+  Parquet files or none) and an orphan `_temporary/` (ignored by readers: its name starts with `_`). The
+  next run reuses what was committed (tests/job/test_features_store.py kills a run to prove it).
+- Readers deduplicate by identity: a duplicated identity (two runs inferred the same new image at the same
+  time, a retried task whose first attempt had committed) counts once.
+- Only accepted images are stored: a rejected image is tried again, and reported, by every run.
+
+A run's features/ is made from the store by spark_job.driver.store_assembly; `store stats` and `store
+compact` are spark_job.driver.store_maintenance.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    FloatType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from spark_job.contract.errors import JobInputError
+from spark_job.contract.names import FEATURE_DIM
+from spark_job.driver.plan import RunPlan
+from spark_job.driver.storage import Storage, join, normalize
+
+# The network the job runs (spark_job.workers.network), as the featurizer key spells it.
+NETWORK_KEY = "mobilenet_v2_avg"
+
+
+KEY_RECORD = "_featurizer.json"  # '_': Spark's file index leaves it out of the dataset
+
+
+RUN_PARTITION = "run_id"
+
+
+IDENTITY = ("path", "length", "modification_time")
+
+
+STORE_SCHEMA = StructType(
+    [
+        StructField("path", StringType(), False),
+        StructField("length", LongType(), False),
+        StructField("modification_time", TimestampType(), False),
+        StructField("label", StringType(), True),
+        StructField("features", ArrayType(FloatType()), True),
+        StructField(RUN_PARTITION, StringType(), True),
+    ]
+)
+
+
+# A store file's columns (run_id is its folder's name): features/ of a run with a store has them too.
+FILE_SCHEMA = StructType([f for f in STORE_SCHEMA.fields if f.name != RUN_PARTITION])
+
+
+# Each task attempt's output is moved into place when that task commits (algorithm 1 moves all of them at
+# job commit, so a killed run would leave nothing). Passed as a write option: it applies to this write only.
+PER_TASK_COMMIT = {"mapreduce.fileoutputcommitter.algorithm.version": "2"}
+
+
+@dataclass(frozen=True)
+class FeaturizerKey:
+    """What makes two features vectors interchangeable: the same network, engine, image size and weights."""
+
+    network: str
+    engine: str
+    image_size: int
+    weights_sha256: str
+
+    @property
+    def folder(self) -> str:
+        # 16 hex digits of the sha256 (64 bits) keep the name short; _featurizer.json holds all 64.
+        return f"{self.network}-{self.engine}-{self.image_size}px-{self.weights_sha256[:16]}"
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "feature_dim": FEATURE_DIM, "folder": self.folder}, indent=2)
+
+
+def featurizer_key(plan: RunPlan) -> FeaturizerKey:
+    return FeaturizerKey(NETWORK_KEY, plan.engine.name, plan.image_size, plan.weights.sha256)
+
+
+def new_run_id(mode: str) -> str:
+    """Unique per run and sortable by time: 20261201T201500Z-fit-3fa2c1."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{mode}-{secrets.token_hex(3)}"
+
+
+def check_store_location(store: str, *, input_uri: str, output: str) -> str:
+    """The store's normalized URI; it may not sit inside this run's output (--overwrite empties that) or its
+    input (its files would be listed as input)."""
+    uri = normalize(store)
+    for what, other in (("--output", normalize(output)), ("--input", normalize(input_uri))):
+        if uri == other or uri.startswith(other.rstrip("/") + "/"):
+            raise JobInputError(f"--features-store {store} is inside {what} {other}: use a folder of its own")
+    return uri
+
+
+def empty_store(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], STORE_SCHEMA)
+
+
+def read_key_dir(spark: SparkSession, storage: Storage, key_dir: str) -> DataFrame:
+    """Every row under a key folder, duplicates included."""
+    if not storage.is_dir(key_dir):
+        return empty_store(spark)
+    return spark.read.schema(STORE_SCHEMA).parquet(key_dir)
+
+
+def deduplicated(rows: DataFrame, within: DataFrame) -> DataFrame:
+    """One row per identity. Two rows of one identity hold the same features (same key, same file).
+
+    The row kept is the one in the first Parquet file (by name) that holds the identity: deciding on the
+    identity and file name alone shuffles no features (dropDuplicates would shuffle every row). A task
+    writes each identity once, so within one file an identity is unique. `rows`: as read from the store
+    (the file name is taken at the scan); only the identities in `within` are kept.
+    """
+    tagged = rows.withColumn("_file", F.input_file_name()).join(
+        F.broadcast(within.select(*IDENTITY)), list(IDENTITY), "left_semi"
+    )
+    first = tagged.select(*IDENTITY, "_file").groupBy(*IDENTITY).agg(F.min("_file").alias("_file"))
+    return tagged.join(F.broadcast(first), [*IDENTITY, "_file"], "left_semi").drop("_file")
+
+
+class FeaturesStore:
+    """One featurizer key's dataset in a store."""
+
+    def __init__(self, spark: SparkSession, storage: Storage, root: str, key: FeaturizerKey) -> None:
+        self.spark = spark
+        self.storage = storage
+        self.root = normalize(root)
+        self.key = key
+        self.dir = join(self.root, key.folder)
+
+    def rows(self) -> DataFrame:
+        """All rows as written, duplicates included, from the files listed now (no later append)."""
+        return read_key_dir(self.spark, self.storage, self.dir)
+
+    def run_dir(self, run_id: str) -> str:
+        return join(self.dir, f"{RUN_PARTITION}={run_id}")
+
+    def append(self, rows: DataFrame, run_id: str) -> None:
+        """rows: path, length, modification_time, label, features; one file per task, committed per task."""
+        if not self.storage.exists(join(self.dir, KEY_RECORD)):
+            self.storage.write_text(join(self.dir, KEY_RECORD), self.key.to_json())
+        rows.select(*FILE_SCHEMA.fieldNames()).write.options(**PER_TASK_COMMIT).mode("append").parquet(
+            self.run_dir(run_id)
+        )
+
+
+_GLOB_CHARACTERS = "\\[]{}*?"
+
+
+def escape_glob(path: str) -> str:
+    """Spark reads each path it is given as a Hadoop glob pattern: make it match only itself."""
+    return "".join("\\" + c if c in _GLOB_CHARACTERS else c for c in path)
+
+
+@dataclass(frozen=True)
+class StoreRun:
+    """What a run did with the store: for the manifest."""
+
+    uri: str  # the featurizer key's folder
+    key: FeaturizerKey
+    run_id: str
