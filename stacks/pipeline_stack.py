@@ -1,4 +1,5 @@
-"""FruitsPipeline: network, security groups, roles, KMS, security configuration and the cluster + steps."""
+"""FruitsPipeline: network, security groups, roles, KMS, security configuration, the cluster + steps, and the
+RunJobFlow request of later runs (`make run`) with the optional schedule that starts them."""
 
 from __future__ import annotations
 
