@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +142,20 @@ def runs(aws: Aws, out: Callable[[str], None] = print) -> int:
     return EXIT_OK
 
 
-def _started(cluster: RunCluster | None, fit: ManifestRecord | None, transform: ManifestRecord | None) -> str:
-    """When the run started, as sortable UTC text: its cluster's creation, else its first manifest's start."""
+def _started(
+    cluster: RunCluster | None, fit: ManifestRecord | None, transform: ManifestRecord | None
+) -> datetime:
+    """When the run started: its cluster's creation (to EMR's sub-second precision, as runs started in one
+    second still have an order), else its first manifest's start."""
     if cluster is not None and cluster.created is not None:
-        return cluster.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return cluster.created.astimezone(UTC)
     first = fit or transform
-    return first.started_at if first is not None else ""
+    if first is None:
+        return datetime.min.replace(tzinfo=UTC)
+    try:
+        return datetime.fromisoformat(first.started_at).astimezone(UTC)
+    except ValueError:  # a manifest written by hand: list it first rather than fail the listing
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _check_run_id(run: str) -> str:
