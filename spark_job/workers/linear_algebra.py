@@ -63,12 +63,13 @@ class Moments:
 
 
 def features_matrix(batch: pa.RecordBatch) -> np.ndarray:
-    """A batch's `features` (list<float> of FEATURE_DIM each) as an (n, FEATURE_DIM) float32 view."""
+    """A batch's `features` (list<float> of one length, FEATURE_DIM in the job) as an (n, d) float32 view."""
     column = batch.column("features")
-    if column.null_count:
-        raise ValueError("features rows are never null in features/")
     values = column.flatten().to_numpy(zero_copy_only=False)
-    return values.reshape(len(column), FEATURE_DIM)
+    n = len(column)
+    if column.null_count or (n and len(values) % n) or len(set(column.value_lengths().to_pylist())) > 1:
+        raise ValueError("features must be lists of one length, never null")
+    return values.reshape(n, len(values) // n if n else FEATURE_DIM)
 
 
 def _blocks(batches: Iterable[pa.RecordBatch]) -> Iterator[np.ndarray]:
@@ -86,9 +87,11 @@ def _blocks(batches: Iterable[pa.RecordBatch]) -> Iterator[np.ndarray]:
 
 def partition_moments(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """The mapInArrow function of the PCA pass: one row (MOMENTS_DDL) per task, its rows' Moments."""
-    total = Moments(0, np.zeros(FEATURE_DIM), np.zeros((FEATURE_DIM, FEATURE_DIM)))
+    total: Moments | None = None
     for block in _blocks(batches):
-        total = total.merge(Moments.of(block))
+        total = Moments.of(block) if total is None else total.merge(Moments.of(block))
+    if total is None:  # an empty partition
+        return
     n, mean, m2 = total.to_row()
     yield pa.RecordBatch.from_pydict(
         {

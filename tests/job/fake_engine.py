@@ -94,3 +94,22 @@ class DyingEngine(FakeEngine):
             os._exit(17)
         self.rows[attempt] = before + len(contents)
         return super().featurize(contents)
+
+
+@dataclass(frozen=True)
+class ByteCountEngineSpec:
+    """An engine that decodes nothing: features[0] is the file's size in bytes, the rest zeros. For runs
+    over many tiny files, where only the plumbing is measured (tests/job/test_driver_memory.py)."""
+
+    image_size: int = 8
+    name: ClassVar[str] = "fake"
+
+    def build(self) -> ByteCountEngine:
+        return ByteCountEngine()
+
+
+class ByteCountEngine:
+    def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, Errors]:
+        out = np.zeros((len(contents), FEATURE_DIM), dtype=np.float32)
+        out[:, 0] = [len(c or b"") for c in contents]
+        return out, [None if c else ValueError("empty image data") for c in contents]
