@@ -263,7 +263,7 @@ class EmrCluster(Construct):
                     ),
                 )
             ],
-            configurations=spark_configurations(spark_defaults(config.executor_sizing)),
+            configurations=spark_configurations(spark_defaults(config.executor_sizing, config.region)),
             steps=[_step("fit", fit_args(steps)), _step("transform", transform_args(steps))],
         )
         Validations.of(self.resource).acknowledge(

@@ -28,11 +28,14 @@ from spark_job.driver.featurize import (
 )
 from spark_job.driver.listing import Inputs
 from spark_job.driver.plan import RunPlan
+from spark_job.driver.session import sql_conf
 from spark_job.driver.storage import Storage
 from spark_job.driver.store import FeaturesStore, StoreRun, chosen_rows, featurizer_key, same_file
 from spark_job.driver.timings import Timings
 
 log = logging.getLogger(__name__)
+
+ROWS_PER_JOIN_PARTITION = 25_000
 
 
 def store_featurize_stage(
@@ -74,8 +77,14 @@ def _featurize_with_store(
             store.append(rows.withColumn("modification_time", F.timestamp_millis("modification_ms")), run_id)
         new.unpersist()
     with timings.stage("store_assemble"):
-        # The store as it is now (this run's appends, and any other run's since the lookup, are in it).
-        n_features = write_features(chosen_rows(store.rows(), listed), plan.output)
+        # The store as it is now (this run's appends, and any other run's since the lookup, are in it),
+        # joined in partitions of ~25,000 photos' features (~125 MB; Spark's default is 200 partitions,
+        # which adaptive execution merges when they are small).
+        partitions = max(
+            spark.sparkContext.defaultParallelism, inputs.n_images // ROWS_PER_JOIN_PARTITION, 200
+        )
+        with sql_conf(spark, "spark.sql.shuffle.partitions", str(partitions)):
+            n_features = write_features(chosen_rows(store.rows(), listed), plan.output)
         check_assembled(n_features, reused, int(inferred.value))
         return finish_stage(spark, plan, inputs, n_features, inferred, reused)
 
