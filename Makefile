@@ -113,11 +113,13 @@ deploy-data: venv wheelhouse ## Deploy only the data bucket (FruitsData), to upl
 deploy: venv wheelhouse ## Deploy every stack to eu-west-3 and run the job (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy --all --require-approval never $(CDK_ARGS)
 
-destroy: venv wheelhouse ## Remove the stacks (the data bucket is retained unless -c retainData=false)
+# A run started by `make run` or the schedule uses the stack's subnets, groups and roles: destroy waits for none.
+destroy: venv wheelhouse ## Remove the stacks (the data bucket is retained unless -c retainData=false); refused while a run is up
+	$(PY) -m ops before-destroy
 	$(CDK) destroy --all --force $(CDK_ARGS)
 
-# Operator CLI (python -m ops --help): before and after `make deploy`.
-.PHONY: upload status follow runs results cost
+# Operator CLI (python -m ops --help): before and after `make deploy`. RUN= names a run (default: the newest).
+.PHONY: upload run status follow runs results cost
 
 IMAGES ?= 90483
 cost: $(VENV)/.installed ## Estimated time and dollars of one run of IMAGES images for this configuration (CDK_ARGS="-c taskCapacity=8")
@@ -127,14 +129,17 @@ upload: $(VENV)/.installed ## Upload DIR=path/to/fruits-360 (Training/, Test/) t
 	@test -n "$(DIR)" || { echo "usage: make upload DIR=path/to/fruits-360" >&2; exit 2; }
 	$(PY) -m ops upload "$(DIR)"
 
-status: $(VENV)/.installed ## The EMR cluster and each step's state and elapsed time (exit 1 if a step failed)
-	$(PY) -m ops status
+run: $(VENV)/.installed ## Start a run now: the deployed cluster, a new run id (or RUN=new-id), no stack change
+	$(PY) -m ops run $(if $(RUN),"$(RUN)")
 
-follow: $(VENV)/.installed ## Wait until the EMR steps end; exit 1 and print the stderr location if one failed
-	$(PY) -m ops status --follow
+status: $(VENV)/.installed ## RUN's cluster (default: the newest run), each step's state and elapsed time (exit 1 if a step failed)
+	$(PY) -m ops status $(if $(RUN),"$(RUN)")
 
-runs: $(VENV)/.installed ## One line per run under s3://<bucket>/runs/ (images, reused/inferred, k, accuracy)
+follow: $(VENV)/.installed ## Wait until RUN's steps end (default: the newest run); exit 1 and print the stderr location if one failed
+	$(PY) -m ops status --follow $(if $(RUN),"$(RUN)")
+
+runs: $(VENV)/.installed ## One line per run: its folder under runs/ or its cluster (state, images, reused/inferred, k, accuracy)
 	$(PY) -m ops runs
 
-results: $(VENV)/.installed ## Download RUN's manifests, report and app model (default: the stack's run) to DEST=output/results/RUN
-	$(PY) -m ops results $(RUN) $(if $(DEST),--dest "$(DEST)")
+results: $(VENV)/.installed ## Download RUN's manifests, report and app model (default: the newest run) to DEST=output/results/RUN
+	$(PY) -m ops results $(if $(RUN),"$(RUN)") $(if $(DEST),--dest "$(DEST)")

@@ -9,6 +9,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import AppConfig, ConfigError, UnknownContextKeyError, check_context_keys
 from stacks.fruits_stacks import build_stacks
+from stacks.run_launch import RunRequestTooLargeError
 from stacks.runtime_deps import LockError
 from stacks.weights import WeightsError
 
@@ -21,6 +22,7 @@ except (
     UnknownContextKeyError,
     LockError,
     WeightsError,
+    RunRequestTooLargeError,
 ) as error:  # the user's to fix: the message, no traceback
     sys.exit(f"error: {error}")
 Validations.of(app).add_plugins(AwsSolutionsChecks(app))

@@ -1,4 +1,4 @@
-"""Operator CLI for the Fruits! pipeline: upload data, follow the EMR run, list runs, fetch results.
+"""Operator CLI for the Fruits! pipeline: upload data, start runs, follow them, list runs, fetch results.
 
 Run it as ``python -m ops <command>`` (``python -m ops --help`` lists the commands).
 """

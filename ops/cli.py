@@ -1,4 +1,5 @@
-"""Command line: ``python -m ops [global options] {upload,status,runs,results,cost} ...``."""
+"""Command line: ``python -m ops [global options] COMMAND ...`` (upload, run, status, runs, results, cost,
+before-destroy)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ops",
-        description="Upload data, follow the EMR run and fetch the results of the Fruits! pipeline.",
+        description="Upload data, start and follow runs (EMR clusters) and fetch the results of the Fruits! "
+        "pipeline.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -80,7 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--prefix", default=DATA_PREFIX, help="key prefix (default: %(default)s)")
     up.add_argument("--workers", type=_positive_int, default=8, help="parallel uploads (default: 8)")
 
-    st = commands.add_parser("status", help="the EMR cluster and its steps, from the stack outputs")
+    start = commands.add_parser(
+        "run",
+        help="start a run now: a transient cluster of the deployed definition, a new run id, no stack change",
+        description="Start one run on the cluster definition the pipeline stack published (the same fleets, "
+        "bootstrap action, configurations, roles, subnets, logs, auto-termination and steps as the "
+        "deploy's cluster) under a new run id; print the run id and the cluster id. No stack changes.",
+    )
+    start.add_argument(
+        "run",
+        nargs="?",
+        metavar="RUN",
+        help="run id (default: manual-<UTC date>-<time>-<4 hex>); must be new",
+    )
+
+    st = commands.add_parser("status", help="a run's EMR cluster and its steps (default: the newest run)")
+    st.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the newest run of the stack)")
     st.add_argument("--follow", action="store_true", help="wait until the steps end (exit 1 if one failed)")
     st.add_argument(
         "--poll",
@@ -97,8 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("runs", help="one line per run under runs/ (images, k, variance, probe accuracy)")
 
     res = commands.add_parser("results", help="download a run's manifests and report, print its summary")
-    res.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the stack's RunId output)")
+    res.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the newest run of the stack)")
     res.add_argument("--dest", type=Path, default=None, help="local folder (default: output/results/RUN)")
+
+    commands.add_parser(
+        "before-destroy",
+        help="refuse (exit 3) while a run started by `make run` or the schedule is still up",
+        description="`make destroy` runs this first: a cluster CloudFormation did not create keeps using the "
+        "stack's subnets, security groups and roles, so the stack could not be deleted under it.",
+    )
 
     cost = commands.add_parser(
         "cost",
@@ -189,11 +213,29 @@ def run_command(aws: Aws, args: argparse.Namespace) -> int:
             f"skipped {report.skipped} already there (same size and checksum)"
         )
         return EXIT_OK
+    if args.command == "run":
+        from ops.run import start_run
+
+        started = start_run(aws, args.run)
+        print(f"Run      {started.run_id} -> {started.output_uri}")
+        print(f"Cluster  {started.cluster_id}")
+        print(f"Follow it with `make follow RUN={started.run_id}`, then `make results RUN={started.run_id}`")
+        return EXIT_OK
     if args.command == "status":
+        from ops.clusters import ACTIVE_STATES, find_run, run_clusters
         from ops.status import ClusterStatus
 
-        status = ClusterStatus(aws)
+        run = find_run(aws, args.run)
+        # With no RUN: the newest run, and a line for each other run still up (a scheduled and a manual one).
+        up = [] if args.run else run_clusters(aws, states=ACTIVE_STATES)
+        others = [c for c in up if c.cluster_id != run.cluster_id]
+        status = ClusterStatus(aws, run, others)
         return status.follow() if args.follow else status.report()
+    if args.command == "before-destroy":
+        from ops.run import refuse_destroy_while_runs_are_up
+
+        refuse_destroy_while_runs_are_up(aws)
+        return EXIT_OK
     if args.command == "runs":
         from ops.runs import runs
 

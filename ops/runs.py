@@ -1,15 +1,18 @@
-"""``runs`` and ``results [RUN]``: the runs under runs/ and a local copy of one run's report."""
+"""``runs`` and ``results [RUN]``: every run (its folder under runs/, its cluster) and a local copy of one
+run's report."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ops.aws import Aws
+from ops.clusters import RunCluster, find_run, run_clusters
 from ops.config import EXIT_OK, OpsError
 from spark_job.contract.names import CLASSIFIER_FILE, FEATURIZER_FILE, LABELS_FILE, MANIFEST_FILE, RUNS_PREFIX
 from spark_job.contract.records import ManifestRecord, RecordError
@@ -63,13 +66,24 @@ def _fmt_pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def run_row(run: str, fit: ManifestRecord | None, transform: ManifestRecord | None) -> list[str]:
-    if fit is None and transform is None:
-        state = "no manifest"
-    elif transform is None:
-        state = "fit only"
-    else:
-        state = "done"
+def run_state(
+    fit: ManifestRecord | None, transform: ManifestRecord | None, cluster: RunCluster | None
+) -> str:
+    """done once both manifests exist; else the cluster's state while it is up (starting, running...),
+    failed if it ended with errors, else what the manifests say."""
+    if fit is not None and transform is not None:
+        return "done"
+    if cluster is not None and cluster.active:
+        return cluster.state.lower()
+    if cluster is not None and cluster.state == "TERMINATED_WITH_ERRORS":
+        return "failed"
+    return "no manifest" if fit is None and transform is None else "fit only"
+
+
+def run_row(
+    run: str, fit: ManifestRecord | None, transform: ManifestRecord | None, cluster: RunCluster | None = None
+) -> list[str]:
+    state = run_state(fit, transform, cluster)
     either = fit or transform  # k and the variance kept are the fit's, and the same in its transform
     probe = transform.probe if transform is not None else None
     last = transform or fit
@@ -105,19 +119,35 @@ HEADER = [
 
 
 def runs(aws: Aws, out: Callable[[str], None] = print) -> int:
+    """One line per run: those with a folder under runs/ and those whose cluster EMR still lists (a run
+    just started has no folder yet), oldest first."""
     bucket = aws.bucket()
     s3 = aws.s3
-    ids = run_ids(s3, bucket)
+    clusters: dict[str, RunCluster] = {}
+    for found in reversed(run_clusters(aws)):  # oldest first: a run id's newest cluster wins
+        clusters[found.run_id] = found
+    ids = sorted(set(run_ids(s3, bucket)) | set(clusters))
     if not ids:
         out(f"no runs under s3://{bucket}/{RUNS_PREFIX} yet")
         return EXIT_OK
-    rows = [HEADER]
+    lines = []
     for run in ids:
-        rows.append(run_row(run, *(read_manifest(s3, bucket, run, mode) for mode in MODES)))
+        fit, transform = (read_manifest(s3, bucket, run, mode) for mode in MODES)
+        cluster = clusters.get(run)
+        lines.append((_started(cluster, fit, transform), run, run_row(run, fit, transform, cluster)))
+    rows = [HEADER, *(row for _, _, row in sorted(lines))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
     for row in rows:
         out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return EXIT_OK
+
+
+def _started(cluster: RunCluster | None, fit: ManifestRecord | None, transform: ManifestRecord | None) -> str:
+    """When the run started, as sortable UTC text: its cluster's creation, else its first manifest's start."""
+    if cluster is not None and cluster.created is not None:
+        return cluster.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    first = fit or transform
+    return first.started_at if first is not None else ""
 
 
 def _check_run_id(run: str) -> str:
@@ -128,8 +158,10 @@ def _check_run_id(run: str) -> str:
 
 
 def results(aws: Aws, run: str | None, dest: Path | None, out: Callable[[str], None] = print) -> int:
-    """Download the run's manifests, report/ files and the app's model into ``dest``; print the summaries."""
-    run = _check_run_id(run or aws.output("RunId"))
+    """Download the run's manifests, report/ files and the app's model into ``dest``; print the summaries.
+
+    ``run`` defaults to the newest run (ops/clusters.py), the deploy's when EMR knows no run cluster."""
+    run = _check_run_id(run or find_run(aws, None).run_id)
     bucket = aws.bucket()
     s3 = aws.s3
     dest = dest or Path("output") / "results" / run

@@ -1,11 +1,13 @@
-"""``status [--follow]``: the EMR cluster of the deployed stack and its steps (fit, transform)."""
+"""``status [RUN] [--follow]``: a run's EMR cluster and its steps (fit, transform); the newest run by default.
+
+A run is the deploy's, one started by `make run` or by the schedule: ops/clusters.py finds its cluster."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +15,9 @@ from typing import Any
 from botocore.exceptions import ClientError, WaiterError
 
 from ops.aws import Aws
+from ops.clusters import RunCluster
 from ops.config import EXIT_OK, EXIT_STEP_FAILED, OpsError
+from spark_job.contract.names import RUNS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +68,38 @@ def stderr_uri(log_uri: str, cluster_id: str, step_id: str) -> str:
     return f"{s3_uri(log_uri).rstrip('/')}/{cluster_id}/steps/{step_id}/stderr.gz"
 
 
+def console_url(region: str, cluster_id: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/emr/home?region={region}#/clusterDetails/{cluster_id}"
+
+
 class ClusterStatus:
-    def __init__(self, aws: Aws, out: Callable[[str], None] = print) -> None:
+    """`run`'s cluster; `others`: other runs still up, listed after it."""
+
+    def __init__(
+        self,
+        aws: Aws,
+        run: RunCluster,
+        others: Sequence[RunCluster] = (),
+        out: Callable[[str], None] = print,
+    ) -> None:
         self.aws = aws
+        self.run = run
+        self.others = others
         self.out = out
-        self.cluster_id = aws.output("ClusterId")
+        self.cluster_id = run.cluster_id
 
     def describe_cluster(self) -> dict[str, Any]:
         try:
             return self.aws.emr.describe_cluster(ClusterId=self.cluster_id)["Cluster"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRequestException":
+                where = (
+                    f" (output ClusterId of stack {self.aws.config.stack_name})"
+                    if self.run.stack_owned
+                    else ""
+                )
                 raise OpsError(
-                    f"EMR cluster {self.cluster_id} (output ClusterId of stack {self.aws.config.stack_name}) "
+                    f"EMR cluster {self.cluster_id}{where} "
                     f"is not known to EMR in {self.aws.config.region}: {exc.response['Error']['Message']}"
                 ) from exc
             raise
@@ -91,24 +114,21 @@ class ClusterStatus:
         return [StepView.from_api(s) for s in api_steps]
 
     def log_uri(self, cluster: dict[str, Any]) -> str | None:
-        return self.aws.stack_outputs().get("LogUri") or cluster.get("LogUri")
+        return cluster.get("LogUri") or self.aws.stack_outputs().get("LogUri")
 
     def report(self) -> int:
         """Print the cluster and its steps; EXIT_STEP_FAILED if a step or the cluster failed."""
         cluster = self.describe_cluster()
         steps = self.steps()
         now = datetime.now(UTC)
-        outputs = self.aws.stack_outputs()
         status = cluster["Status"]
         timeline = status.get("Timeline", {})
-        if "RunId" in outputs:
-            self.out(f"Run      {outputs['RunId']} -> {outputs.get('RunOutputUri', '?')}")
+        self.out(f"Run      {self.run.run_id} -> s3://{self.aws.bucket()}/{RUNS_PREFIX}{self.run.run_id}/")
         self.out(
             f"Cluster  {self.cluster_id}  {status['State']}  "
             f"{elapsed(timeline.get('CreationDateTime'), timeline.get('EndDateTime'), now)}"
         )
-        if "ClusterConsoleUrl" in outputs:
-            self.out(f"Console  {outputs['ClusterConsoleUrl']}")
+        self.out(f"Console  {console_url(self.aws.config.region, self.cluster_id)}")
         if steps:
             width = max(len(s.name) for s in steps)
             for step in steps:
@@ -138,6 +158,8 @@ class ClusterStatus:
                 self.out(f"  reason: {step.failure.get('Reason', '')} {step.failure['Message']}".rstrip())
             if step.failure.get("LogFile") and s3_uri(step.failure["LogFile"]) != where:
                 self.out(f"  EMR log file: {s3_uri(step.failure['LogFile'])}")
+        for other in self.others:
+            self.out(f"Also up: run {other.run_id}  {other.cluster_id}  {other.state}")
         return EXIT_STEP_FAILED if failed else EXIT_OK
 
     def _log_note(self, uri: str) -> str:

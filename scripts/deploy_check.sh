@@ -60,13 +60,9 @@ nag_findings() {
   "$VENV/bin/python" scripts/nag_summary.py "$CDK_OUT"
 }
 
-# A fresh assembly: no template of a removed stack is linted. Only ever delete a cloud assembly.
-if [[ -f "$CDK_OUT/manifest.json" ]]; then
-  rm -rf "$CDK_OUT"
-elif [[ -e "$CDK_OUT" && -n "$(ls -A "$CDK_OUT" 2>/dev/null)" ]]; then
-  echo "CDK_OUT=$CDK_OUT exists and is not a cloud assembly (no manifest.json): choose another folder" >&2
-  exit 1
-fi
+# A fresh assembly: no template of a removed stack is linted. Only ever delete what CDK wrote there: a cloud
+# assembly, or what a failed synth left (staged assets); anything else may be the user's (clear_cdk_out.sh).
+bash scripts/clear_cdk_out.sh "$CDK_OUT" || exit 1
 run_check synth npx --no-install cdk synth --quiet --no-notices -o "$CDK_OUT" "$@"
 synth_ok=$((failed == 0))
 run_check cdk-nag nag_findings

@@ -1,17 +1,20 @@
-"""The transient EMR cluster: bootstrap action, PySpark on python3.11, the `fit` then `transform` steps."""
+"""The transient EMR cluster: bootstrap action, PySpark on python3.11, the `fit` then `transform` steps; one
+definition, rendered as the stack's AWS::EMR::Cluster and as the RunJobFlow request of later runs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, CfnTag, Validations
 from aws_cdk import aws_emr as emr
 from constructs import Construct
 
 from spark_job.contract.names import STEP_ACTION_ON_FAILURE
 from stacks import instance_types as types_table
 from stacks.config import AppConfig
+from stacks.run_contract import RUN_ID_PLACEHOLDER, RUN_ID_TAG, STACK_TAG, cluster_name
 from stacks.spark_settings import SPARK_ENV_EXPORTS, ExecutorSizing, spark_defaults
 
 STEP_JAR = "command-runner.jar"
@@ -210,14 +213,47 @@ class ClusterNetwork:
     service_access_group_id: str
 
 
-class EmrCluster(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
+# Lets AmazonEMRServicePolicy_v2 act on a resource: on the cluster (every run's), and on the VPC, the
+# cluster's subnets and its three security groups (stacks/pipeline_stack.py), nothing else.
+EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
+# RunJobFlow's fleet types for CloudFormation's MasterInstanceFleet, CoreInstanceFleet, TaskInstanceFleets.
+FLEET_TYPES = {"primary": "MASTER", "core": "CORE", "task": "TASK"}
+
+
+@dataclass(frozen=True)
+class ClusterDefinition:
+    """A run's cluster, once: the typed AWS::EMR::Cluster properties, rendered two ways.
+
+    - `cfn_properties(run_id)`: the stack's AWS::EMR::Cluster (the run `cdk deploy` starts);
+    - `run_job_flow_request(run_id)`: the EMR RunJobFlow request of the same cluster, which the stack
+      publishes for `make run` and the schedule (stacks/run_launch.py).
+
+    Both read the same property objects; runs differ by the run id alone: the name, the RUN_ID_TAG tag and
+    the steps' output folder (StepInputs.run_uri ends with RUN_ID_PLACEHOLDER here). Values may be CDK tokens.
+    """
+
+    release_label: str
+    applications: tuple[emr.CfnCluster.ApplicationProperty, ...]
+    instances: emr.CfnCluster.JobFlowInstancesConfigProperty
+    fleets: Mapping[str, emr.CfnCluster.InstanceFleetConfigProperty]  # the ones in `instances`, by role
+    job_flow_role: str  # the instance profile's name
+    service_role: str
+    security_configuration: str
+    log_uri: str
+    ebs_root_volume_size: int
+    auto_termination_policy: emr.CfnCluster.AutoTerminationPolicyProperty
+    bootstrap_actions: tuple[emr.CfnCluster.BootstrapActionConfigProperty, ...]
+    configurations: tuple[emr.CfnCluster.ConfigurationProperty, ...]
+    step_inputs: StepInputs
+    stack_tags: tuple[tuple[str, str], ...]  # every run's: the EMR-managed tag, the stack's name
+    visible_to_all_users: bool = True
+
+    @classmethod
+    def build(
+        cls,
         *,
         config: AppConfig,
-        name: str,
+        stack_name: str,
         network: ClusterNetwork,
         instance_profile_name: str,
         service_role_arn: str,
@@ -225,16 +261,14 @@ class EmrCluster(Construct):
         log_uri: str,
         bootstrap_script_url: str,
         bootstrap_args: list[str],  # the lock's and the wheelhouse's S3 URLs
-        steps: StepInputs,
-    ) -> None:
-        super().__init__(scope, construct_id)
+        steps: StepInputs,  # run_uri: s3://<bucket>/runs/RUN_ID_PLACEHOLDER
+    ) -> ClusterDefinition:
+        if not steps.run_uri.endswith("/" + RUN_ID_PLACEHOLDER):
+            raise ValueError(f"run_uri must end with /{RUN_ID_PLACEHOLDER}: {steps.run_uri}")
         fleets = instance_fleets(config)
-        self.resource = emr.CfnCluster(
-            self,
-            "Resource",
-            name=name,
+        return cls(
             release_label=config.release_label,
-            applications=[emr.CfnCluster.ApplicationProperty(name="Spark")],
+            applications=(emr.CfnCluster.ApplicationProperty(name="Spark"),),
             instances=emr.CfnCluster.JobFlowInstancesConfigProperty(
                 ec2_subnet_ids=list(network.subnet_ids),
                 emr_managed_master_security_group=network.primary_group_id,
@@ -246,26 +280,187 @@ class EmrCluster(Construct):
                 keep_job_flow_alive_when_no_steps=False,
                 termination_protected=False,
             ),
+            fleets=fleets,
             job_flow_role=instance_profile_name,
             service_role=service_role_arn,
             security_configuration=security_configuration,
             log_uri=log_uri,
-            visible_to_all_users=True,
             ebs_root_volume_size=config.root_volume_size_gib,
             auto_termination_policy=emr.CfnCluster.AutoTerminationPolicyProperty(
                 idle_timeout=config.idle_timeout_seconds
             ),
-            bootstrap_actions=[
+            bootstrap_actions=(
                 emr.CfnCluster.BootstrapActionConfigProperty(
                     name="install-python-deps",
                     script_bootstrap_action=emr.CfnCluster.ScriptBootstrapActionConfigProperty(
                         path=bootstrap_script_url, args=bootstrap_args
                     ),
-                )
-            ],
-            configurations=spark_configurations(spark_defaults(config.executor_sizing, config.region)),
-            steps=[_step("fit", fit_args(steps)), _step("transform", transform_args(steps))],
+                ),
+            ),
+            configurations=tuple(spark_configurations(spark_defaults(config.executor_sizing, config.region))),
+            step_inputs=steps,
+            stack_tags=(EMR_MANAGED_TAG, (STACK_TAG, stack_name)),
         )
+
+    def steps(self, run_id: str) -> list[emr.CfnCluster.StepConfigProperty]:
+        inputs = replace(
+            self.step_inputs, run_uri=self.step_inputs.run_uri.replace(RUN_ID_PLACEHOLDER, run_id)
+        )
+        return [_step("fit", fit_args(inputs)), _step("transform", transform_args(inputs))]
+
+    def tags(self, run_id: str) -> list[CfnTag]:
+        pairs = sorted({*self.stack_tags, (RUN_ID_TAG, run_id)})  # sorted by key, as CloudFormation renders
+        return [CfnTag(key=key, value=value) for key, value in pairs]
+
+    def cfn_properties(self, run_id: str) -> dict[str, Any]:
+        """Keyword arguments of emr.CfnCluster for the run `run_id`."""
+        return {
+            "name": cluster_name(run_id),
+            "release_label": self.release_label,
+            "applications": list(self.applications),
+            "instances": self.instances,
+            "job_flow_role": self.job_flow_role,
+            "service_role": self.service_role,
+            "security_configuration": self.security_configuration,
+            "log_uri": self.log_uri,
+            "visible_to_all_users": self.visible_to_all_users,
+            "ebs_root_volume_size": self.ebs_root_volume_size,
+            "auto_termination_policy": self.auto_termination_policy,
+            "bootstrap_actions": list(self.bootstrap_actions),
+            "configurations": list(self.configurations),
+            "steps": self.steps(run_id),
+            "tags": self.tags(run_id),
+        }
+
+    def run_job_flow_request(self, run_id: str) -> dict[str, Any]:
+        """The EMR RunJobFlow request (API member names) that starts the same cluster for `run_id`.
+
+        https://docs.aws.amazon.com/emr/latest/APIReference/API_RunJobFlow.html: the same members as the
+        CloudFormation properties but for the fleets (one InstanceFleets list, each with its
+        InstanceFleetType) and a configuration's properties (Properties, not ConfigurationProperties).
+        tests/infra/test_run_request.py compares the two renderings field by field.
+        """
+        instances = self.instances
+        fleets = [
+            _api_fleet(self.fleets[role], FLEET_TYPES[role]) for role in FLEET_TYPES if role in self.fleets
+        ]
+        return _compact(
+            {
+                "Name": cluster_name(run_id),
+                "LogUri": self.log_uri,
+                "ReleaseLabel": self.release_label,
+                "Instances": _compact(
+                    {
+                        "InstanceFleets": fleets,
+                        "Ec2SubnetIds": list(instances.ec2_subnet_ids or []),
+                        "EmrManagedMasterSecurityGroup": instances.emr_managed_master_security_group,
+                        "EmrManagedSlaveSecurityGroup": instances.emr_managed_slave_security_group,
+                        "ServiceAccessSecurityGroup": instances.service_access_security_group,
+                        "KeepJobFlowAliveWhenNoSteps": instances.keep_job_flow_alive_when_no_steps,
+                        "TerminationProtected": instances.termination_protected,
+                    }
+                ),
+                "Steps": [_api_step(step) for step in self.steps(run_id)],
+                "BootstrapActions": [_api_bootstrap_action(action) for action in self.bootstrap_actions],
+                "Applications": [
+                    _compact({"Name": app.name, "Version": app.version}) for app in self.applications
+                ],
+                "Configurations": [_api_configuration(c) for c in self.configurations],
+                "VisibleToAllUsers": self.visible_to_all_users,
+                "JobFlowRole": self.job_flow_role,
+                "ServiceRole": self.service_role,
+                "SecurityConfiguration": self.security_configuration,
+                "EbsRootVolumeSize": self.ebs_root_volume_size,
+                "AutoTerminationPolicy": {"IdleTimeout": self.auto_termination_policy.idle_timeout},
+                "Tags": [{"Key": tag.key, "Value": tag.value} for tag in self.tags(run_id)],
+            }
+        )
+
+
+# The CloudFormation property objects in RunJobFlow's shape. Each converter reads the fields this app sets;
+# a field set on the CloudFormation side only would make the two renderings differ, which the field-by-field
+# test reports.
+
+
+def _compact(members: dict[str, Any]) -> dict[str, Any]:
+    """RunJobFlow leaves an unset member out (it has no null)."""
+    return {key: value for key, value in members.items() if value is not None}
+
+
+def _api_configuration(configuration: Any) -> dict[str, Any]:
+    nested = configuration.configurations
+    return _compact(
+        {
+            "Classification": configuration.classification,
+            "Configurations": [_api_configuration(c) for c in nested] if nested else None,
+            "Properties": dict(configuration.configuration_properties)
+            if configuration.configuration_properties
+            else None,
+        }
+    )
+
+
+def _api_fleet(fleet: Any, fleet_type: str) -> dict[str, Any]:
+    launch = fleet.launch_specifications
+    spot = launch.spot_specification if launch else None
+    on_demand = launch.on_demand_specification if launch else None
+    return _compact(
+        {
+            "Name": fleet.name,
+            "InstanceFleetType": fleet_type,
+            "TargetOnDemandCapacity": fleet.target_on_demand_capacity,
+            "TargetSpotCapacity": fleet.target_spot_capacity,
+            "InstanceTypeConfigs": [
+                _compact({"InstanceType": c.instance_type, "WeightedCapacity": c.weighted_capacity})
+                for c in fleet.instance_type_configs
+            ],
+            "LaunchSpecifications": _compact(
+                {
+                    "OnDemandSpecification": {"AllocationStrategy": on_demand.allocation_strategy}
+                    if on_demand
+                    else None,
+                    "SpotSpecification": _compact(
+                        {
+                            "AllocationStrategy": spot.allocation_strategy,
+                            "TimeoutAction": spot.timeout_action,
+                            "TimeoutDurationMinutes": spot.timeout_duration_minutes,
+                        }
+                    )
+                    if spot
+                    else None,
+                }
+            )
+            if launch
+            else None,
+        }
+    )
+
+
+def _api_step(step: Any) -> dict[str, Any]:
+    jar_step = step.hadoop_jar_step
+    return {
+        "Name": step.name,
+        "ActionOnFailure": step.action_on_failure,
+        "HadoopJarStep": _compact({"Jar": jar_step.jar, "Args": list(jar_step.args or []) or None}),
+    }
+
+
+def _api_bootstrap_action(action: Any) -> dict[str, Any]:
+    script = action.script_bootstrap_action
+    return {
+        "Name": action.name,
+        "ScriptBootstrapAction": _compact({"Path": script.path, "Args": list(script.args or []) or None}),
+    }
+
+
+class EmrCluster(Construct):
+    """The stack's AWS::EMR::Cluster: the definition's cluster for the deploy's run id."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, definition: ClusterDefinition, run_id: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.resource = emr.CfnCluster(self, "Resource", **definition.cfn_properties(run_id))
         Validations.of(self.resource).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-EMR4",

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "egress": "none",  # none: no route to the internet (S3 gateway + KMS endpoints); nat: a NAT gateway
     "weightsFile": None,  # null: weights=imagenet is downloaded once into build/weights/ at synth
     "wheelhouseDir": None,  # null: build/wheelhouse/<arch>/ (make wheelhouse)
+    "schedule": None,  # null: no schedule; else an EventBridge Scheduler expression that starts runs
 }
 EGRESS_MODES = ("none", "nat")
 TASK_MARKETS = ("spot", "on-demand")
@@ -127,6 +129,7 @@ class AppConfig:
     egress: str  # one of EGRESS_MODES
     weights_file: Path | None  # a local weights file to ship for weights=imagenet (None: download once)
     wheelhouse_dir: Path | None  # None: build/wheelhouse/<arch>
+    schedule: str | None = None  # None: runs start with `make run` only (and the deploy's run)
 
     @classmethod
     def from_context(
@@ -179,6 +182,7 @@ class AppConfig:
             egress=_egress(raw),
             weights_file=_weights_file(raw, base_dir),
             wheelhouse_dir=_optional(raw, "wheelhouseDir", lambda k, v: _parse_local_dir(k, v, base_dir)),
+            schedule=_optional(raw, "schedule", _parse_schedule),
         )
 
     @property
@@ -202,11 +206,11 @@ class AppConfig:
         cannot be updated in place; a new value means a new cluster (and run), like any other cluster setting.
         Left out: retainData, noncurrentVersionDays and uploadDir (the data stack only) and runId (it replaces
         the derived id); weightsFile and wheelhouseDir are local paths: the run id takes the weights'
-        sha256 and the lock's hash instead.
+        sha256 and the lock's hash instead; schedule says when runs start, not what they compute.
         """
         fields = asdict(self)
         data_stack_only = ("retain_data", "noncurrent_version_days", "upload_dir")
-        for key in (*data_stack_only, "run_id", "weights_file", "wheelhouse_dir"):
+        for key in (*data_stack_only, "run_id", "weights_file", "wheelhouse_dir", "schedule"):
             fields.pop(key)
         return fields
 
@@ -346,6 +350,54 @@ def _parse_run_id(key: str, value: Any) -> str:
             key, value, "null (derived from code and config) or 1-63 characters of A-Z a-z 0-9 . _ -"
         )
     return text
+
+
+# EventBridge Scheduler's three forms (https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html),
+# evaluated in UTC. Each invocation starts a whole cluster (~15 min, ~$0.20 with the defaults): at most one
+# run an hour, so a rate in minutes is 60 or more and a cron expression names one minute of the hour.
+SCHEDULE_ALLOWED = (
+    "null (no schedule), or an EventBridge Scheduler expression in UTC starting at most one run an hour: "
+    "rate(N hour|hours|day|days) or rate(N minutes) with N >= 60; cron(minute hour day-of-month month "
+    "day-of-week year) with one minute 0-59 and ? in day-of-month or day-of-week; or at(yyyy-mm-ddThh:mm:ss) "
+    "for one run. E.g. rate(1 day), cron(0 3 * * ? *)"
+)
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\(([^()]+)\)$")
+_AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+_CRON_FIELDS = (  # the characters each field may hold (values and wildcards), in order
+    re.compile(r"^[0-9]{1,2}$"),  # minutes: one value (at most one run an hour)
+    re.compile(r"^[0-9,*/-]+$"),  # hours
+    re.compile(r"^([0-9,*/?LW-]+)$"),  # day-of-month
+    re.compile(r"^([0-9A-Za-z,*/-]+)$"),  # month (1-12 or JAN-DEC)
+    re.compile(r"^([0-9A-Za-z,*?L#-]+)$"),  # day-of-week (1-7 or SUN-SAT)
+    re.compile(r"^[0-9,*/-]+$"),  # year
+)
+
+
+def _parse_schedule(key: str, value: Any) -> str:
+    text = " ".join(_text(value).split())
+    if rate := _RATE.match(text):
+        number, unit = int(rate.group(1)), rate.group(2)
+        # Scheduler wants the singular unit for 1 and the plural otherwise, as EventBridge rules do.
+        if number >= 1 and (number == 1) == (not unit.endswith("s")) and (number >= 60 or unit[:3] != "min"):
+            return text
+    elif cron := _CRON.match(text):
+        fields = cron.group(1).split(" ")
+        if (
+            len(fields) == len(_CRON_FIELDS)
+            and all(pattern.match(field) for pattern, field in zip(_CRON_FIELDS, fields, strict=True))
+            and int(fields[0]) <= 59
+            and (fields[2] == "?") != (fields[4] == "?")  # one of day-of-month, day-of-week is ?
+        ):
+            return text
+    elif at := _AT.match(text):
+        try:
+            datetime.strptime(at.group(1), "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            pass
+        else:
+            return text
+    raise ConfigError(key, value, SCHEDULE_ALLOWED)
 
 
 def _egress(raw: Callable[[str], Any]) -> str:

@@ -1,4 +1,5 @@
-"""FruitsPipeline: network, security groups, roles, KMS, security configuration and the cluster + steps."""
+"""FruitsPipeline: network, security groups, roles, KMS, security configuration, the cluster + steps, and the
+RunJobFlow request of later runs (`make run`) with the optional schedule that starts them."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from constructs import Construct
 from spark_job.contract.names import DATA_PREFIX, FEATURES_PREFIX, LOGS_PREFIX, RUNS_PREFIX
 from stacks import packaging
 from stacks.access import EmrRoles
-from stacks.cluster import ClusterNetwork, EmrCluster, StepInputs
+from stacks.cluster import EMR_MANAGED_TAG, ClusterDefinition, ClusterNetwork, EmrCluster, StepInputs
 from stacks.config import AppConfig
 from stacks.job_code import JobCode, JobFiles
 from stacks.network import Network
+from stacks.run_contract import RUN_ID_PLACEHOLDER
+from stacks.run_launch import RunLauncher
 from stacks.runtime_deps import PLATFORMS, verify_wheelhouse
 from stacks.security_configuration import EmrSecurityConfiguration
 from stacks.security_groups import EmrSecurityGroups
@@ -24,9 +27,6 @@ from stacks.sg_rule_revoker import SecurityGroupRuleRevoker, order_teardown
 from stacks.spark_settings import SPARK_ENV_EXPORTS, spark_defaults
 from stacks.weights import CACHE_DIR, resolve_imagenet
 
-# Lets AmazonEMRServicePolicy_v2 act on a resource: set on the VPC, the cluster's subnet(s), its three
-# security groups and the cluster, and nothing else (not the NAT, its address or the internet gateway).
-EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 _S3_URI = re.compile(r"^s3://([^/]+)(?:/(.*))?$")
 
 
@@ -89,17 +89,16 @@ class PipelineStack(Stack):
         self.run_id = code.run_id
 
         bucket_name = data_bucket.bucket_name
-        run_uri = f"s3://{bucket_name}/{RUNS_PREFIX}{self.run_id}"
+        runs_uri = f"s3://{bucket_name}/{RUNS_PREFIX.rstrip('/')}"
+        run_uri = f"{runs_uri}/{self.run_id}"
         log_uri = f"s3://{bucket_name}/{LOGS_PREFIX}"
         input_uri = config.input_uri or f"s3://{bucket_name}/{DATA_PREFIX.rstrip('/')}"
 
         self._grant_node_access(access.ec2_role, code, data_access_policy)
 
-        cluster = EmrCluster(
-            self,
-            "Cluster",
+        definition = ClusterDefinition.build(
             config=config,
-            name=f"fruits-pipeline-{self.run_id}",
+            stack_name=self.stack_name,
             network=ClusterNetwork(
                 subnet_ids=[subnet.subnet_id for subnet in network.emr_subnets],
                 primary_group_id=groups.primary.security_group_id,
@@ -116,7 +115,7 @@ class PipelineStack(Stack):
                 package_url=code.package.s3_object_url,
                 entry_url=code.entry.s3_object_url,
                 input_uri=input_uri,
-                run_uri=run_uri,
+                run_uri=f"{runs_uri}/{RUN_ID_PLACEHOLDER}",
                 weights=code.weights.s3_object_url if code.weights is not None else config.weights,
                 variance_target=config.variance_target,
                 components=config.components,
@@ -124,24 +123,39 @@ class PipelineStack(Stack):
                 features_store_uri=f"s3://{bucket_name}/{FEATURES_PREFIX.rstrip('/')}",
             ),
         )
+        self.definition = definition
+        cluster = EmrCluster(self, "Cluster", definition=definition, run_id=self.run_id)
+        # Later runs: the same definition as a RunJobFlow request (`make run`), and the optional schedule.
+        runs = RunLauncher(
+            self,
+            "Runs",
+            definition=definition,
+            service_role=access.service_role,
+            ec2_role=access.ec2_role,
+            schedule=config.schedule,
+        )
         # Created only once the nodes can work: roles with their policies (bootstrap downloads, PassRole),
         # the S3 endpoint (assets, repositories), the KMS endpoint (egress=none) or the NAT route (nat).
-        for role in (access.ec2_role, access.service_role):
-            cluster.node.add_dependency(role.node.find_child("DefaultPolicy"))
-        for subnet in network.emr_subnets:
-            cluster.node.add_dependency(subnet.internet_connectivity_established)
-        cluster.node.add_dependency(network.s3_endpoint)
-        if network.kms_endpoint is not None:
-            cluster.node.add_dependency(network.kms_endpoint)
+        # The schedule too: its first run must find them (and it is deleted before them).
+        starters: list[Construct] = [cluster, *([runs.schedule] if runs.schedule is not None else [])]
+        for starter in starters:
+            for role in (access.ec2_role, access.service_role):
+                starter.node.add_dependency(role.node.find_child("DefaultPolicy"))
+            for subnet in network.emr_subnets:
+                starter.node.add_dependency(subnet.internet_connectivity_established)
+            starter.node.add_dependency(network.s3_endpoint)
+            if network.kms_endpoint is not None:
+                starter.node.add_dependency(network.kms_endpoint)
 
         revoker = SecurityGroupRuleRevoker(self, "SgRuleRevoker", groups=groups.all, vpc=network.vpc)
-        order_teardown(revoker, groups.rule_resources() + network.rule_resources(), cluster.resource)
+        for starter in starters:  # the schedule goes first on delete: no run starts while the rest goes
+            order_teardown(revoker, groups.rule_resources() + network.rule_resources(), starter)
 
+        # The cluster carries the tag in its definition (every run's cluster does).
         taggable = [
             network.vpc.node.default_child,
             *(subnet.node.default_child for subnet in network.emr_subnets),
             *(group.node.default_child for group in groups.all),
-            cluster.resource,
         ]
         for resource in taggable:
             assert resource is not None
@@ -154,6 +168,19 @@ class PipelineStack(Stack):
         CfnOutput(self, "RunId", value=self.run_id, description="Run id: outputs under runs/<run-id>/")
         CfnOutput(self, "RunOutputUri", value=f"{run_uri}/", description="This run's outputs")
         CfnOutput(self, "LogUri", value=log_uri, description="EMR logs: <LogUri><cluster-id>/")
+        CfnOutput(
+            self,
+            "RunRequestParameter",
+            value=runs.parameter.parameter_name,
+            description="SSM parameter: the EMR RunJobFlow request `make run` starts a run with",
+        )
+        if runs.schedule is not None:
+            CfnOutput(
+                self,
+                "RunSchedule",
+                value=runs.schedule.schedule_name,
+                description=f"EventBridge Scheduler schedule starting runs: {config.schedule} (UTC)",
+            )
         CfnOutput(
             self,
             "ClusterConsoleUrl",

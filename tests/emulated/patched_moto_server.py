@@ -1,4 +1,4 @@
-"""`moto_server` with six gaps of moto 5.2.5 filled, the ones `cdk deploy` / `cdk destroy` of this app hit.
+"""`moto_server` with eight gaps of moto 5.2.5 filled, the ones this app's deploy, runs and destroy hit.
 
 Run as ``python -m tests.emulated.patched_moto_server -H 127.0.0.1 -p PORT`` (same options as
 ``moto_server``). Each patch makes the emulator do what CloudFormation does; none of them knows this app:
@@ -20,6 +20,11 @@ Run as ``python -m tests.emulated.patched_moto_server -H 127.0.0.1 -p PORT`` (sa
    update; and an update of a bucket with a generated name works: moto's CloudFormation applies only
    BucketEncryption and Tags, and its update reads properties["BucketName"] (KeyError without one, so
    a bucket flipped to retainData=false never got the tag CDK's auto-delete handler checks).
+7. ``AWS::Scheduler::Schedule`` is created in (and deleted from) the EventBridge Scheduler backend: moto's
+   CloudFormation skips the type with a warning, so a deployed schedule would exist nowhere.
+8. EMR API calls reach the region they are signed for: moto's EMR takes the region from the host name only
+   (elasticmapreduce.<region>.amazonaws.com) and files everything else under us-east-1, so behind
+   AWS_ENDPOINT_URL the clusters RunJobFlow starts and the one CloudFormation created were in two regions.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import CloudFormationError, ValidationError
 from moto.cloudformation.responses import CloudFormationResponse
-from moto.core.responses import ActionResult, EmptyResult
+from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult, BaseResponse, EmptyResult
 from moto.ec2.models.route_tables import RouteTable
+from moto.emr.responses import ElasticMapReduceResponse
 from moto.s3.models import FakeBucket, s3_backends
+from moto.scheduler.models import Schedule, scheduler_backends
 from moto.server import main
 from moto.ssm.models import ssm_backends
 from moto.utilities.utils import get_partition
@@ -183,7 +191,100 @@ def update_bucket(
     return bucket
 
 
+class CloudFormationSchedule(CloudFormationModel):
+    """AWS::Scheduler::Schedule as CloudFormation creates it: a schedule in the Scheduler backend, named by
+    its Name property (else generated), Ref its name, GetAtt Arn its ARN."""
+
+    # moto's model registry files a model under the second part of its module's name (moto.<service>...):
+    # this module runs as __main__.
+    __module__ = "moto.scheduler.cloudformation"
+
+    def __init__(self, schedule: Schedule, account_id: str, region_name: str) -> None:
+        self.schedule = schedule
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Scheduler::Schedule"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.schedule.name)
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Arn":
+            return str(self.schedule.arn)
+        raise KeyError(attribute_name)
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> CloudFormationSchedule:
+        properties = cloudformation_json["Properties"]
+        schedule = scheduler_backends[account_id][region_name].create_schedule(
+            description=properties.get("Description"),
+            end_date=properties.get("EndDate"),
+            flexible_time_window=properties["FlexibleTimeWindow"],
+            group_name=properties.get("GroupName"),
+            kms_key_arn=properties.get("KmsKeyArn"),
+            name=resource_name,
+            schedule_expression=properties["ScheduleExpression"],
+            schedule_expression_timezone=properties.get("ScheduleExpressionTimezone"),
+            start_date=properties.get("StartDate"),
+            state=properties.get("State"),
+            target=properties["Target"],
+            action_after_completion=properties.get("ActionAfterCompletion"),
+        )
+        return cls(schedule, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> CloudFormationSchedule:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        group = cloudformation_json.get("Properties", {}).get("GroupName")
+        scheduler_backends[account_id][region_name].delete_schedule(group_name=group, name=resource_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        scheduler_backends[account_id][region_name].delete_schedule(
+            group_name=self.schedule.group_name, name=self.schedule.name
+        )
+
+
+_emr_region_from_url = ElasticMapReduceResponse.get_region_from_url
+
+
+def emr_region_from_url(self: Any, request: Any, full_url: str) -> str:
+    """EMR's own host-name rules first, then the base rules (URL, user agent, the signature's scope)."""
+    if any(regex.search(self.parsed_url.netloc) for regex in ElasticMapReduceResponse.emr_region_regex):
+        return str(_emr_region_from_url(self, request, full_url))
+    return str(BaseResponse.get_region_from_url(self, request, full_url))
+
+
 cfn_models.ChangeSet.apply = apply_with_outputs
+ElasticMapReduceResponse.get_region_from_url = emr_region_from_url  # type: ignore[method-assign]
 FakeBucket.create_from_cloudformation_json = classmethod(create_bucket)  # type: ignore[method-assign,assignment]
 FakeBucket.update_from_cloudformation_json = classmethod(update_bucket)  # type: ignore[method-assign,assignment]
 parsing.ResourceMap.parse_ssm_parameter = parse_ssm_parameter

@@ -1,8 +1,9 @@
-"""The user's deploy and destroy, for real, against moto's server on loopback.
+"""The user's deploy, runs and destroy, for real, against moto's server on loopback.
 
-`cdk bootstrap`, then `make deploy` and `make destroy` exactly as a user runs them (extra CDK arguments
-through CDK_ARGS), checked through the AWS APIs: stacks, outputs, the deployed template's step and bootstrap
-URIs against the published assets, the operator CLI against the deployed bucket, and data retention.
+`cdk bootstrap`, then `make deploy`, `make run`, `make status`, `make runs` and `make destroy` exactly as a
+user runs them (extra CDK arguments through CDK_ARGS), checked through the AWS APIs: stacks, outputs, the
+deployed template's step and bootstrap URIs against the published assets, the clusters `make run` and the
+schedule start against the deployed one, the operator CLI against the deployed bucket, and data retention.
 Run alone with `pytest -m emulated`.
 """
 
@@ -78,22 +79,26 @@ class Emulator:
             aws_secret_access_key="testing",
         )
 
-    def run(self, *cmd: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
         )
-        assert done.returncode == 0, (
+        assert done.returncode == 0 or not check, (
             f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
         return done
 
-    def make(self, target: str, *context: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    def make(
+        self, target: str, *context: str, check: bool = True, **variables: str
+    ) -> subprocess.CompletedProcess[str]:
         # Synth into our own folder: other cdk commands in this checkout lock cdk.out.
         cdk_args = " ".join(
             [f"-c weightsFile={WEIGHTS}", *context, "--no-notices", f"--output {self.workdir / 'cdk.out'}"]
         )
         assignments = [f"{k}={v}" for k, v in variables.items()]
-        return self.run("make", "--no-print-directory", target, f"CDK_ARGS={cdk_args}", *assignments)
+        return self.run(
+            "make", "--no-print-directory", target, f"CDK_ARGS={cdk_args}", *assignments, check=check
+        )
 
     def stacks(self) -> dict[str, str]:
         listed = self.client("cloudformation").describe_stacks()["Stacks"]
@@ -302,8 +307,9 @@ def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulat
     # The operator CLI finds the deployed bucket through the stack outputs.
     upload = emu.make("upload", DIR=str(small_dataset(emu.workdir / f"fruits-{egress}")))
     assert "uploaded 8 files" in upload.stdout
+    # The deploy's run, by its cluster (the emulator runs no step: no folder under runs/, no manifest).
     runs = emu.make("runs")
-    assert f"no runs under s3://{bucket}/runs/ yet" in runs.stdout
+    assert re.search(rf"^{run_id}\s+no manifest\s", runs.stdout, re.MULTILINE), runs.stdout
 
     emu.make("destroy", *context)
 
@@ -390,3 +396,103 @@ def test_flip_a_retained_deployment_then_destroy_deletes_the_buckets(bootstrappe
     assert emu.bucket_exists(bucket), "moto now deletes non-empty buckets or runs the Lambda: tighten this"
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == len(keys)
     assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == len(keys) + 2
+
+
+# What EventBridge Scheduler puts for <aws.scheduler.execution-id> (the example id of
+# https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html).
+EXECUTION_ID = "d32c5kddcf5bb8c3"
+
+
+def started_run(made: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    """(run id, cluster id) from `make run`'s output."""
+    run = re.search(r"^Run      (\S+) -> s3://", made.stdout, re.MULTILINE)
+    cluster = re.search(r"^Cluster  (j-\w+)$", made.stdout, re.MULTILINE)
+    assert run and cluster, made.stdout
+    return run.group(1), cluster.group(1)
+
+
+def test_make_run_twice_and_the_schedule_start_the_deployed_cluster_then_destroy_leaves_nothing(
+    bootstrapped: Emulator,
+) -> None:
+    """`make deploy` with a schedule, `make run` twice, one scheduled invocation (its universal target's
+    request, as Scheduler sends it): three clusters with the deployed steps, each under its own run id,
+    which `make status` and `make runs` show; `make destroy` refuses while they are up, then leaves no stack
+    and no schedule."""
+    emu = bootstrapped
+    schedule = "-c 'schedule=rate(1 day)'"
+    emu.make("deploy", schedule)
+    outputs = emu.outputs("FruitsPipeline")
+    bucket, deploy_run = outputs["BucketName"], outputs["RunId"]
+    scheduler, emr = emu.client("scheduler"), emu.client("emr")
+    assert outputs["RunSchedule"] == "FruitsPipeline-runs"
+    deployed_schedule = scheduler.get_schedule(Name=outputs["RunSchedule"])
+    assert deployed_schedule["ScheduleExpression"] == "rate(1 day)"
+    assert deployed_schedule["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:emr:runJobFlow"
+    stack_before = emu.client("cloudformation").describe_stacks(StackName="FruitsPipeline")["Stacks"][0]
+
+    # The cluster as deployed (template values resolved as CloudFormation did), for the deploy's run id.
+    template = deployed_template(emu, "FruitsPipeline")
+    (cluster,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::EMR::Cluster"]
+    deployed_steps = {
+        s["Name"]: [resolve(a, emu) for a in s["HadoopJarStep"]["Args"]] for s in cluster["Steps"]
+    }
+    (action,) = cluster["BootstrapActions"]
+    deployed_bootstrap = [resolve(a, emu) for a in action["ScriptBootstrapAction"]["Args"]]
+
+    first, second = started_run(emu.make("run")), started_run(emu.make("run"))
+    # The schedule fires: Scheduler fills in the execution id and calls RunJobFlow with its Input.
+    scheduled_request = json.loads(
+        deployed_schedule["Target"]["Input"].replace("<aws.scheduler.execution-id>", EXECUTION_ID)
+    )
+    scheduled = (f"scheduled-{EXECUTION_ID}", emr.run_job_flow(**scheduled_request)["JobFlowId"])
+
+    runs = [first, second, scheduled]
+    assert len({run for run, _ in runs} | {deploy_run}) == 4, "a new run id each"
+    assert len({cluster_id for _, cluster_id in runs}) == 3
+    for run, cluster_id in runs:
+        described = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+        assert described["Name"] == f"fruits-pipeline-{run}"
+        tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+        assert tags["fruits-pipeline:run-id"] == run
+        assert tags["fruits-pipeline:stack"] == "FruitsPipeline"
+        assert tags["for-use-with-amazon-emr-managed-policies"] == "true"
+        assert described["LogUri"] == f"s3://{bucket}/emr-logs/"
+        assert described["ReleaseLabel"] == cluster["ReleaseLabel"]
+        assert described["SecurityConfiguration"] == resolve_ref(cluster["SecurityConfiguration"], emu)
+        steps = emr.list_steps(ClusterId=cluster_id)["Steps"]
+        started_steps = {s["Name"]: s["Config"]["Args"] for s in reversed(steps)}
+        expected = {name: [a.replace(deploy_run, run) for a in args] for name, args in deployed_steps.items()}
+        assert started_steps == expected, "the synthesized steps, writing to runs/<its run id>/"
+        assert option(started_steps["fit"], "--output") == f"s3://{bucket}/runs/{run}/fit"
+        (bootstrap,) = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
+        assert bootstrap["Args"] == deployed_bootstrap
+    stack_after = emu.client("cloudformation").describe_stacks(StackName="FruitsPipeline")["Stacks"][0]
+    assert stack_after == stack_before, "no stack changed"
+
+    status = emu.make("status")  # the newest run: the scheduled one; the others are still up
+    assert f"Run      {scheduled[0]} -> s3://{bucket}/runs/{scheduled[0]}/" in status.stdout
+    assert f"Cluster  {scheduled[1]}  " in status.stdout
+    for run, cluster_id in (first, second):
+        assert f"Also up: run {run}  {cluster_id}  " in status.stdout
+        named = emu.make("status", RUN=run)
+        assert f"Run      {run} -> " in named.stdout and f"Cluster  {cluster_id}  " in named.stdout
+    listed = emu.make("runs").stdout.splitlines()
+    assert [line.split()[0] for line in listed[1:]][-3:] == [first[0], second[0], scheduled[0]], listed
+
+    refused = emu.make("destroy", schedule, check=False)
+    assert refused.returncode != 0
+    assert "not destroying FruitsPipeline: 3 run(s) started outside CloudFormation" in refused.stderr
+    assert "FruitsPipeline" in emu.stacks()
+    emr.terminate_job_flows(JobFlowIds=[cluster_id for _, cluster_id in runs])  # or wait for them to end
+
+    emu.make("destroy", schedule)
+
+    assert emu.stacks() == {"CDKToolkit": "CREATE_COMPLETE"}
+    assert scheduler.list_schedules()["Schedules"] == [], "the schedule went with the stack"
+    parameters = emu.client("ssm").describe_parameters()["Parameters"]
+    assert "/FruitsPipeline/run-request" not in {p["Name"] for p in parameters}
+
+
+def resolve_ref(value: Any, emulator: Emulator) -> str:
+    """Ref of a resource of the pipeline stack: its physical id."""
+    return emulator.resources("FruitsPipeline", "AWS::EMR::SecurityConfiguration")[value["Ref"]]

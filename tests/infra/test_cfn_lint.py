@@ -55,6 +55,7 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]
             "taskCapacity=4",
             "inputUri=s3://other-bucket/fruits",
             "egress=nat",
+            "schedule=cron(0 3 * * ? *)",
         ),
         # Graviton with a Spot task fleet: the app's default wheelhouse folder for aarch64
         "arm64": cli_synth(

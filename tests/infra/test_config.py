@@ -63,6 +63,7 @@ def test_defaults():
         egress="none",
         weights_file=None,
         wheelhouse_dir=None,
+        schedule=None,
     )
     assert config.cluster_arch == "x86_64"
 
@@ -158,7 +159,52 @@ BAD_VALUES = [
     ("egress", "", "none (no internet route"),
     ("weightsFile", "no/such/weights.h5", "null or an existing local weights file"),
     ("wheelhouseDir", "no/such/dir", "null or an existing wheelhouse directory (make wheelhouse)"),
+    *(
+        ("schedule", value, "rate(N hour|hours|day|days) or rate(N minutes) with N >= 60")
+        for value in [
+            "daily",
+            "rate(1 days)",  # the singular unit for 1, the plural otherwise
+            "rate(2 day)",
+            "rate(0 hours)",
+            "rate(30 minutes)",  # more than one cluster an hour
+            "rate(1 week)",
+            "cron(0 3 * * * *)",  # * in both day-of-month and day-of-week
+            "cron(0 3 1 * MON *)",  # a value in both: one of them must be ?
+            "cron(*/15 3 * * ? *)",  # a run every 15 minutes
+            "cron(0,30 3 * * ? *)",
+            "cron(60 3 * * ? *)",
+            "cron(0 3 * * ?)",  # five fields: Scheduler's cron has six (the year last)
+            "0 3 * * *",  # a crontab line
+            "at(2026-13-01T00:00:00)",
+            "at(2026-12-01)",
+        ]
+    ),
 ]
+
+GOOD_SCHEDULES = [
+    "rate(1 day)",
+    "rate(7 days)",
+    "rate(1 hour)",
+    "rate(60 minutes)",
+    "cron(0 3 * * ? *)",
+    "cron(30 2 ? * MON-FRI *)",
+    "cron(0 6 1 * ? 2027)",
+    "at(2026-12-24T18:00:00)",
+]
+
+
+@pytest.mark.parametrize("expression", GOOD_SCHEDULES)
+def test_schedule_takes_the_scheduler_forms(expression: str):
+    assert config_from_mapping({"schedule": expression}).schedule == expression
+    assert config_from_mapping({"schedule": f"  {expression} "}).schedule == expression
+
+
+def test_no_schedule_by_default_and_it_leaves_the_run_id_alone():
+    assert config_from_mapping({}).schedule is None
+    assert config_from_mapping({"schedule": "null"}).schedule is None
+    scheduled = config_from_mapping({"schedule": "rate(1 day)"})
+    assert scheduled.job_fingerprint() == config_from_mapping({}).job_fingerprint()
+
 
 # instanceTypes: the message names the role's key (instanceTypes.<role>) and the offending type.
 BAD_FLEETS = [
@@ -255,6 +301,19 @@ def test_bad_value_fails_the_real_app_with_the_message(tmp_path: Path):
     result = run_app(tmp_path, coreCapacity="zero")
     assert result.returncode != 0
     assert "Invalid context value coreCapacity='zero': expected an integer from 1 to 50" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_bad_schedule_fails_the_real_app_naming_the_key_and_the_forms(tmp_path: Path):
+    result = run_app(tmp_path, schedule="rate(5 minutes)")
+    assert result.returncode != 0
+    assert (
+        "Invalid context value schedule='rate(5 minutes)': expected null (no schedule), or an "
+        in result.stderr
+    )
+    for form in ("rate(N hour|hours|day|days)", "cron(minute hour day-of-month", "at(yyyy-mm-ddThh:mm:ss)"):
+        assert form in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "manifest.json").exists()
 

@@ -46,6 +46,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         "inputUri": "s3://other-bucket/fruits-360",
         "weights": "s3://models-bucket/mobilenet.h5",
         "egress": "nat",
+        "schedule": "rate(1 day)",  # the schedule and its role
     }
     return {
         "default": {},
@@ -236,3 +237,22 @@ def test_acknowledgements_sit_on_the_resources_they_excuse(synths: dict[str, Syn
     ) in paths
     assert ("FruitsPipeline/SgRuleRevoker/Role", "AwsSolutions-IAM5[Resource::*]") in paths
     assert not any(rule.startswith("AwsSolutions-IAM") and "Ec2Role" in path for path, rule in paths)
+
+
+def test_the_scheduler_role_acknowledgements_sit_on_it(synths: dict[str, Synth]):
+    paths = {
+        (c.node.path, rule.removeprefix("Annotation::")) for c, rule, _ in acknowledgements(synths["variant"])
+    }
+    role = "FruitsPipeline/Runs/SchedulerRole"
+    assert (role, "AwsSolutions-IAM5[Resource::*]") in paths  # RunJobFlow has no resource type
+    assert (
+        role,
+        "AwsSolutions-IAM5[Resource::arn:aws:elasticmapreduce:eu-west-3:<AWS::AccountId>:cluster/*]",
+    ) in paths
+    assert not any(
+        path.startswith("FruitsPipeline/Runs") for path, _ in acknowledgements_paths(synths["default"])
+    )
+
+
+def acknowledgements_paths(synth: Synth) -> set[tuple[str, str]]:
+    return {(c.node.path, rule) for c, rule, _ in acknowledgements(synth)}

@@ -56,7 +56,7 @@ def test_zip_is_importable_as_py_files(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-c", code, str(built)], cwd=tmp_path, capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == f"{built}/spark_job/config.py"
+    assert result.stdout.strip() == f"{built}/spark_job/driver/config.py"
 
 
 def test_zip_changes_with_the_code(package_copy: Path, tmp_path: Path):

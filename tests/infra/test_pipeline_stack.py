@@ -299,7 +299,17 @@ def test_run_id_outputs(template: Template, run_id: str):
 
 def test_outputs(template: Template):
     outputs = template.to_json()["Outputs"]
-    assert set(outputs) == {"BucketName", "ClusterId", "RunId", "RunOutputUri", "LogUri", "ClusterConsoleUrl"}
+    assert set(outputs) == {
+        "BucketName",
+        "ClusterId",
+        "RunId",
+        "RunOutputUri",
+        "LogUri",
+        "ClusterConsoleUrl",
+        "RunRequestParameter",  # what `make run` reads; no RunSchedule output without -c schedule
+    }
+    parameter = only(template, "AWS::SSM::Parameter")[0]
+    assert outputs["RunRequestParameter"]["Value"] == {"Ref": parameter}
     cluster_id = only(template, "AWS::EMR::Cluster")[0]
     assert outputs["ClusterId"]["Value"] == {"Ref": cluster_id}
     assert render(outputs["BucketName"]["Value"]) == BUCKET
@@ -700,6 +710,8 @@ def test_resource_counts(template: Template):
         "Custom::SecurityGroupRuleRevoker": 1,
         "AWS::Lambda::Function": 2,  # the revoker, and CDK's default-security-group restriction
         "AWS::EMR::Step": 0,  # steps are part of the cluster
+        "AWS::SSM::Parameter": 1,  # the published RunJobFlow request
+        "AWS::Scheduler::Schedule": 0,  # -c schedule is off by default
         "AWS::S3::Bucket": 0,  # stateful resources live in FruitsData
     }
     for type_name, count in counts.items():
