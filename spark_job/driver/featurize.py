@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
+import pyarrow as pa
 from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
@@ -45,6 +48,7 @@ FEATURES_SCHEMA = StructType(
 # The map function's features column: every value is written by the engine.
 FEATURES_FIELD = StructField("features", ArrayType(FloatType(), containsNull=False), False)
 REJECTS_DDL = "path string, reason string"
+REJECTS_ARROW_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
 
 
 def in_tasks(images: DataFrame, n_images: int, parallelism: int) -> DataFrame:
@@ -99,14 +103,17 @@ def finish_stage(
     why), and the stage's result, with features/ to read back (the schema given: no file is opened until a
     later stage reads it). Shared by the stage with and without a features store."""
     features = spark.read.schema(FEATURES_SCHEMA).parquet(join(plan.output, FEATURES_DIR))
-    missing = missing_from(inputs.images, features)
     rejects_dir = join(plan.output, REJECTS_DIR)
-    missing.mapInArrow(reject_reasons(plan.image_size), REJECTS_DDL).write.mode("overwrite").parquet(
-        rejects_dir
-    )
-    rejects = spark.read.schema(REJECTS_DDL).parquet(rejects_dir)
-    n_rejected = rejects.count()
-    sample = rejects.orderBy("path").limit(REJECTS_LISTED).collect() if n_rejected else []
+    n_rejected, sample = 0, []
+    if n_features < inputs.n_images:  # else every listed image has its row (one per path)
+        missing = missing_from(inputs.images, features)
+        reasons = missing.mapInArrow(reject_reasons(plan.image_size), REJECTS_DDL)
+        reasons.write.mode("overwrite").parquet(rejects_dir)
+        rejects = spark.read.schema(REJECTS_DDL).parquet(rejects_dir)
+        n_rejected = rejects.count()
+        sample = rejects.orderBy("path").limit(REJECTS_LISTED).collect()
+    else:
+        write_no_rejects(Storage(spark), rejects_dir)
     return FeaturizeResult(
         inputs=inputs,
         features=features,
@@ -116,6 +123,16 @@ def finish_stage(
         rejects_sample=[(row["path"], row["reason"]) for row in sample],
         n_reused=reused,
     )
+
+
+def write_no_rejects(storage: Storage, rejects_dir: str) -> None:
+    """An empty rejects/ (path, reason), written by pyarrow here: no Spark job for a table of no rows."""
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="fruits-rejects-") as tmp:
+        local = Path(tmp) / "part-00000.parquet"
+        pq.write_table(pa.table({"path": [], "reason": []}, schema=REJECTS_ARROW_SCHEMA), local)
+        storage.upload(str(local), join(rejects_dir, local.name))
 
 
 def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:

@@ -99,13 +99,14 @@ def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
     ).first()
     top.unpersist()  # its rows are in `files` now
     assert counts is not None
+    n_skipped = int(counts["skipped"])
     skipped = files.where(~F.col("is_image")).select("path").orderBy("path").limit(SKIPPED_FILES_LISTED)
     inputs = Inputs(
         qualified=root,
         images=with_label(files.where("is_image").drop("is_image"), root),
         n_images=int(counts["images"]),
-        n_skipped=int(counts["skipped"]),
-        skipped_sample=[row["path"] for row in skipped.collect()],
+        n_skipped=n_skipped,
+        skipped_sample=[row["path"] for row in skipped.collect()] if n_skipped else [],
         listed=files,
     )
     log.info(

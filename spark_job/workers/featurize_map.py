@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 from pyspark.accumulators import Accumulator
 
+from spark_job.workers.arrow_columns import int64s, strings
 from spark_job.workers.decode import decode_image, describe_decode_error
 from spark_job.workers.engines import EngineSpec, worker_engine
 from spark_job.workers.files import prefetched
@@ -50,7 +51,7 @@ def _with_features(batch: pa.RecordBatch, features: np.ndarray, ok: list[bool]) 
     """The rows of `batch` that decoded, with their features."""
     if not all(ok):
         keep = np.flatnonzero(ok)
-        batch, features = batch.take(pa.array(keep)), features[keep]
+        batch, features = batch.take(int64s(keep)), features[keep]
     return pa.RecordBatch.from_arrays(
         [*batch.columns, features_array(features)],
         names=[*batch.schema.names, "features"],
@@ -65,7 +66,7 @@ def reject_reasons(image_size: int) -> Callable[[Iterable[pa.RecordBatch]], Iter
         for batch, contents in prefetched(batches):
             reasons = [_reason(content, image_size) for content in contents]
             yield pa.RecordBatch.from_arrays(
-                [batch.column("path"), pa.array(reasons, pa.string())], names=["path", "reason"]
+                [batch.column("path"), strings(reasons)], names=["path", "reason"]
             )
 
     return run

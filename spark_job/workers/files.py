@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 from pyarrow import fs
 
+from spark_job.workers.arrow_columns import bools, int64s, strings
+
 # One listed file: its URI, size and modification time; the listing's only schema.
 LISTED_FIELDS = [("path", pa.string()), ("length", pa.int64()), ("modification_ms", pa.int64())]
 LISTED_SCHEMA = pa.schema(LISTED_FIELDS)
@@ -78,10 +80,11 @@ def list_entries(root: str | None, folder: str, recursive: bool) -> pa.RecordBat
         elif info.type == fs.FileType.File:
             ms = info.mtime_ns // 1_000_000 if info.mtime_ns is not None else 0
             rows.append((prefix + info.path, info.size, ms, False))
-    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+    paths, lengths, times, folders = (
+        (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [])
+    )
     return pa.RecordBatch.from_arrays(
-        [pa.array(values, field.type) for values, field in zip(columns, ENTRIES_SCHEMA, strict=True)],
-        schema=ENTRIES_SCHEMA,
+        [strings(paths), int64s(lengths), int64s(times), bools(folders)], schema=ENTRIES_SCHEMA
     )
 
 

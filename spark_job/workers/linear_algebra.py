@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from spark_job.contract.names import FEATURE_DIM
+from spark_job.workers.arrow_columns import binaries, int64s
 
 # Rows per BLAS call: one call's product is 1280 x 1280 doubles whatever the block; a block of 1024 rows is
 # 10 MB of float64, so a task's memory stays ~40 MB however many rows its partition holds.
@@ -93,12 +94,8 @@ def partition_moments(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBa
     if total is None:  # an empty partition
         return
     n, mean, m2 = total.to_row()
-    yield pa.RecordBatch.from_pydict(
-        {
-            "n": pa.array([n], pa.int64()),
-            "mean": pa.array([mean], pa.binary()),
-            "m2": pa.array([m2], pa.binary()),
-        }
+    yield pa.RecordBatch.from_arrays(
+        [int64s([n]), binaries([mean]), binaries([m2])], names=["n", "mean", "m2"]
     )
 
 
