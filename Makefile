@@ -24,7 +24,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling \
-	bench-install bench-growth bench-predict
+	bench-install bench-growth bench-predict bench-scale record-rates
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -67,8 +67,15 @@ bench-predict: $(VENV)/.installed ## `predict` on $(DATA)/Test: time to first an
 bench-install: $(VENV)/.installed wheelhouse ## A node's install: shipped wheelhouse (offline) vs PyPI (last line: time ratio)
 	$(PY) -m bench.install_bench $(BENCH_ARGS)
 
-bench-growth: $(VENV)/.installed ## Features store: featurize N images, then N + N/10 (last line: the time ratio)
-	$(PY) -m bench.featurize_bench --mode growth $(BENCH_ARGS)
+# N photos for bench-scale (default 20000: fits at N and 4N) and bench-growth (default 2000, a quick check;
+# the issue's size is `make bench-growth N=80000`, tens of minutes on 2 vCPUs). BENCH_ARGS adds options, e.g.
+# BENCH_ARGS="--transform 20000" (bench-growth), BENCH_ARGS="--repeats 2 --save build/scale.json".
+N ?=
+bench-scale: $(VENV)/.installed ## The real fit at N and 4N photos the store holds: stages, peaks (last lines: RSS ratio, marginal share)
+	$(PY) -m bench.scale_bench $(if $(N),--images $(N)) $(BENCH_ARGS)
+
+bench-growth: $(VENV)/.installed ## fit on N new photos, then on N + N/10 with the store: whole runs (last line: their ratio)
+	$(PY) -m bench.growth_bench $(if $(N),--images $(N)) $(BENCH_ARGS)
 
 lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/, ops/, import-linter's contracts
 	$(VENV)/bin/ruff check .

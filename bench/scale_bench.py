@@ -1,0 +1,286 @@
+"""`make bench-scale`: the real `fit` at N and 4N photos whose features the store already holds, so nothing is
+inferred and the run measures everything after inference (and the listing and the store's lookup).
+
+1. The sample's Training photos are featurized once with the bare LiteRT runner; N and 4N tiny photo files
+   and a store holding exactly their features (the real features plus noise, `--classes` classes) are
+   written (bench.synthetic_store).
+2. `python -m spark_job fit --input <photos> --output <out> --weights <W> --features-store <store>
+   --master local[*]` with default settings runs at N, then at 4N (`--repeats` times, alternating), each
+   checked to have inferred nothing (bench.fit_run measures the whole run and the peaks).
+3. Before each fit, the bare engine (one one-thread LiteRT process per core, bench.bare_engine) is measured
+   on copies of the sample's photos: the time it takes to infer 3N photos on this machine, now.
+
+Printed: per stage, the seconds and seconds per 1,000 photos at N and 4N and the marginal seconds per 1,000
+photos between them; the two peaks; then the last two lines:
+  driver_rss_ratio_4x=<the Python driver's peak up to the end of featurize, at 4N / at N>   (goal <= 1.10)
+  post_inference_marginal_share=<(whole run at 4N - whole run at N) / (bare engine time for 3N photos)>
+                                                                                            (goal <= 0.10)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.bare_engine import BareEngineRate, measure_bare_engine
+from bench.bare_litert import converted_model
+from bench.dataset import replicate
+from bench.fit_run import RunMeasurement, job_command, load_runs, measure_job_run, save_runs
+from bench.stage_report import (
+    OUTSIDE_STAGES,
+    fmt,
+    header,
+    load_line,
+    median_timings,
+    ordered_stages,
+    per_thousand,
+    stage_label,
+    top_level_seconds,
+)
+from bench.synthetic_store import featurize_sample, scale_input
+from spark_job.contract.names import DEFAULT_IMAGE_SIZE
+from spark_job.driver.weights import sha256_file
+
+log = logging.getLogger("bench.scale")
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DEFAULT_WEIGHTS = SHARED / "models" / "mobilenet_v2" / "mobilenet_v2_1.0_224_no_top_rebuilt.h5"
+# Copies of the sample's photos each bare engine process infers: ~10 s of work, so that the processes'
+# starts, a second apart at most, overlap.
+BARE_ENGINE_IMAGES = 2000
+GOAL_DRIVER_RSS_RATIO = 1.10
+GOAL_MARGINAL_SHARE = 0.10
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    sizes: tuple[int, int]  # N, 4N
+    classes: int
+    runs: dict[int, list[RunMeasurement]]  # per size, in the order they ran
+    bare: list[BareEngineRate]
+
+    def whole_run(self, size: int) -> float:
+        return statistics.median(run.whole_run_s for run in self.runs[size])
+
+    def timings(self, size: int) -> dict[str, float]:
+        timings = median_timings([run.timings_s for run in self.runs[size]])
+        outside = [run.whole_run_s - top_level_seconds(run.timings_s) for run in self.runs[size]]
+        return {**timings, OUTSIDE_STAGES: statistics.median(outside)}
+
+    def driver_peak(self, size: int) -> float:
+        return statistics.median(run.driver_peak_to_featurize_mb for run in self.runs[size])
+
+    def peak(self, size: int, what: str) -> float:
+        return statistics.median(getattr(run, what) for run in self.runs[size])
+
+    @property
+    def bare_img_s(self) -> float:
+        return statistics.median(rate.img_s for rate in self.bare)
+
+    @property
+    def bare_seconds_for_added(self) -> float:
+        """The bare engine's time to infer the 3N photos the larger run adds."""
+        small, large = self.sizes
+        return (large - small) / self.bare_img_s
+
+    @property
+    def driver_rss_ratio_4x(self) -> float:
+        small, large = self.sizes
+        return self.driver_peak(large) / self.driver_peak(small)
+
+    @property
+    def post_inference_marginal_share(self) -> float:
+        small, large = self.sizes
+        return (self.whole_run(large) - self.whole_run(small)) / self.bare_seconds_for_added
+
+    def save(self, path: Path) -> None:
+        runs = {str(size): measured for size, measured in self.runs.items()}
+        bare = [asdict(rate) for rate in self.bare]
+        save_runs(path, runs, sizes=list(self.sizes), classes=self.classes, bare=bare)
+
+    @classmethod
+    def load(cls, path: Path) -> ScaleResult:
+        runs, doc = load_runs(path)
+        small, large = doc["sizes"]
+        return cls(
+            sizes=(small, large),
+            classes=doc["classes"],
+            runs={int(size): measured for size, measured in runs.items()},
+            bare=[BareEngineRate(**rate) for rate in doc["bare"]],
+        )
+
+    def marginal_s_per_image(self, stage: str) -> float:
+        """Seconds a stage adds per added photo between N and 4N (wall, on this machine's cores)."""
+        small, large = self.sizes
+        return (self.timings(large).get(stage, 0.0) - self.timings(small).get(stage, 0.0)) / (large - small)
+
+
+def fit_with_store(
+    photos: Path, store: Path, output: Path, weights: Path, master: str, expected: int
+) -> RunMeasurement:
+    command = job_command(
+        "fit",
+        "--input",
+        photos,
+        "--output",
+        output,
+        "--weights",
+        weights,
+        "--features-store",
+        store,
+        "--master",
+        master,
+    )
+    run = measure_job_run(command, output, output.parent / f"{output.name}.log")
+    counts = (run.manifest["images_inferred"], run.manifest["images_reused"])
+    if counts != (0, expected):
+        raise RuntimeError(f"expected (inferred, reused) = (0, {expected}), got {counts}")
+    return run
+
+
+def run_scale(args: argparse.Namespace, work: Path) -> ScaleResult:
+    sizes = (args.images, 4 * args.images)
+    model = converted_model(str(args.weights), DEFAULT_IMAGE_SIZE, None)
+    training = sorted(Path(args.sample).glob("Training/*/*.jpg"))
+    sample = featurize_sample(training, model, DEFAULT_IMAGE_SIZE, args.cores)
+    log.info("sample: %d real features in %d classes", len(sample.labels), len(sample.classes))
+    weights_sha256 = sha256_file(args.weights)
+    inputs = {
+        size: scale_input(work / f"n{size}", size, args.classes, sample, weights_sha256, DEFAULT_IMAGE_SIZE)
+        for size in sizes
+    }
+    bare_photos = work / "bare-engine-photos"
+    replicate(Path(args.sample), bare_photos, BARE_ENGINE_IMAGES)
+    runs: dict[int, list[RunMeasurement]] = {size: [] for size in sizes}
+    bare: list[BareEngineRate] = []
+    for rep in range(args.repeats):
+        for size in sizes:
+            log.info("repetition %d/%d, %d photos; %s", rep + 1, args.repeats, size, load_line())
+            bare.append(measure_bare_engine(bare_photos, model, DEFAULT_IMAGE_SIZE, args.cores))
+            photos, store = inputs[size]
+            output = work / f"fit-{size}-{rep}"
+            runs[size].append(fit_with_store(photos, store, output, args.weights, args.master, size))
+            run = runs[size][-1]
+            log.info(
+                "%d photos: whole run %.1f s; peaks: driver %.0f MB at featurize's end, JVM %.0f MB",
+                size,
+                run.whole_run_s,
+                run.driver_peak_to_featurize_mb,
+                run.jvm_peak_mb,
+            )
+            shutil.rmtree(output)  # its features/ is a copy of the store
+    return ScaleResult(sizes=sizes, classes=args.classes, runs=runs, bare=bare)
+
+
+def render(result: ScaleResult, args: argparse.Namespace) -> str:
+    small, large = result.sizes
+    t_small, t_large = result.timings(small), result.timings(large)
+    names = [name for name in ordered_stages([t_small, t_large]) if name != OUTSIDE_STAGES]
+    rows = []
+    for name in [*names, OUTSIDE_STAGES]:
+        a, b = t_small.get(name, 0.0), t_large.get(name, 0.0)
+        marginal = 1000 * (b - a) / (large - small)
+        rows.append(
+            f"| {stage_label(name)} | {fmt(a)} | {fmt(per_thousand(a, small))} | {fmt(b)} | "
+            f"{fmt(per_thousand(b, large))} | {marginal:.3f} |"
+        )
+    whole_small, whole_large = result.whole_run(small), result.whole_run(large)
+    marginal_whole = 1000 * (whole_large - whole_small) / (large - small)
+    bare = result.bare_img_s
+    peaks = [
+        ("Python driver, up to the end of featurize (VmHWM)", "driver_peak_to_featurize_mb"),
+        ("Python driver, whole run (TensorFlow's export included)", "driver_peak_mb"),
+        ("JVM (driver and executors, local mode)", "jvm_peak_mb"),
+        ("largest Python worker", "worker_peak_mb"),
+    ]
+    loads = [f"{r.load_before:.1f}-{r.load_after:.1f}" for size in result.sizes for r in result.runs[size]]
+    lines = [
+        *header(
+            "scale benchmark (make bench-scale)",
+            f"N={small:,} and 4N={large:,} tiny photos in {result.classes} classes, every one's features in "
+            f"the store (nothing inferred); fit --master {args.master}, default settings; "
+            f"repeats={args.repeats} (medians); load at each fit's start-end: {', '.join(loads)}",
+        ),
+        "| stage | s at N | s/1000 at N | s at 4N | s/1000 at 4N | marginal s/1000 |",
+        "|---|---:|---:|---:|---:|---:|",
+        *rows,
+        f"| **whole run** (start to manifest.json) | {fmt(whole_small)} | "
+        f"{fmt(per_thousand(whole_small, small))} | {fmt(whole_large)} | "
+        f"{fmt(per_thousand(whole_large, large))} | {marginal_whole:.3f} |",
+        "",
+        "| peak RSS (MB) | at N | at 4N | 4N / N |",
+        "|---|---:|---:|---:|",
+        *[
+            f"| {label} | {result.peak(small, what):.0f} | {result.peak(large, what):.0f} | "
+            f"{result.peak(large, what) / max(result.peak(small, what), 1e-9):.3f} |"
+            for label, what in peaks
+        ],
+        "",
+        f"bare engine ({args.cores} one-thread LiteRT processes, sample copies): {bare:.1f} img/s, median of "
+        + ", ".join(f"{r.img_s:.1f}" for r in result.bare)
+        + f"; {1000 / bare:.2f} s per 1000 photos; 3N = {large - small:,} photos in "
+        f"{result.bare_seconds_for_added:.1f} s",
+        f"goals: driver_rss_ratio_4x <= {GOAL_DRIVER_RSS_RATIO}, "
+        f"post_inference_marginal_share <= {GOAL_MARGINAL_SHARE}",
+        f"driver_rss_ratio_4x={result.driver_rss_ratio_4x:.3f}",
+        f"post_inference_marginal_share={result.post_inference_marginal_share:.3f}",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--images", type=int, default=20_000, help="N: fits at N and 4N (default 20,000)")
+    parser.add_argument("--classes", type=int, default=42, help="classes of the generated photos")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="bare engine processes")
+    parser.add_argument("--repeats", type=int, default=1, help="fits at N and 4N, alternating")
+    parser.add_argument("--master", default="local[*]")
+    parser.add_argument("--sample", default=str(SHARED / "data" / "fruits-360-sample"))
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder, removed")
+    parser.add_argument("--save", type=Path, default=None, help="also write the measurements to this JSON")
+    parser.add_argument("--load", type=Path, default=None, help="print the report of saved measurements")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.classes < 2 or args.repeats < 1 or args.cores < 1:
+        parser.error("--images, --repeats and --cores must be >= 1, --classes >= 2")
+    args.weights = args.weights.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    result = ScaleResult.load(args.load) if args.load else measure(args)
+    if args.save:
+        result.save(args.save)
+    sys.stdout.write(render(result, args) + "\n")
+    return 0
+
+
+def measure(args: argparse.Namespace) -> ScaleResult:
+    """run_scale in --work-dir (kept) or in a temporary folder (removed)."""
+    if args.work_dir is not None:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        return run_scale(args, args.work_dir.resolve())
+    with tempfile.TemporaryDirectory(prefix="fruits-bench-scale-") as tmp:
+        return run_scale(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
