@@ -26,7 +26,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.bare_engine import BareEngineRate, measure_bare_engine
@@ -63,15 +63,21 @@ GOAL_MARGINAL_SHARE = 0.10
 class ScaleResult:
     sizes: tuple[int, int]  # N, 4N
     classes: int
-    runs: dict[int, list[RunMeasurement]]  # per size, in the order they ran
+    runs: dict[int, list[RunMeasurement]]  # fit, per size, in the order they ran
     bare: list[BareEngineRate]
+    transforms: dict[int, list[RunMeasurement]] = field(default_factory=dict)  # with --transform
 
-    def whole_run(self, size: int) -> float:
-        return statistics.median(run.whole_run_s for run in self.runs[size])
+    def whole_run(self, size: int, mode: str = "fit") -> float:
+        return statistics.median(run.whole_run_s for run in self._of(mode)[size])
 
-    def timings(self, size: int) -> dict[str, float]:
-        timings = median_timings([run.timings_s for run in self.runs[size]])
-        outside = [run.whole_run_s - top_level_seconds(run.timings_s) for run in self.runs[size]]
+    def _of(self, mode: str) -> dict[int, list[RunMeasurement]]:
+        return self.runs if mode == "fit" else self.transforms
+
+    def timings(self, size: int, mode: str = "fit") -> dict[str, float]:
+        """Per stage, the median seconds; OUTSIDE_STAGES: the whole run's seconds outside every stage."""
+        runs = self._of(mode)[size]
+        timings = median_timings([run.timings_s for run in runs])
+        outside = [run.whole_run_s - top_level_seconds(run.timings_s) for run in runs]
         return {**timings, OUTSIDE_STAGES: statistics.median(outside)}
 
     def driver_peak(self, size: int) -> float:
@@ -101,7 +107,11 @@ class ScaleResult:
         return (self.whole_run(large) - self.whole_run(small)) / self.bare_seconds_for_added
 
     def save(self, path: Path) -> None:
-        runs = {str(size): measured for size, measured in self.runs.items()}
+        runs = {
+            f"{mode}-{size}": measured
+            for mode in ("fit", "transform")
+            for size, measured in self._of(mode).items()
+        }
         bare = [asdict(rate) for rate in self.bare]
         save_runs(path, runs, sizes=list(self.sizes), classes=self.classes, bare=bare)
 
@@ -109,34 +119,38 @@ class ScaleResult:
     def load(cls, path: Path) -> ScaleResult:
         runs, doc = load_runs(path)
         small, large = doc["sizes"]
+        by_mode: dict[str, dict[int, list[RunMeasurement]]] = {"fit": {}, "transform": {}}
+        for name, measured in runs.items():
+            mode, size = name.split("-")
+            by_mode[mode][int(size)] = measured
         return cls(
             sizes=(small, large),
             classes=doc["classes"],
-            runs={int(size): measured for size, measured in runs.items()},
+            runs=by_mode["fit"],
             bare=[BareEngineRate(**rate) for rate in doc["bare"]],
+            transforms=by_mode["transform"],
         )
 
-    def marginal_s_per_image(self, stage: str) -> float:
-        """Seconds a stage adds per added photo between N and 4N (wall, on this machine's cores)."""
-        small, large = self.sizes
-        return (self.timings(large).get(stage, 0.0) - self.timings(small).get(stage, 0.0)) / (large - small)
 
-
-def fit_with_store(
-    photos: Path, store: Path, output: Path, weights: Path, master: str, expected: int
+def run_with_store(
+    mode: str, photos: Path, store: Path, output: Path, args: argparse.Namespace, *model: str | Path
 ) -> RunMeasurement:
+    """`fit` (or `transform --model <model>`) of `photos` with the store, default settings; checked to have
+    inferred none of them."""
+    expected = len(list(photos.rglob("*.jpg")))
     command = job_command(
-        "fit",
+        mode,
+        *model,
         "--input",
         photos,
         "--output",
         output,
         "--weights",
-        weights,
+        args.weights,
         "--features-store",
         store,
         "--master",
-        master,
+        args.master,
     )
     run = measure_job_run(command, output, output.parent / f"{output.name}.log")
     counts = (run.manifest["images_inferred"], run.manifest["images_reused"])
@@ -159,40 +173,70 @@ def run_scale(args: argparse.Namespace, work: Path) -> ScaleResult:
     bare_photos = work / "bare-engine-photos"
     replicate(Path(args.sample), bare_photos, BARE_ENGINE_IMAGES)
     runs: dict[int, list[RunMeasurement]] = {size: [] for size in sizes}
+    transforms: dict[int, list[RunMeasurement]] = {size: [] for size in sizes} if args.transform else {}
     bare: list[BareEngineRate] = []
     for rep in range(args.repeats):
         for size in sizes:
-            log.info("repetition %d/%d, %d photos; %s", rep + 1, args.repeats, size, load_line())
+            log.info("repetition %d/%d, fit of %d photos; %s", rep + 1, args.repeats, size, load_line())
             bare.append(measure_bare_engine(bare_photos, model, DEFAULT_IMAGE_SIZE, args.cores))
             photos, store = inputs[size]
             output = work / f"fit-{size}-{rep}"
-            runs[size].append(fit_with_store(photos, store, output, args.weights, args.master, size))
-            run = runs[size][-1]
-            log.info(
-                "%d photos: whole run %.1f s; peaks: driver %.0f MB at featurize's end, JVM %.0f MB",
-                size,
-                run.whole_run_s,
-                run.driver_peak_to_featurize_mb,
-                run.jvm_peak_mb,
+            runs[size].append(run_with_store("fit", photos, store, output, args))
+            _log_run(runs[size][-1], size)
+        fitted = work / f"fit-{sizes[1]}-{rep}" / "model"
+        for size in sizes if args.transform else ():
+            log.info("repetition %d/%d, transform of %d photos; %s", rep + 1, args.repeats, size, load_line())
+            photos, store = inputs[size]
+            output = work / f"transform-{size}-{rep}"
+            transforms[size].append(
+                run_with_store("transform", photos, store, output, args, "--model", fitted)
             )
-            shutil.rmtree(output)  # its features/ is a copy of the store
-    return ScaleResult(sizes=sizes, classes=args.classes, runs=runs, bare=bare)
+            _log_run(transforms[size][-1], size)
+            shutil.rmtree(output)
+        for size in sizes:
+            shutil.rmtree(work / f"fit-{size}-{rep}")  # its features/ is a copy of the store
+    return ScaleResult(sizes=sizes, classes=args.classes, runs=runs, bare=bare, transforms=transforms)
+
+
+def _log_run(run: RunMeasurement, size: int) -> None:
+    log.info(
+        "%s of %d photos: whole run %.1f s; peaks: driver %.0f MB at featurize's end, JVM %.0f MB",
+        run.mode,
+        size,
+        run.whole_run_s,
+        run.driver_peak_to_featurize_mb,
+        run.jvm_peak_mb,
+    )
+
+
+def stage_table(result: ScaleResult, mode: str) -> list[str]:
+    """Per stage: seconds and seconds per 1000 photos at N and 4N, and the marginal seconds per 1000."""
+    small, large = result.sizes
+    t_small, t_large = result.timings(small, mode), result.timings(large, mode)
+    names = [name for name in ordered_stages([t_small, t_large]) if name != OUTSIDE_STAGES]
+    rows = [
+        f"| {mode} stage | s at N | s/1000 at N | s at 4N | s/1000 at 4N | marginal s/1000 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in [*names, OUTSIDE_STAGES]:
+        a, b = t_small.get(name), t_large.get(name)
+        marginal = "–" if a is None or b is None else f"{1000 * (b - a) / (large - small):.3f}"
+        rows.append(
+            f"| {stage_label(name)} | {fmt(a)} | {fmt(per_thousand(a, small))} | {fmt(b)} | "
+            f"{fmt(per_thousand(b, large))} | {marginal} |"
+        )
+    whole_small, whole_large = result.whole_run(small, mode), result.whole_run(large, mode)
+    rows.append(
+        f"| **whole run** (start to manifest.json) | {fmt(whole_small)} | "
+        f"{fmt(per_thousand(whole_small, small))} | {fmt(whole_large)} | "
+        f"{fmt(per_thousand(whole_large, large))} | "
+        f"{1000 * (whole_large - whole_small) / (large - small):.3f} |"
+    )
+    return rows
 
 
 def render(result: ScaleResult, args: argparse.Namespace) -> str:
     small, large = result.sizes
-    t_small, t_large = result.timings(small), result.timings(large)
-    names = [name for name in ordered_stages([t_small, t_large]) if name != OUTSIDE_STAGES]
-    rows = []
-    for name in [*names, OUTSIDE_STAGES]:
-        a, b = t_small.get(name, 0.0), t_large.get(name, 0.0)
-        marginal = 1000 * (b - a) / (large - small)
-        rows.append(
-            f"| {stage_label(name)} | {fmt(a)} | {fmt(per_thousand(a, small))} | {fmt(b)} | "
-            f"{fmt(per_thousand(b, large))} | {marginal:.3f} |"
-        )
-    whole_small, whole_large = result.whole_run(small), result.whole_run(large)
-    marginal_whole = 1000 * (whole_large - whole_small) / (large - small)
     bare = result.bare_img_s
     peaks = [
         ("Python driver, up to the end of featurize (VmHWM)", "driver_peak_to_featurize_mb"),
@@ -201,6 +245,7 @@ def render(result: ScaleResult, args: argparse.Namespace) -> str:
         ("largest Python worker", "worker_peak_mb"),
     ]
     loads = [f"{r.load_before:.1f}-{r.load_after:.1f}" for size in result.sizes for r in result.runs[size]]
+    transforms = ["", *stage_table(result, "transform")] if result.transforms else []
     lines = [
         *header(
             "scale benchmark (make bench-scale)",
@@ -208,12 +253,8 @@ def render(result: ScaleResult, args: argparse.Namespace) -> str:
             f"the store (nothing inferred); fit --master {args.master}, default settings; "
             f"repeats={args.repeats} (medians); load at each fit's start-end: {', '.join(loads)}",
         ),
-        "| stage | s at N | s/1000 at N | s at 4N | s/1000 at 4N | marginal s/1000 |",
-        "|---|---:|---:|---:|---:|---:|",
-        *rows,
-        f"| **whole run** (start to manifest.json) | {fmt(whole_small)} | "
-        f"{fmt(per_thousand(whole_small, small))} | {fmt(whole_large)} | "
-        f"{fmt(per_thousand(whole_large, large))} | {marginal_whole:.3f} |",
+        *stage_table(result, "fit"),
+        *transforms,
         "",
         "| peak RSS (MB) | at N | at 4N | 4N / N |",
         "|---|---:|---:|---:|",
@@ -248,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--sample", default=str(SHARED / "data" / "fruits-360-sample"))
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument(
+        "--transform",
+        action="store_true",
+        help="also `transform` the N and the 4N photos with the 4N fit's model (the store holds them all)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder, removed")
     parser.add_argument("--save", type=Path, default=None, help="also write the measurements to this JSON")
     parser.add_argument("--load", type=Path, default=None, help="print the report of saved measurements")
