@@ -124,10 +124,14 @@ destroy: venv wheelhouse ## Remove the stacks (the data bucket is retained unles
 	$(CDK) destroy --all --force $(CDK_ARGS)
 
 # Operator CLI (python -m ops --help): before and after `make deploy`.
-.PHONY: upload status follow runs results cost
+.PHONY: upload status follow runs results cost record-rates
+
+# The only command that rewrites ops/data/rates.json (commit it with the machine it names): ~30-60 min here.
+record-rates: $(VENV)/.installed ## Measure each stage's cost per photo (featurize, bench-scale --transform) into ops/data/rates.json
+	$(PY) -m bench.record_rates $(if $(N),--images $(N)) $(BENCH_ARGS)
 
 IMAGES ?= 90483
-cost: $(VENV)/.installed ## Estimated time and dollars of one run of IMAGES images for this configuration (CDK_ARGS="-c taskCapacity=8")
+cost: $(VENV)/.installed ## Time per stage (IMAGES, 90k, 1M, 10M photos) and dollars of one run for this configuration (CDK_ARGS="-c taskCapacity=8")
 	$(PY) -m ops cost --images $(IMAGES) $(CDK_ARGS)
 
 upload: $(VENV)/.installed ## Upload DIR=path/to/fruits-360 (Training/, Test/) to s3://<bucket>/data/, resumable

@@ -53,14 +53,28 @@ def vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
-def _parent_and_name(pid: int) -> tuple[int, str] | None:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> tuple[str, list[str]] | None:
+    """A process's command name and the fields of /proc/<pid>/stat after it (state first)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # comm is in parentheses and may hold spaces: the fields after the last ')' are fixed.
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    return int(stat[stat.rindex(")") + 2 :].split()[1]), name
+    return stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+
+
+def _parent_and_name(pid: int) -> tuple[int, str] | None:
+    found = _stat_fields(pid)
+    return None if found is None else (int(found[1][1]), found[0])
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a live process has used (its own threads, not its children's)."""
+    found = _stat_fields(pid)
+    return None if found is None else (int(found[1][11]) + int(found[1][12])) / CLOCK_TICKS
 
 
 def descendants(root: int) -> dict[int, str]:
@@ -97,10 +111,20 @@ class PeakWatch:
     worker_mb: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: set[int] = field(default_factory=set)
+    _cpu: dict[int, float] = field(default_factory=dict)  # the last CPU seconds read, per process
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of the driver and every descendant, as last read (a process that lived less than a
+        poll interval is missed: Spark's processes live for the whole run)."""
+        return sum(self._cpu.values())
 
     def poll_once(self) -> None:
         self.driver_mb = max(self.driver_mb, vm_hwm_mb(self.root) or 0.0)
-        for pid, name in descendants(self.root).items():
+        tree = descendants(self.root)
+        for pid in (self.root, *tree):
+            self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid) or 0.0)
+        for pid, name in tree.items():
             if name == "java":
                 self.jvm_mb = max(self.jvm_mb, vm_hwm_mb(pid) or 0.0)
             elif pid in self._workers or "pyspark.daemon" in _cmdline(pid):
@@ -127,6 +151,7 @@ class RunMeasurement:
     driver_peak_mb: float  # ... at its end (TensorFlow's import included, for fit)
     jvm_peak_mb: float
     worker_peak_mb: float  # the largest Python worker's
+    cpu_s: float  # CPU seconds of the driver, the JVM and the Python workers (polled: a lower bound)
     load_before: float  # 1-minute load average at the start and at the end
     load_after: float
 
@@ -200,6 +225,7 @@ def measure_job_run(command: Sequence[str], output: Path, log_file: Path) -> Run
         driver_peak_mb=round(watch.driver_mb, 1),
         jvm_peak_mb=round(watch.jvm_mb, 1),
         worker_peak_mb=round(watch.worker_mb, 1),
+        cpu_s=round(watch.cpu_s, 2),
         load_before=load_before,
         load_after=os.getloadavg()[0],
     )

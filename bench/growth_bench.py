@@ -199,6 +199,8 @@ def render(runs: dict[str, list[RunMeasurement]], args: argparse.Namespace) -> s
             for label, what in peaks
         ],
         "",
+        "CPU seconds of the whole run (driver, JVM, Python workers): "
+        + ", ".join(f"{n} {statistics.median(r.cpu_s for r in runs[n]):.0f}" for n in names),
         f"goal: growth_run_ratio <= {GOAL_GROWTH_RUN_RATIO} at N = 80,000",
         f"growth_run_ratio={growth_run_ratio(runs):.3f}",
     ]

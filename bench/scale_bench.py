@@ -106,6 +106,17 @@ class ScaleResult:
         small, large = self.sizes
         return (self.whole_run(large) - self.whole_run(small)) / self.bare_seconds_for_added
 
+    def cpu_s(self, size: int) -> float:
+        return statistics.median(run.cpu_s for run in self.runs[size])
+
+    @property
+    def cpu_marginal_share(self) -> float:
+        """The same share in CPU seconds (every process of the run against the bare engine's CPU per photo):
+        steadier than wall time on a shared machine."""
+        small, large = self.sizes
+        bare_cpu = statistics.median(rate.cpu_s_per_image for rate in self.bare)
+        return (self.cpu_s(large) - self.cpu_s(small)) / (bare_cpu * (large - small))
+
     def save(self, path: Path) -> None:
         runs = {
             f"{mode}-{size}": measured
@@ -238,6 +249,8 @@ def stage_table(result: ScaleResult, mode: str) -> list[str]:
 def render(result: ScaleResult, args: argparse.Namespace) -> str:
     small, large = result.sizes
     bare = result.bare_img_s
+    cpu_small, cpu_large = result.cpu_s(small), result.cpu_s(large)
+    bare_cpu = statistics.median(rate.cpu_s_per_image for rate in result.bare)
     peaks = [
         ("Python driver, up to the end of featurize (VmHWM)", "driver_peak_to_featurize_mb"),
         ("Python driver, whole run (TensorFlow's export included)", "driver_peak_mb"),
@@ -268,6 +281,10 @@ def render(result: ScaleResult, args: argparse.Namespace) -> str:
         + ", ".join(f"{r.img_s:.1f}" for r in result.bare)
         + f"; {1000 / bare:.2f} s per 1000 photos; 3N = {large - small:,} photos in "
         f"{result.bare_seconds_for_added:.1f} s",
+        f"CPU seconds of the whole fit (driver, JVM, Python workers): {cpu_small:.0f} at N, "
+        f"{cpu_large:.0f} at 4N: {1000 * (cpu_large - cpu_small) / (large - small):.2f} ms per added photo, "
+        f"against the bare engine's {1000 * bare_cpu:.2f} ms of CPU per photo: "
+        f"share {result.cpu_marginal_share:.3f}",
         f"goals: driver_rss_ratio_4x <= {GOAL_DRIVER_RSS_RATIO}, "
         f"post_inference_marginal_share <= {GOAL_MARGINAL_SHARE}",
         f"driver_rss_ratio_4x={result.driver_rss_ratio_4x:.3f}",
