@@ -209,7 +209,7 @@ def measure_job_run(command: Sequence[str], output: Path, log_file: Path) -> Run
     manifest_path = output / "manifest.json"
     if returncode != 0 or not manifest_path.is_file():
         raise RunFailedError(
-            f"{command[3] if len(command) > 3 else command} exited {returncode} "
+            f"{' '.join(command[:4])} ... exited {returncode} "
             f"({'no' if not manifest_path.is_file() else 'a'} manifest); log {log_file}:\n" + "".join(tail)
         )
     if driver_at_featurize is None:
