@@ -31,8 +31,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-# The driver's log line that ends the featurize stage (spark_job.driver.timings).
-FEATURIZE_DONE = re.compile(r"stage featurize: done")
+# The driver's log lines that start and end a stage (spark_job.driver.timings); featurize's end is where
+# the driver's peak is read.
+STAGE_EVENT = re.compile(r"stage (\w+): (started|done)")
 # How often the JVM's and the workers' peaks are read while the run goes on.
 POLL_SECONDS = 0.5
 STDERR_TAIL_LINES = 60
@@ -112,18 +113,26 @@ class PeakWatch:
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: set[int] = field(default_factory=set)
     _cpu: dict[int, float] = field(default_factory=dict)  # the last CPU seconds read, per process
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def cpu_s(self) -> float:
         """CPU seconds of the driver and every descendant, as last read (a process that lived less than a
         poll interval is missed: Spark's processes live for the whole run)."""
-        return sum(self._cpu.values())
+        with self._lock:
+            return sum(self._cpu.values())
+
+    def cpu_now(self) -> float:
+        """The CPU seconds of the whole tree, read now (for a stage's start and end)."""
+        self.poll_once()
+        return self.cpu_s
 
     def poll_once(self) -> None:
         self.driver_mb = max(self.driver_mb, vm_hwm_mb(self.root) or 0.0)
         tree = descendants(self.root)
-        for pid in (self.root, *tree):
-            self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid) or 0.0)
+        with self._lock:
+            for pid in (self.root, *tree):
+                self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid) or 0.0)
         for pid, name in tree.items():
             if name == "java":
                 self.jvm_mb = max(self.jvm_mb, vm_hwm_mb(pid) or 0.0)
@@ -154,6 +163,9 @@ class RunMeasurement:
     cpu_s: float  # CPU seconds of the driver, the JVM and the Python workers (polled: a lower bound)
     load_before: float  # 1-minute load average at the start and at the end
     load_after: float
+    # Per stage, the CPU seconds of every process of the run between the stage's `started` and `done` log
+    # lines: what a stage costs, much less sensitive than its wall time to what else the machine runs.
+    stage_cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def images(self) -> int:
@@ -194,12 +206,19 @@ def measure_job_run(command: Sequence[str], output: Path, log_file: Path) -> Run
     watcher = threading.Thread(target=watch.run, daemon=True)
     watcher.start()
     driver_at_featurize: float | None = None
+    stage_started: dict[str, float] = {}
+    stage_cpu: dict[str, float] = {}
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     assert process.stderr is not None
     with log_file.open("w") as saved:
         for line in process.stderr:
-            if driver_at_featurize is None and FEATURIZE_DONE.search(line):
+            event = STAGE_EVENT.search(line)
+            if event and event[1] == "featurize" and event[2] == "done" and driver_at_featurize is None:
                 driver_at_featurize = vm_hwm_mb(process.pid)
+            if event and event[2] == "started":
+                stage_started[event[1]] = watch.cpu_now()
+            elif event and event[1] in stage_started:
+                stage_cpu[event[1]] = round(watch.cpu_now() - stage_started.pop(event[1]), 2)
             saved.write(line)
             tail.append(line)
     returncode = process.wait()
@@ -228,4 +247,5 @@ def measure_job_run(command: Sequence[str], output: Path, log_file: Path) -> Run
         cpu_s=round(watch.cpu_s, 2),
         load_before=load_before,
         load_after=os.getloadavg()[0],
+        stage_cpu_s=stage_cpu,
     )

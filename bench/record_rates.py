@@ -1,15 +1,20 @@
 """`make record-rates`: measure each stage's cost per photo on this machine and write ops/data/rates.json,
 which `make cost` reads. The only command that writes it: a benchmark never does.
 
-1. Inference: the job's featurize stage with a fresh features store (bench.spark_featurize, so the
-   `store_infer` stage: read, decode, infer, append) on `--featurize-images` copies of the sample,
-   `--featurize-repeats` times; vCPU-seconds per photo = cores x store_infer seconds / photos (median).
+Every number is CPU seconds: those of every process of a run (the driver, the JVM, the Python workers)
+between a stage's `started` and `done` log lines (bench.fit_run). On a machine other work shares, a stage's
+wall time measures the share of the machine it got; its CPU seconds are what it costs.
+
+1. Inference: the real `fit` with a fresh features store on `--featurize-images` copies of the sample,
+   `--featurize-repeats` times: its `store_infer` stage (read, decode, infer, append) gives the
+   vCPU-seconds per photo (median).
 2. Everything else: bench-scale with `--transform` (bench.scale_bench): fit and transform at N and 4N
    photos the store holds. A stage that grows with the photos gets its slope between N and 4N
-   (x cores: vCPU-seconds per photo) and its intercept (fixed seconds); a fixed stage gets the mean of its
-   two times. The probe learns from at most ROWS_PER_CLASS photos of each class and is evaluated on all
-   of them: the transform's probe stage (evaluation only) gives the per-photo cost, fit's probe stage the
-   rest, per training row.
+   (vCPU-seconds per photo) and its intercept (fixed seconds); a fixed stage gets the mean of its two
+   measurements (its CPU seconds stand for its seconds: these stages run on one thread, mostly). The probe
+   learns from at most ROWS_PER_CLASS photos of each class and is evaluated on all of them: the
+   transform's probe stage (evaluation only) gives the per-photo cost, fit's probe stage the rest, per
+   training row.
 
 The record holds the date, the CPU (bench.throughput_record.machine_description), the cores, the load
 averages and the versions, with the raw stage times it was derived from. Commit it deliberately.
@@ -29,9 +34,9 @@ from pathlib import Path
 
 from bench import scale_bench
 from bench.dataset import replicate
-from bench.featurize_bench import measure
+from bench.fit_run import RunMeasurement, job_command, measure_job_run
 from bench.scale_bench import ScaleResult
-from bench.stage_report import OUTSIDE_STAGES
+from bench.stage_report import OUTSIDE_STAGES, load_line
 from bench.throughput_record import machine_description
 from ops.cost import INFERENCE_STAGE, RATES_FILE, MeasuredRates, ProbeRate, StageRate
 from spark_job.contract.names import DEFAULT_ENGINE, DEFAULT_IMAGE_SIZE
@@ -59,92 +64,124 @@ def _own_seconds(timings: Mapping[str, float]) -> dict[str, float]:
     return own
 
 
-def derive_stage_rates(scale: ScaleResult, cores: int) -> dict[str, StageRate]:
-    """Every stage but inference and the probe, from fit at N and 4N (medians)."""
+def derive_stage_rates(scale: ScaleResult) -> dict[str, StageRate]:
+    """Every stage but inference and the probe, from fit at N and 4N (medians of CPU seconds)."""
     small, large = scale.sizes
-    t_small, t_large = _own_seconds(scale.timings(small)), _own_seconds(scale.timings(large))
+    t_small, t_large = _own_seconds(scale.cpu_timings(small)), _own_seconds(scale.cpu_timings(large))
     rates: dict[str, StageRate] = {}
     for name in PER_IMAGE_STAGES:
         slope = max((t_large[name] - t_small[name]) / (large - small), 0.0)
         rates[name] = StageRate(
             fixed_s=round(max(t_small[name] - slope * small, 0.0), 3),
-            vcpu_s_per_image=round(slope * cores, 9),
+            vcpu_s_per_image=round(slope, 9),
         )
     for name in (*FIXED_STAGES, SESSION):
         rates[name] = StageRate(fixed_s=round((t_small[name] + t_large[name]) / 2, 3))
     return rates
 
 
-def derive_probe_rate(scale: ScaleResult, cores: int) -> ProbeRate:
+def derive_probe_rate(scale: ScaleResult) -> ProbeRate:
     """Evaluation per photo from transform's probe stage; training per row and the fixed part from fit's."""
     small, large = scale.sizes
     added = large - small
-    evaluate = scale.timings(large, "transform")["probe"] - scale.timings(small, "transform")["probe"]
+    evaluate = scale.cpu_timings(large, "transform")["probe"] - scale.cpu_timings(small, "transform")["probe"]
     per_image = max(evaluate / added, 0.0)
     rows_small, rows_large = training_rows(small, scale.classes), training_rows(large, scale.classes)
-    fit_small, fit_large = scale.timings(small)["probe"], scale.timings(large)["probe"]
+    fit_small, fit_large = scale.cpu_timings(small)["probe"], scale.cpu_timings(large)["probe"]
     per_row = 0.0
     if rows_large > rows_small:
         per_row = max((fit_large - fit_small - per_image * added) / (rows_large - rows_small), 0.0)
     return ProbeRate(
         fixed_s=round(max(fit_small - per_row * rows_small - per_image * small, 0.0), 3),
-        vcpu_s_per_training_row=round(per_row * cores, 9),
-        vcpu_s_per_image=round(per_image * cores, 9),
+        vcpu_s_per_training_row=round(per_row, 9),
+        vcpu_s_per_image=round(per_image, 9),
         rows_per_class=ROWS_PER_CLASS,
     )
 
 
-def measure_inference(args: argparse.Namespace, work: Path) -> list[dict]:
-    """bench.spark_featurize with a fresh store each time: its stages and counts, per repetition."""
+def measure_inference(args: argparse.Namespace, work: Path) -> list[RunMeasurement]:
+    """The real fit with a fresh store each time, every photo inferred: its measurements, per repetition."""
     photos = work / "featurize-photos"
     replicate(Path(args.sample), photos, args.featurize_images)
-    options = argparse.Namespace(
-        weights=str(args.weights), image_size=DEFAULT_IMAGE_SIZE, cores=args.cores, batch_size=32
-    )
-    results = []
+    runs = []
     for rep in range(args.featurize_repeats):
-        store = work / f"featurize-store-{rep}"
-        result = measure("bench.spark_featurize", photos, options, "--features-store", str(store))
-        if result["inferred"] != args.featurize_images:
-            raise RuntimeError(f"expected {args.featurize_images} photos inferred, got {result}")
-        results.append(result)
-    return results
+        output = work / f"featurize-fit-{rep}"
+        command = job_command(
+            "fit",
+            "--input",
+            photos,
+            "--output",
+            output,
+            "--weights",
+            args.weights,
+            "--features-store",
+            work / f"featurize-store-{rep}",
+            "--master",
+            args.master,
+        )
+        log.info("inference, repetition %d/%d; %s", rep + 1, args.featurize_repeats, load_line())
+        run = measure_job_run(command, output, work / f"featurize-fit-{rep}.log")
+        if run.manifest["images_inferred"] != args.featurize_images:
+            raise RuntimeError(f"expected {args.featurize_images} photos inferred, got {run.manifest}")
+        log.info(
+            "store_infer: %.1f s, %.1f CPU s",
+            run.timings_s[INFERENCE_STAGE],
+            run.stage_cpu_s[INFERENCE_STAGE],
+        )
+        runs.append(run)
+    return runs
+
+
+def load_summary(scale: ScaleResult, inference: list[RunMeasurement]) -> str:
+    """The 1-minute load averages at the runs' starts and ends: the inference runs', then bench-scale's."""
+
+    def span(runs: list[RunMeasurement]) -> str:
+        loads = [value for run in runs for value in (run.load_before, run.load_after)]
+        return f"{min(loads):.1f}-{max(loads):.1f}"
+
+    scale_runs = [run for measured in (*scale.runs.values(), *scale.transforms.values()) for run in measured]
+    return (
+        f"1-min load average {span(inference)} during the inference fits, "
+        f"{span(scale_runs)} during bench-scale's"
+    )
 
 
 def build_record(
-    scale: ScaleResult, inference: list[dict], args: argparse.Namespace, loads: list[float]
+    scale: ScaleResult, inference: list[RunMeasurement], args: argparse.Namespace
 ) -> MeasuredRates:
-    infer_s = statistics.median(result["stages"][INFERENCE_STAGE] for result in inference)
-    stages = derive_stage_rates(scale, args.cores)
-    stages[INFERENCE_STAGE] = StageRate(
-        vcpu_s_per_image=round(args.cores * infer_s / args.featurize_images, 9)
-    )
+    per_image = statistics.median(run.stage_cpu_s[INFERENCE_STAGE] / run.images for run in inference)
+    stages = derive_stage_rates(scale)
+    stages[INFERENCE_STAGE] = StageRate(vcpu_s_per_image=round(per_image, 9))
     small, large = scale.sizes
     any_run = scale.runs[small][0]
     return MeasuredRates(
         date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ"),
         machine=machine_description(),
         cores=args.cores,
-        load=", ".join(f"{load:.1f}" for load in loads) + " (1-min load averages, start to end)",
+        load=load_summary(scale, inference),
         versions=dict(any_run.manifest["versions"]),
         engine=DEFAULT_ENGINE,
         image_size=DEFAULT_IMAGE_SIZE,
         source=(
-            f"make record-rates: bench.spark_featurize with a features store ({args.featurize_images} "
-            f"photos, median of {len(inference)}); bench.scale_bench --transform, fit and transform at "
+            f"make record-rates, CPU seconds of every process per stage: fit with a fresh features store "
+            f"({args.featurize_images} photos inferred, median of {len(inference)}); bench.scale_bench "
+            f"--transform, fit and transform at "
             f"{small} and {large} photos held by the store, {scale.classes} classes, median of "
             f"{len(scale.runs[small])}"
             + (f" (measured earlier: {args.scale_from.name})" if args.scale_from else "")
             + f"; local[{args.cores}]"
         ),
         stages=dict(sorted(stages.items())),
-        probe=derive_probe_rate(scale, args.cores),
+        probe=derive_probe_rate(scale),
         notes={
-            "store_infer_s": [result["stages"][INFERENCE_STAGE] for result in inference],
+            "store_infer_cpu_s": [run.stage_cpu_s[INFERENCE_STAGE] for run in inference],
+            "store_infer_s": [run.timings_s[INFERENCE_STAGE] for run in inference],
+            "fit_cpu_s": {str(size): scale.cpu_timings(size) for size in scale.sizes},
+            "transform_cpu_s": {str(size): scale.cpu_timings(size, "transform") for size in scale.sizes},
             "fit_s": {str(size): scale.timings(size) for size in scale.sizes},
-            "transform_s": {str(size): scale.timings(size, "transform") for size in scale.sizes},
             "whole_run_s": {str(size): scale.whole_run(size) for size in scale.sizes},
             "bare_engine_img_s": scale.bare_img_s,
+            "bare_engine_cpu_s_per_image": statistics.median(rate.cpu_s_per_image for rate in scale.bare),
         },
     )
 
@@ -176,13 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     saved = ScaleResult.load(args.scale_from) if args.scale_from else None
     if saved is not None and not saved.transforms:
         raise SystemExit(f"{args.scale_from} has no transform runs: bench-scale --transform measures them")
-    loads = [os.getloadavg()[0]]
+    if saved is not None:
+        try:
+            saved.cpu_timings(saved.sizes[0])
+        except ValueError as exc:
+            raise SystemExit(f"{args.scale_from}: {exc} (measured by an older bench.fit_run)") from exc
     with tempfile.TemporaryDirectory(prefix="fruits-record-rates-") as tmp:
         inference = measure_inference(args, Path(tmp))
-    loads.append(os.getloadavg()[0])
     scale = saved or scale_bench.measure(args)
-    loads.append(os.getloadavg()[0])
-    record = build_record(scale, inference, args, loads)
+    record = build_record(scale, inference, args)
     args.output.write_text(record.to_json())
     sys.stdout.write(scale_bench.render(scale, args) + "\n\n")
     sys.stdout.write(record.to_json())

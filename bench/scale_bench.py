@@ -80,6 +80,16 @@ class ScaleResult:
         outside = [run.whole_run_s - top_level_seconds(run.timings_s) for run in runs]
         return {**timings, OUTSIDE_STAGES: statistics.median(outside)}
 
+    def cpu_timings(self, size: int, mode: str = "fit") -> dict[str, float]:
+        """Per stage, the median CPU seconds of every process of the run; OUTSIDE_STAGES: the rest of the
+        run's CPU seconds."""
+        runs = self._of(mode)[size]
+        if not all(run.stage_cpu_s for run in runs):
+            raise ValueError(f"the {mode} runs at {size} photos have no per-stage CPU seconds")
+        timings = median_timings([run.stage_cpu_s for run in runs])
+        outside = [run.cpu_s - top_level_seconds(run.stage_cpu_s) for run in runs]
+        return {**timings, OUTSIDE_STAGES: statistics.median(outside)}
+
     def driver_peak(self, size: int) -> float:
         return statistics.median(run.driver_peak_to_featurize_mb for run in self.runs[size])
 
@@ -220,28 +230,41 @@ def _log_run(run: RunMeasurement, size: int) -> None:
     )
 
 
+def _marginal(a: float | None, b: float | None, added: int) -> str:
+    return "–" if a is None or b is None else f"{1000 * (b - a) / added:.3f}"
+
+
 def stage_table(result: ScaleResult, mode: str) -> list[str]:
-    """Per stage: seconds and seconds per 1000 photos at N and 4N, and the marginal seconds per 1000."""
+    """Per stage: seconds and seconds per 1000 photos at N and 4N, the marginal seconds per 1000, and the
+    marginal CPU seconds per 1000 (every process of the run; when measured)."""
     small, large = result.sizes
     t_small, t_large = result.timings(small, mode), result.timings(large, mode)
+    try:
+        cpu_small, cpu_large = result.cpu_timings(small, mode), result.cpu_timings(large, mode)
+    except ValueError:  # measured before bench.fit_run read CPU per stage
+        cpu_small = cpu_large = {}
     names = [name for name in ordered_stages([t_small, t_large]) if name != OUTSIDE_STAGES]
     rows = [
-        f"| {mode} stage | s at N | s/1000 at N | s at 4N | s/1000 at 4N | marginal s/1000 |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| {mode} stage | s at N | s/1000 at N | s at 4N | s/1000 at 4N | marginal s/1000 | "
+        "marginal CPU s/1000 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in [*names, OUTSIDE_STAGES]:
         a, b = t_small.get(name), t_large.get(name)
-        marginal = "–" if a is None or b is None else f"{1000 * (b - a) / (large - small):.3f}"
         rows.append(
             f"| {stage_label(name)} | {fmt(a)} | {fmt(per_thousand(a, small))} | {fmt(b)} | "
-            f"{fmt(per_thousand(b, large))} | {marginal} |"
+            f"{fmt(per_thousand(b, large))} | {_marginal(a, b, large - small)} | "
+            f"{_marginal(cpu_small.get(name), cpu_large.get(name), large - small)} |"
         )
     whole_small, whole_large = result.whole_run(small, mode), result.whole_run(large, mode)
+    cpu_whole_small, cpu_whole_large = (
+        statistics.median(run.cpu_s for run in result._of(mode)[size]) for size in result.sizes
+    )
     rows.append(
         f"| **whole run** (start to manifest.json) | {fmt(whole_small)} | "
         f"{fmt(per_thousand(whole_small, small))} | {fmt(whole_large)} | "
-        f"{fmt(per_thousand(whole_large, large))} | "
-        f"{1000 * (whole_large - whole_small) / (large - small):.3f} |"
+        f"{fmt(per_thousand(whole_large, large))} | {_marginal(whole_small, whole_large, large - small)} | "
+        f"{_marginal(cpu_whole_small, cpu_whole_large, large - small)} |"
     )
     return rows
 

@@ -18,6 +18,8 @@ import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 sys.stderr.write("INFO stage list: done in 0.1 s\\n")
+sys.stderr.write("INFO stage featurize: started\\n")
+sum(i * i for i in range(2_000_000))  # some CPU inside the stage
 sys.stderr.write("INFO stage featurize: done in 1.0 s\\n")
 if sys.argv[2] == "fail":
     sys.stderr.write("java.lang.OutOfMemoryError: Java heap space\\n")
@@ -42,6 +44,7 @@ def test_a_run_is_timed_to_its_manifest_with_the_driver_s_peak_at_featurize(tmp_
         0 < run.whole_run_s <= run.process_s + 1
     )  # the manifest's time has whole seconds on some file systems
     assert run.driver_peak_to_featurize_mb > 0
+    assert 0 < run.stage_cpu_s["featurize"] <= run.cpu_s  # CPU seconds between its started and done lines
     assert "stage featurize: done" in (tmp_path / "job.log").read_text()
     assert json.loads(json.dumps(run.manifest)) == run.manifest
 
