@@ -201,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample", default=scale_bench.build_parser().get_default("sample"))
     parser.add_argument("--weights", type=Path, default=scale_bench.DEFAULT_WEIGHTS)
     parser.add_argument("--scale-from", type=Path, default=None, help="bench-scale --transform --save's JSON")
+    parser.add_argument("--save-scale", type=Path, default=None, help="write bench-scale's measurements here")
     parser.add_argument("--output", type=Path, default=RATES_FILE, help="default: %(default)s")
     return parser
 
@@ -221,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fruits-record-rates-") as tmp:
         inference = measure_inference(args, Path(tmp))
     scale = saved or scale_bench.measure(args)
+    if args.save_scale:
+        scale.save(args.save_scale)
     record = build_record(scale, inference, args)
     args.output.write_text(record.to_json())
     sys.stdout.write(scale_bench.render(scale, args) + "\n\n")
