@@ -1,5 +1,5 @@
-"""`make bench`'s report: the medians it compares and the two lines it ends with, and no file of the repository
-written (the measurements are stubbed; the benchmark itself runs with `make bench`)."""
+"""`make bench`'s report: the medians it compares and the two lines it ends with, and no file of the
+repository written (the measurements are stubbed; the benchmark itself runs with `make bench`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def committed_data() -> dict[Path, bytes]:
     """ops/data/'s files, which the cost calculator reads: what a benchmark must not rewrite."""
     return {path: path.read_bytes() for path in sorted((REPO / "ops" / "data").iterdir())}
+
 
 RATES = {  # img/s each child process reports, in the order of the repetitions; means != medians
     "bench.spark_featurize": [460.0, 470.0, 300.0],
