@@ -24,7 +24,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling \
-	bench-install bench-growth bench-predict
+	bench-install bench-growth bench-predict bench-scale record-rates
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -67,8 +67,15 @@ bench-predict: $(VENV)/.installed ## `predict` on $(DATA)/Test: time to first an
 bench-install: $(VENV)/.installed wheelhouse ## A node's install: shipped wheelhouse (offline) vs PyPI (last line: time ratio)
 	$(PY) -m bench.install_bench $(BENCH_ARGS)
 
-bench-growth: $(VENV)/.installed ## Features store: featurize N images, then N + N/10 (last line: the time ratio)
-	$(PY) -m bench.featurize_bench --mode growth $(BENCH_ARGS)
+# N photos for bench-scale (default 20000: fits at N and 4N) and bench-growth (default 2000, a quick check;
+# the issue's size is `make bench-growth N=80000`, tens of minutes on 2 vCPUs). BENCH_ARGS adds options, e.g.
+# BENCH_ARGS="--transform 20000" (bench-growth), BENCH_ARGS="--repeats 2 --save build/scale.json".
+N ?=
+bench-scale: $(VENV)/.installed ## The real fit at N and 4N photos the store holds: stages, peaks (last lines: RSS ratio, marginal share)
+	$(PY) -m bench.scale_bench $(if $(N),--images $(N)) $(BENCH_ARGS)
+
+bench-growth: $(VENV)/.installed ## fit on N new photos, then on N + N/10 with the store: whole runs (last line: their ratio)
+	$(PY) -m bench.growth_bench $(if $(N),--images $(N)) $(BENCH_ARGS)
 
 lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/, ops/, import-linter's contracts
 	$(VENV)/bin/ruff check .
@@ -119,10 +126,14 @@ destroy: venv wheelhouse ## Remove the stacks (the data bucket is retained unles
 	$(CDK) destroy --all --force $(CDK_ARGS)
 
 # Operator CLI (python -m ops --help): before and after `make deploy`. RUN= names a run (default: the newest).
-.PHONY: upload run status follow runs results cost
+.PHONY: upload run status follow runs results cost record-rates
+
+# The only command that rewrites ops/data/rates.json (commit it with the machine it names): ~30-60 min here.
+record-rates: $(VENV)/.installed ## Measure each stage's cost per photo (featurize, bench-scale --transform) into ops/data/rates.json
+	$(PY) -m bench.record_rates $(if $(N),--images $(N)) $(BENCH_ARGS)
 
 IMAGES ?= 90483
-cost: $(VENV)/.installed ## Estimated time and dollars of one run of IMAGES images for this configuration (CDK_ARGS="-c taskCapacity=8")
+cost: $(VENV)/.installed ## Time per stage (IMAGES, 90k, 1M, 10M photos) and dollars of one run for this configuration (CDK_ARGS="-c taskCapacity=8")
 	$(PY) -m ops cost --images $(IMAGES) $(CDK_ARGS)
 
 upload: $(VENV)/.installed ## Upload DIR=path/to/fruits-360 (Training/, Test/) to s3://<bucket>/data/, resumable

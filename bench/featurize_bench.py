@@ -8,8 +8,10 @@ Modes:
   ratio    (default) last-but-one line `featurize_ratio_vs_bare_engine=<job img/s / bare engine img/s>`,
            last line `featurize_speedup_vs_tf=<job img/s / bare TF img/s>`
   scaling  the job at N and 4N images; last line `scaling_time_ratio_4x=<time(4N) / time(N)>`
-  growth   the job with a features store: a first run on N images, a second on N + N/10 (the same N and
-           N/10 new ones); last line `growth_time_ratio=<second featurize stage / first>` (goal <= 0.2)
+
+It writes no file of the repository: the rates the cost calculator reads are recorded by the deliberate
+`make record-rates` (bench/record_rates.py). Growth is judged on whole runs: `make bench-growth`
+(bench/growth_bench.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.dataset import replicate
-from bench.throughput_record import write_throughput
 from spark_job.contract.names import ALLOWED_IMAGE_SIZES, DEFAULT_ENGINE, DEFAULT_IMAGE_SIZE, ENGINES
 
 log = logging.getLogger("bench")
@@ -66,14 +67,6 @@ def measure(module: str, directory: Path, args: argparse.Namespace, *extra: str)
 BARE_ENGINE = {"litert": "bench.bare_litert", "tensorflow": "bench.bare_tf"}
 
 
-def record_throughput(job_img_s: float, args: argparse.Namespace) -> None:
-    """The job's rate into ops/data/throughput.json, which the cost calculator reads (commit it)."""
-    engine = getattr(args, "engine", "tensorflow")
-    source = f"make bench: Spark job featurize (local[{args.cores}]), median of {args.repeats}"
-    kwargs = {"vcpus": args.cores, "images": args.images, "image_size": args.image_size}
-    write_throughput(job_img_s, engine=engine, source=source, **kwargs)
-
-
 def run_ratio(args: argparse.Namespace, work: Path) -> str:
     images = work / "images"
     replicate(Path(args.sample), images, args.images)
@@ -87,7 +80,6 @@ def run_ratio(args: argparse.Namespace, work: Path) -> str:
         )
     job_med, engine_med, tf_med = statistics.median(job), statistics.median(engine), statistics.median(tf)
     ratio, speedup = job_med / engine_med, job_med / tf_med
-    record_throughput(job_med, args)
     rows = [
         (f"bare {args.engine} (1 process, {args.cores} threads)", engine_med, engine),
         ("bare TF (1 process)", tf_med, tf),
@@ -133,49 +125,6 @@ def run_scaling(args: argparse.Namespace, work: Path) -> str:
     return "\n".join(lines)
 
 
-def run_growth(args: argparse.Namespace, work: Path) -> str:
-    """Each repetition: a fresh store, a first run on N images, then N/10 new photos and a second run."""
-    added = args.images // 10
-    images, held_back = work / "images", work / "held-back"
-    written = replicate(Path(args.sample), images, args.images + added)
-    for path in written[args.images :]:  # moved, not copied: the new photos' files keep their identity
-        target = held_back / path.relative_to(images)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(target)
-    first, second, ratios = [], [], []
-    for rep in range(args.repeats):
-        log.info("repetition %d/%d", rep + 1, args.repeats)
-        store = work / f"store-{rep}"
-        one = measure("bench.spark_featurize", images, args, "--features-store", str(store))
-        for path in sorted(held_back.rglob("*.jpg")):
-            target = images / path.relative_to(held_back)
-            path.rename(target)
-        two = measure("bench.spark_featurize", images, args, "--features-store", str(store))
-        for path in written[args.images :]:  # held back again for the next repetition's first run
-            path.rename(held_back / path.relative_to(images))
-        if (one["inferred"], two["inferred"], two["reused"]) != (args.images, added, args.images):
-            raise RuntimeError(f"unexpected counts: first {one}, second {two}")
-        log.info("stages: first %s, second %s", one["stages"], two["stages"])
-        first.append(one["featurize_s"])
-        second.append(two["featurize_s"])
-        ratios.append(two["featurize_s"] / one["featurize_s"])
-    ratio = statistics.median(ratios)
-    lines = [
-        *header(args),
-        "| run | images | inferred | median featurize stage s | runs (s) |",
-        "|---|---:|---:|---:|---|",
-        f"| first | {args.images} | {args.images} | {statistics.median(first):.1f} | "
-        + ", ".join(f"{v:.1f}" for v in first)
-        + " |",
-        f"| second | {args.images + added} | {added} | {statistics.median(second):.1f} | "
-        + ", ".join(f"{v:.1f}" for v in second)
-        + " |",
-        "",
-        f"growth_time_ratio={ratio:.3f}",
-    ]
-    return "\n".join(lines)
-
-
 def header(args: argparse.Namespace) -> list[str]:
     return [
         f"# featurize benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}",
@@ -192,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--mode", choices=("ratio", "scaling", "growth"), default="ratio")
+    parser.add_argument("--mode", choices=("ratio", "scaling"), default="ratio")
     parser.add_argument("--images", type=int, default=8000, help="images, >= 2000 (scaling: N, then 4N)")
     parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, choices=ALLOWED_IMAGE_SIZES)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
@@ -209,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--images must be >= 2000, --repeats and --cores >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="fruits-bench-") as tmp:
-        modes = {"ratio": run_ratio, "scaling": run_scaling, "growth": run_growth}
+        modes = {"ratio": run_ratio, "scaling": run_scaling}
         report = modes[args.mode](args, Path(tmp))
     sys.stdout.write(report + "\n")
     return 0

@@ -126,10 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cost = commands.add_parser(
         "cost",
-        help="estimated time and dollars of one run for the configuration (offline: no AWS call)",
+        help="estimated time per stage and dollars of one run for the configuration (offline: no AWS call)",
         description="The cluster cdk.json's context and the -c overrides configure (as `cdk synth -c` "
-        "would), the measured throughput in ops/data/throughput.json and the price table in "
-        "ops/data/prices_<region>.json: one run's start-to-end time and cost, as a range.",
+        "would), each stage's measured cost per photo in ops/data/rates.json (make record-rates) and the "
+        "price table in ops/data/prices_<region>.json: the time per stage at --images, 90k, 1M and 10M "
+        "photos, and one run's start-to-end time and cost, as a range.",
     )
     cost.add_argument(
         "--images", type=_positive_int, required=True, help="images of one run (fit + transform)"

@@ -297,7 +297,7 @@ class ClusterDefinition:
                     ),
                 ),
             ),
-            configurations=tuple(spark_configurations(spark_defaults(config.executor_sizing))),
+            configurations=tuple(spark_configurations(spark_defaults(config.executor_sizing, config.region))),
             step_inputs=steps,
             stack_tags=(EMR_MANAGED_TAG, (STACK_TAG, stack_name)),
         )

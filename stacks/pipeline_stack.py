@@ -73,7 +73,7 @@ class PipelineStack(Stack):
         )
         settings = {
             "config": config.job_fingerprint(),
-            "sparkDefaults": spark_defaults(config.executor_sizing),
+            "sparkDefaults": spark_defaults(config.executor_sizing, config.region),
             "sparkEnv": dict(SPARK_ENV_EXPORTS),
         }
         code = JobCode(

@@ -150,8 +150,8 @@ BASE_SPARK_DEFAULTS = MappingProxyType(
         "spark.executorEnv.PYSPARK_PYTHON": PYSPARK_PYTHON,
         # Keep Python workers (and the model each one loads) alive across tasks.
         "spark.python.worker.reuse": "true",
-        # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding the
-        # UDF (one inference batch) and the file packing (~500 small files per task) itself, in its session.
+        # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding its
+        # map functions (one inference batch) and its photos per task (~500) itself.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Inference threads per Python worker are not set here: the job gives each worker's engine
         # spark.task.cpus threads (derived above: 1 when every vCPU gets its own worker), so N workers x 1
@@ -168,6 +168,9 @@ BASE_SPARK_DEFAULTS = MappingProxyType(
 )
 
 
-def spark_defaults(sizing: ExecutorSizing) -> dict[str, str]:
-    """The cluster's spark-defaults: the fixed settings and the executor sizing of its worker types."""
-    return {**BASE_SPARK_DEFAULTS, **sizing.spark_defaults()}
+def spark_defaults(sizing: ExecutorSizing, region: str) -> dict[str, str]:
+    """The cluster's spark-defaults: the fixed settings, the executor sizing of its worker types, and the
+    region the Python workers' S3 client (pyarrow, which lists and reads the photos) talks to: its own
+    region lookup asks S3's global endpoint, which a subnet without internet access cannot reach."""
+    regional = {"spark.executorEnv.AWS_REGION": region, "spark.yarn.appMasterEnv.AWS_REGION": region}
+    return {**BASE_SPARK_DEFAULTS, **regional, **sizing.spark_defaults()}

@@ -1,36 +1,41 @@
 """The featurize stage: every listed image through the engine once, into <output>/features and rejects/.
 
-Pure DataFrame -> DataFrame functions (images_of, featurize, accepted) and the stage that runs them
-(featurize_stage): list the input, check the output folder, run the map function once over every image
-(spark_job.workers.featurize_map; each Python worker builds its engine on its first task and keeps it),
-write the accepted rows to features/ and every image without features, with a reason, to rejects/.
+Pure DataFrame -> DataFrame functions (in_tasks, featurize, missing_from) and the stage that runs them
+(featurize_stage): list the input on the executors, check the output folder, run the map function once
+over every image (spark_job.workers.featurize_map: each Python worker reads the bytes, builds its engine
+on its first task and keeps it), write the images that decoded to features/, then give every listed image
+without features a reason, in rejects/. Every count is an aggregate: the driver holds no list of images.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 from pyspark.accumulators import Accumulator
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from spark_job.driver.listing import IMAGE_PATTERN, Inputs, discover
+from spark_job.driver.listing import Inputs, discover
 from spark_job.driver.plan import RunPlan, prepare_output, refuse_existing_output
 from spark_job.driver.storage import Storage, join
 from spark_job.driver.timings import Timings
-from spark_job.workers.decode import EMPTY_FILE_REASON
 from spark_job.workers.engines import EngineSpec
-from spark_job.workers.featurize_map import RejectsParam, featurize_batches
+from spark_job.workers.featurize_map import featurize_batches, reject_reasons
 
 log = logging.getLogger(__name__)
 
 FEATURES_DIR = "features"
 REJECTS_DIR = "rejects"
+# Images per featurize task: a few seconds of work per core (enough to hide a task's start), and small
+# enough that a retried task or a slow node costs little; on a big input, thousands of tasks.
+IMAGES_PER_TASK = 500
+# The rejects' first rows, for the report (all of them are in rejects/).
+REJECTS_LISTED = 200
 
 # features/ as the stages after featurize read it (the store's runs write its identity columns too).
 FEATURES_SCHEMA = StructType(
@@ -40,97 +45,42 @@ FEATURES_SCHEMA = StructType(
         StructField("features", ArrayType(FloatType()), True),
     ]
 )
-
-# The map function's output: a rejected image is a null row with its reason in `error`; an accepted row's
-# values are never null (the engine writes every one).
-FEATURIZED_SCHEMA = StructType(
-    [
-        StructField("path", StringType(), False),
-        StructField("label", StringType(), True),
-        StructField("features", ArrayType(FloatType(), containsNull=False), True),
-        StructField("error", StringType(), True),
-    ]
-)
+# The map function's features column: every value is written by the engine.
+FEATURES_FIELD = StructField("features", ArrayType(FloatType(), containsNull=False), False)
+REJECTS_DDL = "path string, reason string"
+REJECTS_ARROW_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
 
 
-def is_image(path: Column) -> Column:
-    """JPEG or PNG by extension, case-insensitive."""
-    return F.lower(path).rlike(IMAGE_PATTERN.pattern)
-
-
-def label_of(qualified_input: str) -> Column:
-    """The label of the `path` column: the first folder under the input (null for files directly in it: a
-    flat folder)."""
-    prefix_len = len(qualified_input.rstrip("/")) + 1
-    relative = F.expr(f"substring(path, {prefix_len + 1})")
-    return F.when(F.instr(relative, "/") > 0, F.substring_index(relative, "/", 1))
-
-
-def with_label(files: DataFrame, qualified_input: str) -> DataFrame:
-    """label = the first folder under the input (null for files directly in it: a flat folder)."""
-    return files.withColumn("label", label_of(qualified_input))
-
-
-def images_of(files: DataFrame, qualified_input: str) -> DataFrame:
-    """Image files with their bytes: path, label, content."""
-    images = files.where(is_image(F.col("path"))).select("path", "content")
-    return with_label(images, qualified_input).select("path", "label", "content")
+def in_tasks(images: DataFrame, n_images: int, parallelism: int) -> DataFrame:
+    """The images spread over tasks of about IMAGES_PER_TASK (at least one per core), each a range of
+    paths: a class's photos stay together, so the files written (features/, the store's) hold narrow
+    ranges of paths, which Parquet's statistics let a later filter on path skip."""
+    return images.repartitionByRange(max(parallelism, math.ceil(n_images / IMAGES_PER_TASK)), "path")
 
 
 def featurize(
-    images: DataFrame,
-    engine: EngineSpec,
-    batch_size: int,
-    inferred: Accumulator | None = None,
-    rejected: Accumulator | None = None,
+    images: DataFrame, engine: EngineSpec, batch_size: int, inferred: Accumulator | None = None
 ) -> DataFrame:
-    """path, label, content -> path, label, features (array<float> 1280, null if rejected), error.
-
-    Any other column of `images` (the features store's file identity: length, modificationTime) is passed
-    through, before features. With accumulators, it also counts the images it inferred and collects
-    (path, reason) of those it rejected: the job writes only the accepted rows, in one pass.
-    """
-    passed = [field for field in images.schema.fields if field.name != "content"]
-    schema = StructType([*passed, *FEATURIZED_SCHEMA.fields[2:]])  # + features, error
-    return images.mapInArrow(featurize_batches(engine, batch_size, inferred, rejected), schema)
+    """path, label (and any column passed through: the store's identity) -> the same and features
+    (array<float> 1280), for the images that decoded; `inferred` counts them (per successful task)."""
+    schema = StructType([*images.schema.fields, FEATURES_FIELD])
+    return images.mapInArrow(featurize_batches(engine, batch_size, inferred), schema)
 
 
-def accepted(featurized: DataFrame) -> DataFrame:
-    return featurized.where(F.col("error").isNull()).select("path", "label", "features")
-
-
-def unread_reason(length: int | None) -> str:
-    """Why a listed image never reached the decoder: Spark's file source never reads empty files."""
-    if length == 0:
-        return EMPTY_FILE_REASON
-    if length is None:
-        return "not read: the file disappeared after it was listed"
-    return f"not read by Spark's file source ({length} bytes); was it replaced while the job ran?"
-
-
-def reject_rows(
-    storage: Storage, image_paths: list[str], features: DataFrame, n_features: int, reasons: dict[str, str]
-) -> list[tuple[str, str]]:
-    """Every listed image without a row in features/ (`n_features` rows), with a reason: the decoder's when
-    the engine rejected it, else why Spark's file source never read it (it skips empty files)."""
-    if n_features + len(reasons) == len(image_paths) and reasons.keys() <= set(image_paths):
-        return sorted(reasons.items())  # the counts add up: no path needs fetching
-    seen = {row["path"] for row in features.select("path").collect()}
-    return [(p, reasons.get(p) or unread_reason(storage.length(p))) for p in image_paths if p not in seen]
+def missing_from(images: DataFrame, features: DataFrame) -> DataFrame:
+    """The listed images that have no row in features/: path."""
+    return images.select("path").join(features.select("path"), "path", "left_anti")
 
 
 @dataclass(frozen=True)
 class FeaturizeResult:
     inputs: Inputs
     features: DataFrame  # <output>/features read back: path, label, features
-    rejects: list[tuple[str, str]]  # (path, reason) of every listed image not in features/, sorted
     n_features: int  # rows in features/
     n_inferred: int  # images inferred by successful task attempts (accumulator): see ManifestRecord
+    n_rejected: int  # rows in rejects/: every listed image without features, with a reason
+    rejects_sample: list[tuple[str, str]]  # the first REJECTS_LISTED of them, by path
     n_reused: int = 0  # images whose features came from the features store (spark_job.driver.store_stage)
-
-    @property
-    def n_rejected(self) -> int:
-        return len(self.rejects)
 
 
 def write_features(rows: DataFrame, output: str) -> int:
@@ -143,45 +93,46 @@ def write_features(rows: DataFrame, output: str) -> int:
 
 def finish_stage(
     spark: SparkSession,
-    storage: Storage,
     plan: RunPlan,
     inputs: Inputs,
     n_features: int,
     inferred: Accumulator,
-    rejected: Accumulator,
     reused: int = 0,
 ) -> FeaturizeResult:
-    """After features/ is written (`n_features` rows, write_features): write rejects/ (every listed image
-    without a row), and the stage's result, with features/ to read back (the schema given: no file is
-    opened until a later stage reads it). Shared by the stage with and without a features store."""
+    """After features/ is written: rejects/ (every listed image without a row, read and decoded again to say
+    why), and the stage's result, with features/ to read back (the schema given: no file is opened until a
+    later stage reads it). Shared by the stage with and without a features store."""
     features = spark.read.schema(FEATURES_SCHEMA).parquet(join(plan.output, FEATURES_DIR))
-    rejects = reject_rows(storage, inputs.image_paths, features, n_features, dict(rejected.value))
-    write_rejects(storage, plan.output, rejects)
+    rejects_dir = join(plan.output, REJECTS_DIR)
+    n_rejected, sample = 0, []
+    if n_features < inputs.n_images:  # else every listed image has its row (one per path)
+        missing = missing_from(inputs.images, features)
+        reasons = missing.mapInArrow(reject_reasons(plan.image_size), REJECTS_DDL)
+        reasons.write.mode("overwrite").parquet(rejects_dir)
+        rejects = spark.read.schema(REJECTS_DDL).parquet(rejects_dir)
+        n_rejected = rejects.count()
+        sample = rejects.orderBy("path").limit(REJECTS_LISTED).collect()
+    else:
+        write_no_rejects(Storage(spark), rejects_dir)
     return FeaturizeResult(
         inputs=inputs,
         features=features,
-        rejects=rejects,
         n_features=n_features,
         n_inferred=int(inferred.value),
+        n_rejected=n_rejected,
+        rejects_sample=[(row["path"], row["reason"]) for row in sample],
         n_reused=reused,
     )
 
 
-REJECTS_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
-
-
-def write_rejects(storage: Storage, output: str, rejects: list[tuple[str, str]]) -> None:
-    """rejects/ (path, reason) as one Parquet file, written by pyarrow here on the driver, which holds the
-    rows: through Spark it took a job of its own for a table of a few rows."""
+def write_no_rejects(storage: Storage, rejects_dir: str) -> None:
+    """An empty rejects/ (path, reason), written by pyarrow here: no Spark job for a table of no rows."""
     import pyarrow.parquet as pq
 
-    table = pa.table(
-        {"path": [p for p, _ in rejects], "reason": [r for _, r in rejects]}, schema=REJECTS_SCHEMA
-    )
     with tempfile.TemporaryDirectory(prefix="fruits-rejects-") as tmp:
         local = Path(tmp) / "part-00000.parquet"
-        pq.write_table(table, local)
-        storage.upload(str(local), join(output, REJECTS_DIR, local.name))
+        pq.write_table(pa.table({"path": [], "reason": []}, schema=REJECTS_ARROW_SCHEMA), local)
+        storage.upload(str(local), join(rejects_dir, local.name))
 
 
 def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> FeaturizeResult:
@@ -189,16 +140,13 @@ def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> Fea
     check the output folder, then featurize once to features/ and rejects/."""
     inputs = start_stage(spark, Storage(spark), plan, timings)
     with timings.stage("featurize"):
-        sc = spark.sparkContext
-        inferred = sc.accumulator(0)
-        rejected = sc.accumulator([], RejectsParam())
-        # The map function's only action. Accepted images go straight to features/; the rejected ones'
-        # paths and reasons come back in the accumulator, merged once per successful task attempt.
-        rows = featurize(
-            images_of(inputs.files, inputs.qualified), plan.engine, plan.batch_size, inferred, rejected
+        inferred = spark.sparkContext.accumulator(0)
+        images = in_tasks(
+            inputs.images.select("path", "label"), inputs.n_images, spark.sparkContext.defaultParallelism
         )
-        n_features = write_features(accepted(rows), plan.output)
-        return finish_stage(spark, Storage(spark), plan, inputs, n_features, inferred, rejected)
+        # The map function's only action: the images that decoded go straight to features/.
+        n_features = write_features(featurize(images, plan.engine, plan.batch_size, inferred), plan.output)
+        return finish_stage(spark, plan, inputs, n_features, inferred)
 
 
 def start_stage(spark: SparkSession, storage: Storage, plan: RunPlan, timings: Timings) -> Inputs:

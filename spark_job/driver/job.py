@@ -220,14 +220,15 @@ def _featurize(
     log.info(
         "featurized %d of %d images (%d inferred, %d from the features store), rejected %d",
         stage.n_features,
-        stage.inputs.images,
+        stage.inputs.n_images,
         stage.n_inferred,
         stage.n_reused,
         stage.n_rejected,
     )
     if stage.n_features == 0:
+        stage.inputs.release()
         raise JobFailedError(
-            f"none of the {stage.inputs.images} images under {plan.input} could be decoded; "
+            f"none of the {stage.inputs.n_images} images under {plan.input} could be decoded; "
             f"reasons are in {join(plan.output, REJECTS_DIR)}"
         )
     return stage, store
@@ -252,9 +253,10 @@ def _finish(
 ) -> ManifestRecord:
     """The report, then the manifest with the report's time in it, last."""
     with ctx.timings.stage("report"):
-        _write_report(ctx, plan, manifest, spectrum, pca, stage.rejects)
+        _write_report(ctx, plan, manifest, spectrum, pca, stage.rejects_sample)
     manifest = replace(manifest, timings_s=dict(ctx.timings.stages))
     write_manifest(ctx.storage, plan, manifest)
+    stage.inputs.release()
     return manifest
 
 

@@ -1,70 +1,65 @@
-"""Listing the input: every file under the input folder, once, on the driver, through Spark's file index.
+"""Listing the input on the executors: one task lists the input folder's top level, then one task per
+top-level folder (a class) lists it recursively, with pyarrow in the Python workers
+(spark_job.workers.files). The driver holds only the top-level folders' names and counts: no list of
+paths, and no Spark file index (which keeps a status per file on the driver).
 
-The listing is reused by the featurize stage (its binaryFile DataFrame) and by the rejects accounting (every
-image listed that has no features gets a reason).
+The listing is a DataFrame kept for the run (persisted on the executors, memory then disk): the featurize
+stage reads the new images' bytes from it, the store lookup joins it, the rejects and the manifest's
+counts are aggregates of it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import unquote
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spark_job.contract.errors import JobInputError
 from spark_job.contract.names import IMAGE_EXTENSIONS
-from spark_job.driver.session import sql_conf
 from spark_job.driver.storage import Storage, normalize
-from spark_job.shims import pyspark_private
+from spark_job.workers.files import ENTRIES_DDL, listing
 
 log = logging.getLogger(__name__)
 
 IMAGE_PATTERN = re.compile(r"\.(" + "|".join(IMAGE_EXTENSIONS) + r")$")
+# The manifest lists the first non-image files by name (all are counted).
+SKIPPED_FILES_LISTED = 100
 
 
 @dataclass(frozen=True)
 class Inputs:
-    qualified: str  # the input folder as Spark spells it in binaryFile's path column (file:/..., s3://...)
-    files: DataFrame  # binaryFile over the input: listed once, reused by the featurize stage
-    image_paths: list[str]  # every JPEG/PNG found, empty ones included, as binaryFile's path column
-    skipped: list[str]  # non-image files, counted apart
-    # path -> (length, modification time in ms) of every image, as listed; None when the file index could
-    # not be read (pyspark_private.file_index_identities), and the features store scans for them instead.
-    identities: dict[str, tuple[int, int]] | None = None
+    qualified: str  # the input folder as Spark spells paths (file:/..., s3://...)
+    images: DataFrame  # every JPEG/PNG (empty ones too): path, length, modification_ms, label; persisted
+    n_images: int
+    n_skipped: int  # non-image files, counted apart
+    skipped_sample: list[str]  # the first SKIPPED_FILES_LISTED of them, by path
+    listed: DataFrame  # every file listed, persisted: what `images` is made from
 
-    @property
-    def images(self) -> int:
-        return len(self.image_paths)
+    def release(self) -> None:
+        """Drop the persisted listing (the run is over)."""
+        self.listed.unpersist()
 
 
-def is_image_path(path: str) -> bool:
+def is_image(path: Column) -> Column:
     """JPEG or PNG by extension, case-insensitive."""
-    return IMAGE_PATTERN.search(path.lower()) is not None
+    return F.lower(path).rlike(IMAGE_PATTERN.pattern)
 
 
-def binary_files(spark: SparkSession, input_uri: str) -> DataFrame:
-    """Every file under input_uri, recursively: path, modificationTime, length, content (read lazily).
-
-    Spark's file source leaves out hidden files and folders (names starting with '_' or '.') and never
-    reads empty files; the job accounts for the latter itself.
-    """
-    return spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(input_uri)
-
-
-def uri_to_path(uri: str) -> str:
-    """inputFiles() gives URIs (file:///a%20b); binaryFile's path column gives Hadoop paths (file:/a b)."""
-    text = unquote(uri)
-    return "file:/" + text.removeprefix("file:///") if text.startswith("file:///") else text
+def label_of(qualified_input: str) -> Column:
+    """The label of the `path` column: the first folder under the input (null for files directly in it: a
+    flat folder)."""
+    prefix_len = len(qualified_input.rstrip("/")) + 1
+    relative = F.expr(f"substring(path, {prefix_len + 1})")
+    return F.when(F.instr(relative, "/") > 0, F.substring_index(relative, "/", 1))
 
 
-def listed_paths(files: DataFrame) -> list[str]:
-    """Every file in the DataFrame's file index (empty files included), spelled as in its path column,
-    through the public inputFiles() (one py4j round trip per file)."""
-    return [uri_to_path(uri) for uri in files.inputFiles()]
+def with_label(files: DataFrame, qualified_input: str) -> DataFrame:
+    """label = the first folder under the input (null for files directly in it: a flat folder)."""
+    return files.withColumn("label", label_of(qualified_input))
 
 
 def require_input_folder(storage: Storage, input_uri: str) -> str:
@@ -76,50 +71,48 @@ def require_input_folder(storage: Storage, input_uri: str) -> str:
     return uri
 
 
+def _listing_of(spark: SparkSession, folders: list[str], root: str | None, recursive: bool) -> DataFrame:
+    """Each folder listed in a task of its own: path, length, modification_ms, is_folder."""
+    seeds = spark.createDataFrame([(folder,) for folder in folders], "folder string")
+    return seeds.repartition(max(1, len(folders))).mapInArrow(listing(root, recursive), ENTRIES_DDL)
+
+
+def folder_files(spark: SparkSession, folders: list[str]) -> DataFrame:
+    """The files directly in each of `folders` (no descent), each folder its own root: path, length,
+    modification_ms. What the store's compaction checks its rows against."""
+    return _listing_of(spark, folders, None, False).where(~F.col("is_folder")).drop("is_folder")
+
+
 def discover(spark: SparkSession, storage: Storage, input_uri: str) -> Inputs:
-    """List the input once, on the driver (no Spark job, no contents read); fail when there is no image."""
-    uri = require_input_folder(storage, input_uri)
-    files = binary_files(spark, uri)
-    listed = pyspark_private.file_index_identities(files)
-    image_paths: list[str] = []
-    skipped: list[str] = []
-    for path in sorted(listed_paths(files) if listed is None else [path for path, _, _ in listed]):
-        (image_paths if is_image_path(path) else skipped).append(path)
-    identities = None if listed is None else {p: (n, ms) for p, n, ms in listed if is_image_path(p)}
-    log.info("listed %s: %d image files, %d other files skipped", input_uri, len(image_paths), len(skipped))
-    if not image_paths:
-        raise JobInputError(f"no JPEG or PNG images under {input_uri} ({len(skipped)} other files)")
-    return Inputs(
-        qualified=storage.qualified(uri),
-        files=files,
-        image_paths=image_paths,
-        skipped=skipped,
-        identities=identities,
+    """List the input once, on the executors (no image read); fail when there is no image."""
+    root = storage.qualified(require_input_folder(storage, input_uri))
+    top = _listing_of(spark, [root], root, False).persist(StorageLevel.MEMORY_AND_DISK)
+    # The top level's folders (the classes): only their names come to the driver, to list each in a task.
+    subfolders = [row["path"] for row in top.where("is_folder").select("path").collect()]
+    files = top.where(~F.col("is_folder"))
+    if subfolders:
+        files = files.unionByName(_listing_of(spark, subfolders, root, True))
+    files = files.drop("is_folder").withColumn("is_image", is_image(F.col("path")))
+    files = files.persist(StorageLevel.MEMORY_AND_DISK)
+    counts = files.agg(
+        F.count_if(F.col("is_image")).alias("images"), F.count_if(~F.col("is_image")).alias("skipped")
+    ).first()
+    top.unpersist()  # its rows are in `files` now
+    assert counts is not None
+    n_skipped = int(counts["skipped"])
+    skipped = files.where(~F.col("is_image")).select("path").orderBy("path").limit(SKIPPED_FILES_LISTED)
+    inputs = Inputs(
+        qualified=root,
+        images=with_label(files.where("is_image").drop("is_image"), root),
+        n_images=int(counts["images"]),
+        n_skipped=n_skipped,
+        skipped_sample=[row["path"] for row in skipped.collect()] if n_skipped else [],
+        listed=files,
     )
-
-
-# Spark lists more than `threshold` (32) root paths in a Spark job of min(paths, `parallelism`) tasks, and
-# `parallelism` defaults to 10,000: 800 new photos made an 800-task job, 2.3 s of the 5 s inferring them
-# (0.1 s with one task per core; measured 2026-12-01, local[2]). A few tasks per core: on S3 each path is
-# a request, so a task's paths take their latency one after another. On a local disk a path is a stat:
-# the driver lists them itself, no job (~0.1 s less per run in a fresh JVM, 2026-12-02).
-LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
-
-
-LISTING_THRESHOLD = "spark.sql.sources.parallelPartitionDiscovery.threshold"
-
-
-def listing_tasks(spark: SparkSession) -> str:
-    return str(max(8, 4 * spark.sparkContext.defaultParallelism))
-
-
-@contextmanager
-def listing_of(spark: SparkSession, paths: list[str]) -> Iterator[None]:
-    """For a read of these explicit paths: listed by the driver if all are on a local disk, else by a job of
-    a few tasks per core (listing_tasks)."""
-    if all(path.startswith("file:") for path in paths):
-        with sql_conf(spark, LISTING_THRESHOLD, str(len(paths) + 1)):
-            yield
-    else:
-        with sql_conf(spark, LISTING_PARALLELISM, listing_tasks(spark)):
-            yield
+    log.info(
+        "listed %s: %d image files, %d other files skipped", input_uri, inputs.n_images, inputs.n_skipped
+    )
+    if not inputs.n_images:
+        inputs.release()
+        raise JobInputError(f"no JPEG or PNG images under {input_uri} ({inputs.n_skipped} other files)")
+    return inputs

@@ -20,8 +20,6 @@ from spark_job.driver.store import StoreRun
 
 log = logging.getLogger(__name__)
 
-SKIPPED_FILES_LISTED = 100
-
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -65,13 +63,13 @@ def run_manifest(
         input=plan.input,
         output=output_as_given,
         model=model_dir,
-        images_discovered=result.inputs.images,
+        images_discovered=result.inputs.n_images,
         images_featurized=result.n_features,
         images_rejected=result.n_rejected,
         images_inferred=result.n_inferred,
         images_reused=result.n_reused,
-        images_skipped=len(result.inputs.skipped),
-        skipped_files=result.inputs.skipped[:SKIPPED_FILES_LISTED],
+        images_skipped=result.inputs.n_skipped,
+        skipped_files=result.inputs.skipped_sample,
         classes=classes_of(result),
         image_size=plan.image_size,
         weights=plan.weights.as_record(),

@@ -1,4 +1,5 @@
-"""Standardization + PCA with Spark ML (pure DataFrame -> DataFrame / model functions)."""
+"""Standardization + PCA: fitted as Spark ML models (saved and loaded as such), with the covariance and the
+projection computed by NumPy in the Python workers (pure DataFrame -> DataFrame / model functions)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,29 @@ from dataclasses import dataclass
 
 import numpy as np
 from pyspark.ml import PipelineModel
-from pyspark.ml.feature import PCAModel, StandardScaler
-from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.feature import PCAModel, StandardScaler, StandardScalerModel
+from pyspark.ml.functions import array_to_vector
 from pyspark.ml.linalg import DenseMatrix, DenseVector
-from pyspark.mllib.linalg.distributed import RowMatrix
-from pyspark.mllib.util import MLUtils
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from spark_job.shims import pyspark_private
+from spark_job.workers.linear_algebra import MOMENTS_DDL, Moments, partition_moments, projection
 
 log = logging.getLogger(__name__)
 
 VECTOR_COL = "features_vec"
 SCALED_COL = "scaled"
 PCA_COL = "pca_vec"
+# pca/: the projection's output.
+PCA_SCHEMA = StructType(
+    [
+        StructField("path", StringType(), False),
+        StructField("label", StringType(), True),
+        StructField("pca", ArrayType(FloatType(), containsNull=False), False),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -43,26 +52,32 @@ def choose_k(explained_variance: np.ndarray, target: float) -> int:
     return min(k, len(explained_variance))
 
 
+def feature_moments(features: DataFrame) -> Moments:
+    """Count, mean and centred sum of outer products of the features, in float64: each Python worker folds
+    its rows into one Moments (spark_job.workers.linear_algebra), and Spark combines them in a tree (the
+    driver receives a few 13 MB matrices, however many photos)."""
+    spark = features.sparkSession
+    tasks = 2 * spark.sparkContext.defaultParallelism  # one partial result each, merged in a tree
+    partial = features.select("features").coalesce(tasks).mapInArrow(partition_moments, MOMENTS_DDL)
+    return partial.rdd.map(Moments.from_row).treeReduce(Moments.merge, depth=2)
+
+
 def fit_pca(features: DataFrame, variance: float | None, components: int | None) -> PcaFit:
     """StandardScaler(mean, std) then PCA; k from `components`, or the smallest reaching `variance`.
 
-    The covariance of the standardized features is computed by Spark (RowMatrix, distributed); its
-    eigen-decomposition (1280 x 1280) is done with NumPy on the driver and becomes a Spark ML PCAModel.
-    Why not PCA.fit: with no native LAPACK (as on this machine; EMR nodes not checked) Spark's PCA falls
-    back to the pure-Java dgesdd, which here returned a wrong spectrum in about one fit out of four on the
-    same covariance (a flat spectrum: k = 191 instead of 111 for 95%, and a chance-level probe), while the
-    covariance itself matched NumPy to 1e-13 every time.
+    The scaler is Spark ML's (its fit is one pass of sums per dimension). The covariance of the
+    standardized features comes from the features' moments, computed with NumPy's BLAS in the workers
+    (feature_moments): the scaled covariance is the raw one divided by std_i std_j, 0 where a std is 0 (as
+    the scaler's output is). Its eigen-decomposition (1280 x 1280) is done with NumPy on the driver and
+    becomes a Spark ML PCAModel. Why not PCA.fit: with no native LAPACK (as on this machine; EMR nodes not
+    checked) Spark's PCA falls back to the pure-Java dgesdd, which here returned a wrong spectrum in about
+    one fit out of four on the same covariance.
     """
-    vectors = to_vectors(features).select(VECTOR_COL).cache()
-    try:
-        scaler = StandardScaler(inputCol=VECTOR_COL, outputCol=SCALED_COL, withMean=True, withStd=True)
-        scaler_model = scaler.fit(vectors)
-        scaled = scaler_model.transform(vectors).select(SCALED_COL)
-        # Stays in the JVM: the DataFrame of (old-API) vectors goes straight to RowMatrix.
-        rows = MLUtils.convertVectorColumnsFromML(scaled, SCALED_COL)
-        covariance = RowMatrix(rows).computeCovariance().toArray()
-    finally:
-        vectors.unpersist()
+    scaler = StandardScaler(inputCol=VECTOR_COL, outputCol=SCALED_COL, withMean=True, withStd=True)
+    scaler_model = scaler.fit(to_vectors(features).select(VECTOR_COL))
+    moments = feature_moments(features)
+    scale = _inverse(scaler_model.std.toArray())
+    covariance = moments.m2 / max(moments.n - 1, 1) * np.outer(scale, scale)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # ascending
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues = np.clip(eigenvalues[order], 0.0, None)  # round-off makes the null space slightly < 0
@@ -76,6 +91,13 @@ def fit_pca(features: DataFrame, variance: float | None, components: int | None)
     return PcaFit(reducer=reducer, explained_variance=explained, full_spectrum=[float(v) for v in spectrum])
 
 
+def _inverse(std: np.ndarray) -> np.ndarray:
+    """1 / std, 0 where std is 0: StandardScalerModel's scale."""
+    out = np.zeros_like(std)
+    np.divide(1.0, std, out=out, where=std != 0.0)
+    return out
+
+
 def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.ndarray) -> PCAModel:
     """A Spark ML PCAModel (transform, save, load as usual) from principal components (n x k)."""
     n, k = components.shape
@@ -85,9 +107,17 @@ def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.nd
 
 
 def project(reducer: PipelineModel, features: DataFrame) -> DataFrame:
-    """path, label, features -> path, label, pca (array<float> of k)."""
-    out = reducer.transform(to_vectors(features))
-    return out.select("path", "label", vector_to_array(F.col(PCA_COL), "float32").alias("pca"))
+    """path, label, features -> path, label, pca (array<float> of k): the reducer's scaler and PCA applied
+    by NumPy in the workers, with the fitted model's own numbers (the same values as reducer.transform, to
+    float32's precision)."""
+    scaler = reducer.stages[0]
+    assert isinstance(scaler, StandardScalerModel)
+    std = scaler.std.toArray()
+    mean = scaler.mean.toArray() if scaler.getWithMean() else np.zeros_like(std)
+    scale = _inverse(std) if scaler.getWithStd() else np.ones_like(std)
+    components = pca_stage(reducer).pc.toArray()
+    function = projection(mean, scale, components)
+    return features.select("path", "label", "features").mapInArrow(function, PCA_SCHEMA)
 
 
 def pca_stage(reducer: PipelineModel) -> PCAModel:

@@ -72,6 +72,7 @@ def plot_pca_scatter(points: pd.DataFrame, path: Path) -> None:
 
 
 def summary_markdown(manifest: ManifestRecord, rejects: list[tuple[str, str]]) -> str:
+    """The run in Markdown; `rejects`: the first rejected images (all of them are in rejects/)."""
     m = manifest
     lines = [
         f"# Fruits! pipeline run: {m.mode}",
@@ -115,9 +116,9 @@ def summary_markdown(manifest: ManifestRecord, rejects: list[tuple[str, str]]) -
     lines += ["", "## Rejected images", ""]
     if rejects:
         lines += ["| path | reason |", "|---|---|"]
-        lines += [f"| `{p}` | {r} |" for p, r in rejects[:200]]
-        if len(rejects) > 200:
-            lines.append(f"\n({len(rejects) - 200} more in `rejects/`)")
+        lines += [f"| `{p}` | {r} |" for p, r in rejects]
+        if m.images_rejected > len(rejects):
+            lines.append(f"\n({m.images_rejected - len(rejects)} more in `rejects/`)")
     else:
         lines.append("None.")
     if m.skipped_files:

@@ -1,7 +1,7 @@
 """The SparkSession of a run: local defaults, and the settings the job needs under any master.
 
 On EMR the cluster's spark-defaults (stacks/spark_settings.py) size the executors and start the JVMs; what
-is set here for every master is what the job depends on (worker reuse, file packing, Arrow batches).
+is set here for every master is what the job depends on (worker reuse, Arrow batches).
 """
 
 from __future__ import annotations
@@ -20,6 +20,19 @@ from spark_job.driver.config import DEFAULT_BATCH_SIZE, JobConfig
 # workers on a small machine: 8,000 images at 397-403 img/s with C2 against 439-444 with C1 alone (LiteRT,
 # 2 vCPUs, 2026-12-02). A public JVM option, set only when this session starts the JVM: never on EMR.
 LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+# The local JVM's heap: a quarter of the machine's memory, between 1 and 8 GiB. In local mode this one JVM
+# is the driver and every executor task (Parquet writers, shuffles, the store's joins), and Spark's default
+# of 1 GiB leaves the tasks of a 2-core run ~300 MB (docs/performance.md has the measured peaks).
+LOCAL_HEAP_SHARE = 0.25
+LOCAL_HEAP_MIN_MIB, LOCAL_HEAP_MAX_MIB = 1024, 8192
+
+
+def local_driver_memory(physical_bytes: int | None = None) -> str:
+    """spark.driver.memory for a local run on a machine of `physical_bytes` (default: this one)."""
+    if physical_bytes is None:
+        physical_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    mib = int(physical_bytes * LOCAL_HEAP_SHARE) >> 20
+    return f"{min(max(mib, LOCAL_HEAP_MIN_MIB), LOCAL_HEAP_MAX_MIB)}m"
 
 
 def spark_session(cfg: JobConfig) -> SparkSession:
@@ -39,16 +52,12 @@ def build_session(app_name: str, master: str | None, batch_size: int = DEFAULT_B
         # Local runs: Python workers use this interpreter (the venv), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
+        builder = builder.config("spark.driver.memory", local_driver_memory())
     # Each Python worker keeps its engine across tasks (spark_job.workers.engines.worker_engine) only when
     # reused.
     builder = builder.config("spark.python.worker.reuse", "true")
-    # Fruits-360 images are ~5 KB: with the default 4 MB open cost Spark packs only ~32 files in a task, and
-    # each task has a fixed cost (~0.1 s here: JVM and Python worker turnaround, one Parquet file). 256 KB
-    # packs ~500 per task: still hundreds of tasks on the full dataset (balance), and on small inputs Spark
-    # splits down to one task per core anyway.
-    builder = builder.config("spark.sql.files.openCostInBytes", str(256 << 10))
-    # Arrow batches of one inference batch: the Python worker starts on the first images while the JVM
-    # still reads the task's other files (one Arrow batch per task would make it wait for all of them).
+    # Arrow batches of one inference batch: a task's Python worker reads and infers batch by batch, the next
+    # batch's files read while this one is inferred (spark_job.workers.files.prefetched).
     builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
     return builder.getOrCreate()
 

@@ -39,7 +39,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -138,19 +138,47 @@ def read_key_dir(spark: SparkSession, storage: Storage, key_dir: str) -> DataFra
     return spark.read.schema(STORE_SCHEMA).parquet(key_dir)
 
 
-def deduplicated(rows: DataFrame, within: DataFrame) -> DataFrame:
-    """One row per identity. Two rows of one identity hold the same features (same key, same file).
+def same_file(listed: DataFrame, stored: DataFrame) -> Column:
+    """Whether a stored row's identity is a listed file: the same path and length, and the same
+    modification time to the second (listed: modification_ms, stored: modification_time).
 
-    The row kept is the one in the first Parquet file (by name) that holds the identity: deciding on the
-    identity and file name alone shuffles no features (dropDuplicates would shuffle every row). A task
-    writes each identity once, so within one file an identity is unique. `rows`: as read from the store
-    (the file name is taken at the scan); only the identities in `within` are kept.
+    To the second: some stores give milliseconds in one listing and whole seconds in another (S3's own
+    times are whole seconds); a file rewritten with the same length within the same second of its previous
+    version would be taken for it.
     """
-    tagged = rows.withColumn("_file", F.input_file_name()).join(
-        F.broadcast(within.select(*IDENTITY)), list(IDENTITY), "left_semi"
+    stored_ms = F.unix_millis(stored["modification_time"])
+    return (
+        (listed["path"] == stored["path"])
+        & (listed["length"] == stored["length"])
+        & (F.floor(listed["modification_ms"] / 1000) == F.floor(stored_ms / 1000))
     )
-    first = tagged.select(*IDENTITY, "_file").groupBy(*IDENTITY).agg(F.min("_file").alias("_file"))
-    return tagged.join(F.broadcast(first), [*IDENTITY, "_file"], "left_semi").drop("_file")
+
+
+def chosen_rows(stored: DataFrame, listed: DataFrame) -> DataFrame:
+    """One stored row per listed file: path, length, modification_time, label (as `listed` says, if it has
+    a label column; else as stored), features.
+
+    Two stored rows of one identity hold the same features (same key, same file: two runs inferred the same
+    new photo at once, or a retried task's first attempt had committed); of two stored versions of one path
+    both taken for the listed file (rewritten within the same second, same length) the newer is kept. Which
+    row is kept is decided on identities and file names alone (no features read: the first file by name),
+    then the features of exactly those rows are read. `stored`: as read from the store; `listed`: path,
+    length, modification_ms, label.
+    """
+    tagged = stored.withColumn("_file", F.input_file_name())  # taken at the scan
+    ids = tagged.select("path", "length", "modification_time", "_file")
+    relabel = "label" in listed.columns
+    matched = ids.join(listed, same_file(listed, ids)).select(
+        ids["path"], ids["modification_time"], ids["_file"], *([listed["label"]] if relabel else [])
+    )
+    newest_first = Window.partitionBy("path").orderBy(F.desc("modification_time"), F.asc("_file"))
+    chosen = (
+        matched.withColumn("_rank", F.row_number().over(newest_first))
+        .where("_rank = 1")
+        .drop("_rank", "modification_time")
+    )
+    rows = tagged.drop("label") if relabel else tagged
+    return rows.join(chosen, ["path", "_file"]).select(*FILE_SCHEMA.fieldNames())
 
 
 class FeaturesStore:
@@ -177,14 +205,6 @@ class FeaturesStore:
         rows.select(*FILE_SCHEMA.fieldNames()).write.options(**PER_TASK_COMMIT).mode("append").parquet(
             self.run_dir(run_id)
         )
-
-
-_GLOB_CHARACTERS = "\\[]{}*?"
-
-
-def escape_glob(path: str) -> str:
-    """Spark reads each path it is given as a Hadoop glob pattern: make it match only itself."""
-    return "".join("\\" + c if c in _GLOB_CHARACTERS else c for c in path)
 
 
 @dataclass(frozen=True)

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
 from spark_job.contract.errors import JobInputError
+from spark_job.driver.listing import folder_files
 from spark_job.driver.storage import Storage, join, normalize
 from spark_job.driver.store import (
     IDENTITY,
     KEY_RECORD,
     RUN_PARTITION,
-    STORE_SCHEMA,
-    deduplicated,
+    chosen_rows,
     new_run_id,
     read_key_dir,
 )
@@ -85,20 +83,6 @@ def format_stats(root: str, stats: list[KeyStats]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _from_millis(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=(ms % 1000) * 1000)
-
-
-def current_identities(spark: SparkSession, storage: Storage, paths: list[str]) -> DataFrame:
-    """path, length, modification_time of the files that exist now, listed folder by folder (a folder
-    holds many images: one listing call per folder, not one per file)."""
-    folders = sorted({p.rsplit("/", 1)[0] for p in paths})
-    rows = [
-        (uri, length, _from_millis(ms)) for folder in folders for uri, length, ms in storage.files_in(folder)
-    ]
-    return spark.createDataFrame(rows, StructType(STORE_SCHEMA.fields[:3]))
-
-
 @dataclass(frozen=True)
 class Compaction:
     key: str
@@ -116,12 +100,13 @@ def compact_key(spark: SparkSession, root: str, name: str) -> Compaction:
     runs = run_folders(storage, key_dir)
     rows = read_key_dir(spark, storage, key_dir)
     before = rows.count()
-    paths = [r["path"] for r in rows.select("path").distinct().collect()]
-    existing = current_identities(spark, storage, paths)
-    kept = deduplicated(rows, within=existing)
+    # The folders the stored photos are in (a few per class): listed on the executors, one task each.
+    parent = F.regexp_extract("path", r"^(.*)/[^/]*$", 1)
+    folders = sorted(row["folder"] for row in rows.select(parent.alias("folder")).distinct().collect())
+    kept = chosen_rows(rows, folder_files(spark, folders))
     run_id = new_run_id("compact")
     target = join(key_dir, f"{RUN_PARTITION}={run_id}")
-    kept.drop(RUN_PARTITION).write.mode("errorifexists").parquet(target)
+    kept.write.mode("errorifexists").parquet(target)
     for run in runs:
         storage.delete(join(key_dir, run))
     after = spark.read.parquet(target).count()

@@ -1,16 +1,19 @@
-"""The featurize stage with a features store: infer only the listed images the store does not hold,
-append them, then write features/ for exactly the listed images, from the store (store_assembly).
+"""The featurize stage with a features store: infer only the listed images the store does not hold, append
+them, then write features/ for exactly the listed images, from the store.
 
-    store_lookup    which listed images the store holds (one scan of its identity columns)
-    store_infer     infer the new ones and append them to the store, committed per task
-    store_assemble  features/ and rejects/ from the store
+    store_lookup    which listed images the store holds: a join of the listing with the store's identity
+                    columns (no features read)
+    store_infer     read, infer and append the new ones, committed per task
+    store_assemble  features/ from the store (one row per listed image), then rejects/
+
+Every step is a DataFrame operation on the executors: the driver holds counts only.
 """
 
 from __future__ import annotations
 
 import logging
 
-from pyspark.accumulators import Accumulator
+from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -19,31 +22,29 @@ from spark_job.driver.featurize import (
     FeaturizeResult,
     featurize,
     finish_stage,
-    is_image,
+    in_tasks,
     start_stage,
-    with_label,
+    write_features,
 )
-from spark_job.driver.listing import Inputs, listing_of
+from spark_job.driver.listing import Inputs
 from spark_job.driver.plan import RunPlan
+from spark_job.driver.session import sql_conf
 from spark_job.driver.storage import Storage
-from spark_job.driver.store import FeaturesStore, StoreRun, escape_glob, featurizer_key
-from spark_job.driver.store_assembly import assemble_features, holdings, listed_identities
+from spark_job.driver.store import FeaturesStore, StoreRun, chosen_rows, featurizer_key, same_file
 from spark_job.driver.timings import Timings
-from spark_job.workers.featurize_map import RejectsParam
 
 log = logging.getLogger(__name__)
+
+ROWS_PER_JOIN_PARTITION = 25_000
 
 
 def store_featurize_stage(
     spark: SparkSession, plan: RunPlan, store_uri: str, run_id: str, timings: Timings
 ) -> tuple[FeaturizeResult, StoreRun]:
-    """The featurize stage with a store: infer only the listed images whose identity is not in the store,
-    append them, then write features/ for exactly the listed images, from the store. The outputs of
-    featurize_stage (features/: path, label, features, here with the identity's length and
-    modification_time too; rejects/)."""
+    """The featurize stage with a store: its outputs are featurize_stage's (features/, here with the
+    identity's length and modification_time too; rejects/)."""
     storage = Storage(spark)
     store = FeaturesStore(spark, storage, store_uri, featurizer_key(plan))
-    # The workers start while the driver lists and looks up the store (start_stage).
     inputs = start_stage(spark, storage, plan, timings)
     with timings.stage("featurize"):
         result = _featurize_with_store(spark, plan, inputs, store, run_id, timings)
@@ -51,40 +52,41 @@ def store_featurize_stage(
 
 
 def _featurize_with_store(
-    spark: SparkSession,
-    plan: RunPlan,
-    inputs: Inputs,
-    store: FeaturesStore,
-    run_id: str,
-    timings: Timings,
+    spark: SparkSession, plan: RunPlan, inputs: Inputs, store: FeaturesStore, run_id: str, timings: Timings
 ) -> FeaturizeResult:
-    """Within the featurize stage: store_lookup (which images are new), store_infer (infer and append
-    them), store_assemble (features/ and rejects/ from the store)."""
-    sc = spark.sparkContext
+    listed = inputs.images.select("path", "length", "modification_ms", "label")
     with timings.stage("store_lookup"):
-        if not store.storage.is_dir(store.dir):  # a new featurizer key: every image is new
-            listed: dict[str, tuple[int, int]] = {}
-            new_paths, reused = list(inputs.image_paths), 0
-        else:
-            listed = listed_identities(inputs)
-            known = {path for path, _, _ in holdings(store.rows(), inputs, listed).files}
-            new_paths = [path for path in inputs.image_paths if path not in known]
-            reused = len(known)
+        stored = store.rows()
+        new = listed.join(stored, same_file(listed, stored), "left_anti").persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+        n_new = new.count()
+    reused = inputs.n_images - n_new
     log.info(
         "features store %s: %d of %d listed images known, %d to infer",
         store.dir,
         reused,
-        inputs.images,
-        len(new_paths),
+        inputs.n_images,
+        n_new,
     )
-    inferred = sc.accumulator(0)
-    rejected = sc.accumulator([], RejectsParam())
+    inferred = spark.sparkContext.accumulator(0)
     with timings.stage("store_infer"):
-        _infer_new(spark, plan, inputs, store, run_id, new_paths, inferred, rejected)
+        if n_new:
+            images = in_tasks(new, n_new, spark.sparkContext.defaultParallelism)
+            rows = featurize(images, plan.engine, plan.batch_size, inferred)
+            store.append(rows.withColumn("modification_time", F.timestamp_millis("modification_ms")), run_id)
+        new.unpersist()
     with timings.stage("store_assemble"):
-        n_features = assemble_features(spark, plan, inputs, store, listed or listed_identities(inputs))
-    check_assembled(n_features, reused, int(inferred.value))
-    return finish_stage(spark, store.storage, plan, inputs, n_features, inferred, rejected, reused)
+        # The store as it is now (this run's appends, and any other run's since the lookup, are in it),
+        # joined in partitions of ~25,000 photos' features (~125 MB; Spark's default is 200 partitions,
+        # which adaptive execution merges when they are small).
+        partitions = max(
+            spark.sparkContext.defaultParallelism, inputs.n_images // ROWS_PER_JOIN_PARTITION, 200
+        )
+        with sql_conf(spark, "spark.sql.shuffle.partitions", str(partitions)):
+            n_features = write_features(chosen_rows(store.rows(), listed), plan.output)
+        check_assembled(n_features, reused, int(inferred.value))
+        return finish_stage(spark, plan, inputs, n_features, inferred, reused)
 
 
 def check_assembled(n_features: int, reused: int, inferred: int) -> None:
@@ -100,32 +102,3 @@ def check_assembled(n_features: int, reused: int, inferred: int) -> None:
         )
     if missing > 0:
         log.warning("%d images inferred or reused are not in features/: replaced during the run?", missing)
-
-
-def _infer_new(
-    spark: SparkSession,
-    plan: RunPlan,
-    inputs: Inputs,
-    store: FeaturesStore,
-    run_id: str,
-    new_paths: list[str],
-    inferred: Accumulator,
-    rejected: Accumulator,
-) -> None:
-    if not new_paths:
-        return
-    # Only the new files' bytes are read: all of the input's when all are new, else the new paths.
-    if len(new_paths) == len(inputs.image_paths):
-        files = inputs.files
-    else:
-        with listing_of(spark, new_paths):  # the load lists at once
-            files = spark.read.format("binaryFile").load([escape_glob(p) for p in new_paths])
-    images = with_label(
-        files.where(is_image(F.col("path"))).select("path", "length", "modificationTime", "content"),
-        inputs.qualified,
-    )
-    rows = featurize(images, plan.engine, plan.batch_size, inferred, rejected)
-    accepted = rows.where(F.col("error").isNull()).select(
-        "path", "length", F.col("modificationTime").alias("modification_time"), "label", "features"
-    )
-    store.append(accepted, run_id)  # the featurize function's only action

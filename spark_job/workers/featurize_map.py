@@ -1,8 +1,9 @@
-"""The featurize stage's map function, as it runs in a Python worker: Arrow batches of image bytes in,
-Arrow batches of features out.
+"""The featurize stage's map functions, as they run in a Python worker: Arrow batches of image paths in,
+Arrow batches of features (or of reject reasons) out.
 
-`featurize_batches(engine, batch_size, inferred, rejected)` is what the driver hands to `mapInArrow`. Each
-task ships it, with its accumulators, so plain `add` counts into that task's copies, and Spark merges them
+`featurize_batches(engine, batch_size, inferred)` is what the driver hands to `mapInArrow`: the Python
+worker reads each image's bytes itself (spark_job.workers.files), so the JVM never holds them. Each task
+ships the function with its accumulator, so a plain `add` counts into that task's copy, and Spark merges it
 only for a task attempt that succeeds. The engine is built once per Python worker (`worker_engine`).
 """
 
@@ -12,89 +13,93 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-from pyspark.accumulators import Accumulator, AccumulatorParam
+from pyspark.accumulators import Accumulator
 
-from spark_job.workers.decode import describe_decode_error
-from spark_job.workers.engines import Engine, EngineSpec, worker_engine
-
-
-class RejectsParam(AccumulatorParam):
-    """Accumulates (path, reason) pairs of the images the engine could not decode."""
-
-    def zero(self, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        return []
-
-    def addInPlace(self, acc: list[tuple[str, str]], more: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        acc.extend(more)
-        return acc
+from spark_job.workers.arrow_columns import int64s, strings
+from spark_job.workers.decode import decode_image, describe_decode_error
+from spark_job.workers.engines import EngineSpec, worker_engine
+from spark_job.workers.files import prefetched
 
 
 def featurize_batches(
-    engine: EngineSpec,
-    batch_size: int,
-    inferred: Accumulator | None = None,
-    rejected: Accumulator | None = None,
+    engine: EngineSpec, batch_size: int, inferred: Accumulator | None = None
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The mapInArrow function: each task's batches of (path, label, content, and any column passed
-    through) through this worker's engine, in slices of `batch_size`: the same columns without content,
-    then features (null for a rejected image) and error (its reason)."""
+    """The mapInArrow function: each task's batches of (path, label, and any column passed through) in
+    slices of `batch_size`, each slice's files read (the next slice's while this one is inferred) and put
+    through this worker's engine. Out: the same columns and `features`, for the images that decoded only;
+    `inferred` counts them. The others' reasons come from `reject_reasons`, in a pass of their own."""
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         built = worker_engine(engine)
-        for batch in batches:
-            for start in range(0, batch.num_rows, batch_size):
-                yield _featurized(built, batch.slice(start, batch_size), inferred, rejected)
+        slices = (
+            batch.slice(start, batch_size)
+            for batch in batches
+            for start in range(0, batch.num_rows, batch_size)
+        )
+        for piece, contents in prefetched(slices):
+            features, errors = built.featurize([c if isinstance(c, bytes) else None for c in contents])
+            ok = [e is None and isinstance(c, bytes) for e, c in zip(errors, contents, strict=True)]
+            if inferred is not None:
+                inferred.add(sum(ok))
+            if any(ok):
+                yield _with_features(piece, features, ok)
 
     return run
 
 
-def _featurized(
-    built: Engine, batch: pa.RecordBatch, inferred: Accumulator | None, rejected: Accumulator | None
-) -> pa.RecordBatch:
-    contents = batch.column("content").to_pylist()
-    paths = batch.column("path").to_pylist()
-    features, errors = built.featurize(contents)
-    reasons = [None if e is None else describe_decode_error(e, contents[i]) for i, e in enumerate(errors)]
-    n_failed = sum(r is not None for r in reasons)
-    if inferred is not None:
-        inferred.add(len(paths) - n_failed)
-    if rejected is not None and n_failed:
-        rejected.add([(paths[i], r) for i, r in enumerate(reasons) if r is not None])
-    # path, label and any passed-through column, as they came; then features and error.
-    kept = [name for name in batch.schema.names if name != "content"]
-    columns = [batch.column(name) for name in kept]
+def _with_features(batch: pa.RecordBatch, features: np.ndarray, ok: list[bool]) -> pa.RecordBatch:
+    """The rows of `batch` that decoded, with their features."""
+    if not all(ok):
+        keep = np.flatnonzero(ok)
+        batch, features = batch.take(int64s(keep)), features[keep]
     return pa.RecordBatch.from_arrays(
-        [
-            *columns,
-            features_array(features, [r is not None for r in reasons]),
-            pa.array(reasons, pa.string()) if n_failed else pa.nulls(len(reasons), pa.string()),
-        ],
-        names=[*kept, "features", "error"],
+        [*batch.columns, features_array(features)],
+        names=[*batch.schema.names, "features"],
     )
 
 
-# As FEATURIZED_SCHEMA's features: a row may be null (a rejected image), its values may not.
+def reject_reasons(image_size: int) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function of the rejects pass: each image that has no features, read and decoded
+    again (no inference) to say why: path, reason."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch, contents in prefetched(batches):
+            reasons = [_reason(content, image_size) for content in contents]
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("path"), strings(reasons)], names=["path", "reason"]
+            )
+
+    return run
+
+
+def _reason(content: bytes | OSError, image_size: int) -> str:
+    if isinstance(content, OSError):
+        return f"could not be read: {content}"
+    try:
+        if not content:
+            raise ValueError("empty image data")
+        decode_image(content, image_size)
+    except Exception as exc:  # what the featurize pass met
+        return describe_decode_error(exc, content)
+    return "decoded when read again: was it replaced while the job ran?"
+
+
+# As the stage's features column: no null row, no null value.
 FEATURES_ARROW_TYPE = pa.list_(pa.field("element", pa.float32(), nullable=False))
 
 
-def features_array(features: np.ndarray, missing: list[bool]) -> pa.ListArray:
-    """(n, d) float32 -> Arrow list<float> of n rows of d values without copying them, row i null where
-    missing[i]. Building it from the NumPy buffer instead of n arrays through pandas: the job's 8,000
-    images 458 -> 475 img/s (2026-12-02, local[2], medians of 4).
-
-    Made from buffers, not with pa.array: pyarrow imports pandas on its first pa.array call (0.2 s in each
-    Python worker), and a batch without rejects never makes one."""
+def features_array(features: np.ndarray) -> pa.ListArray:
+    """(n, d) float32 -> Arrow list<float> of n rows of d values, without copying them: from the NumPy
+    buffer instead of n arrays through pandas (the job's 8,000 images 458 -> 475 img/s, 2026-12-02,
+    local[2], medians of 4), and not with pa.array, whose first call imports pandas (0.2 s per worker)."""
     n, dim = features.shape
-    if len(missing) != n or n * dim > np.iinfo(np.int32).max:  # Spark reads what it gets, unchecked
-        raise ValueError(f"features {features.shape} for {len(missing)} rows: not one list<float> column")
+    if n * dim > np.iinfo(np.int32).max:  # Spark reads what it gets, unchecked
+        raise ValueError(f"features {features.shape}: over a list<float> column's int32 offsets")
     offsets = np.arange(0, (n + 1) * dim, dim, dtype=np.int32)
     values = np.ascontiguousarray(features, dtype=np.float32).reshape(-1)
-    validity = None
-    if any(missing):
-        validity = pa.py_buffer(np.packbits(~np.asarray(missing, dtype=bool), bitorder="little"))
     return pa.Array.from_buffers(
         FEATURES_ARROW_TYPE,
         n,
-        [validity, pa.py_buffer(offsets)],
+        [None, pa.py_buffer(offsets)],
         children=[pa.Array.from_buffers(pa.float32(), len(values), [None, pa.py_buffer(values)])],
     )

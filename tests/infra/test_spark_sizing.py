@@ -112,3 +112,16 @@ def test_the_table_and_runtime_deps_agree_on_each_types_architecture():
     assert {name: t.arch for name, t in INSTANCE_TYPES.items()} == {
         name: arch_of_instance_type(name) for name in INSTANCE_TYPES
     }
+
+
+def test_the_python_workers_s3_client_gets_the_deployment_region():
+    """pyarrow's S3 client in the Python workers lists and reads the photos; without a region it would ask
+    S3's global endpoint, which the cluster's subnet (no internet route) cannot reach."""
+    from stacks.spark_settings import spark_defaults
+
+    settings = spark_defaults(size_executors([INSTANCE_TYPES["m5.xlarge"]]), "eu-west-3")
+    assert (
+        settings["spark.executorEnv.AWS_REGION"]
+        == settings["spark.yarn.appMasterEnv.AWS_REGION"]
+        == "eu-west-3"
+    )

@@ -5,7 +5,6 @@ Importable by the Python workers (they run from the repository root), so the spe
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Sequence
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from PIL import Image
 
 from spark_job.contract.names import FEATURE_DIM
 from spark_job.workers.engines import Errors, featurize_decoded
@@ -67,24 +65,22 @@ class KillingEngine(FakeEngine):
 
 @dataclass(frozen=True)
 class DyingEngineSpec:
-    """The fake engine, except that the Python worker that meets a photo of `victim_side` x `victim_side`
-    pixels exits at once, once (the marker file records it, with the rows that task attempt had already
-    featurized): a worker's death in the middle of a task (tests/job/test_fault.py)."""
+    """The fake engine, except that the Python worker that meets its second batch of a first task attempt
+    exits at once, once (the marker file records it, with the rows that attempt had already featurized): a
+    worker's death in the middle of a task (tests/job/test_fault.py)."""
 
     marker: str
-    victim_side: int
     image_size: int = 8
     name: ClassVar[str] = "fake"
 
     def build(self) -> DyingEngine:
-        return DyingEngine(self.marker, self.victim_side)
+        return DyingEngine(self.marker)
 
 
 class DyingEngine(FakeEngine):
-    def __init__(self, marker: str, victim_side: int) -> None:
+    def __init__(self, marker: str) -> None:
         super().__init__()
         self.marker = Path(marker)
-        self.victim_side = victim_side
         self.rows: dict[tuple[int, int, int], int] = {}  # (stage, partition, attempt) -> rows featurized
 
     def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, Errors]:
@@ -92,10 +88,28 @@ class DyingEngine(FakeEngine):
 
         task = TaskContext.get()
         attempt = (task.stageId(), task.partitionId(), task.attemptNumber()) if task else (-1, -1, -1)
-        sides = {Image.open(io.BytesIO(data)).size for data in contents if data}
-        if (self.victim_side, self.victim_side) in sides and not self.marker.exists():
-            before = self.rows.get(attempt, 0)
+        before = self.rows.get(attempt, 0)
+        if attempt[2] == 0 and before and not self.marker.exists():
             self.marker.write_text(json.dumps({"pid": os.getpid(), "rows_featurized_before": before}))
             os._exit(17)
-        self.rows[attempt] = self.rows.get(attempt, 0) + len(contents)
+        self.rows[attempt] = before + len(contents)
         return super().featurize(contents)
+
+
+@dataclass(frozen=True)
+class ByteCountEngineSpec:
+    """An engine that decodes nothing: features[0] is the file's size in bytes, the rest zeros. For runs
+    over many tiny files, where only the plumbing is measured (tests/job/test_driver_memory.py)."""
+
+    image_size: int = 8
+    name: ClassVar[str] = "fake"
+
+    def build(self) -> ByteCountEngine:
+        return ByteCountEngine()
+
+
+class ByteCountEngine:
+    def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, Errors]:
+        out = np.zeros((len(contents), FEATURE_DIM), dtype=np.float32)
+        out[:, 0] = [len(c or b"") for c in contents]
+        return out, [None if c else ValueError("empty image data") for c in contents]

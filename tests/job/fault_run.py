@@ -1,7 +1,6 @@
-"""`python -m tests.job.fault_run INPUT OUTPUT MARKER SIDE`: the featurize stage under local[2,3] (2 cores,
-a task may fail 3 times) with the fake engine, except that the Python worker that meets the photo of SIDE x
-SIDE pixels exits once, in the middle of its task (tests.job.fake_engine.DyingEngineSpec). Prints the
-result's counts as JSON.
+"""`python -m tests.job.fault_run INPUT OUTPUT MARKER`: the featurize stage under local[2,3] (2 cores, a task
+may fail 3 times) with the fake engine, except that one Python worker exits once, in the middle of its task
+(tests.job.fake_engine.DyingEngineSpec). Prints the result's counts as JSON.
 
 A process of its own: the session's master (local[2,3]) differs from the test suite's.
 """
@@ -24,7 +23,7 @@ from spark_job.driver.weights import ResolvedWeights
 from tests.job.fake_engine import DyingEngineSpec
 
 
-def main(input_dir: str, output: str, marker: str, side: str) -> int:
+def main(input_dir: str, output: str, marker: str) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (
         SparkSession.builder.master("local[2,3]")
@@ -44,7 +43,7 @@ def main(input_dir: str, output: str, marker: str, side: str) -> int:
             weights=ResolvedWeights(source="fake", local_path=weights.name, sha256="0" * 64),
             engine_threads=1,
             batch_size=2,
-            engine=DyingEngineSpec(marker=marker, victim_side=int(side)),
+            engine=DyingEngineSpec(marker=marker),
             engine_record=EngineRecord(name="tensorflow", version="fake"),
             engine_files=(),
         )
@@ -52,7 +51,7 @@ def main(input_dir: str, output: str, marker: str, side: str) -> int:
     sys.stdout.write(
         json.dumps(
             {
-                "images": result.inputs.images,
+                "images": result.inputs.n_images,
                 "features": result.n_features,
                 "inferred": result.n_inferred,
                 "rejected": result.n_rejected,
@@ -65,4 +64,4 @@ def main(input_dir: str, output: str, marker: str, side: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:5]))
+    sys.exit(main(*sys.argv[1:4]))

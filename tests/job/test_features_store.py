@@ -8,7 +8,6 @@ import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,8 @@ from pyspark.sql import SparkSession
 
 from spark_job.contract.errors import JobFailedError, JobInputError
 from spark_job.contract.records import EngineRecord
+from spark_job.driver import featurize as featurize_module
 from spark_job.driver.featurize import FeaturizeResult, featurize_stage
-from spark_job.driver.listing import LISTING_PARALLELISM, LISTING_THRESHOLD, listing_of
 from spark_job.driver.plan import RunPlan
 from spark_job.driver.session import sql_conf
 from spark_job.driver.storage import Storage, normalize
@@ -29,11 +28,10 @@ from spark_job.driver.store import (
     IDENTITY,
     FeaturesStore,
     check_store_location,
-    escape_glob,
     featurizer_key,
     new_run_id,
+    same_file,
 )
-from spark_job.driver.store_assembly import Holdings, plan_assembly, same_file
 from spark_job.driver.store_maintenance import compact_store, format_stats, store_stats
 from spark_job.driver.store_stage import check_assembled, store_featurize_stage
 from spark_job.driver.timings import Timings
@@ -119,10 +117,8 @@ def test_second_run_infers_only_new_and_changed_images(
     again = with_store(spark, plan_for(tmp_path, photos, "run2"), store)
     assert (again.n_features, again.n_inferred, again.n_reused, again.n_rejected) == (12, 0, 12, 2)
     assert_same_features(features_of(tmp_path / "run2"), features_of(tmp_path / "run1"))
-    # Every store file holds only wanted rows: features/ is those files copied, no row rewritten.
-    assert parquet_files(tmp_path / "run2" / "features") == parquet_files(store)
     # Rejected images are not stored: tried again and reported by every run, with the decoder's reason.
-    reasons = {Path(p).name: r for p, r in again.rejects}
+    reasons = {Path(p).name: r for p, r in again.rejects_sample}
     assert reasons["bad.png"].startswith("not a decodable image") and "empty" in reasons["empty.jpg"]
 
     # Growth: two new photos, one rewritten (new modification time), one deleted.
@@ -133,7 +129,7 @@ def test_second_run_infers_only_new_and_changed_images(
     (photos / "Grey" / "3_100.jpg").unlink()
     third = with_store(spark, plan_for(tmp_path, photos, "run3"), store)
     assert (third.n_features, third.n_inferred, third.n_reused, third.n_rejected) == (13, 3, 10, 2)
-    assert third.inputs.images == third.n_features + third.n_rejected
+    assert third.inputs.n_images == third.n_features + third.n_rejected
 
     # features/ equals a run without the store on the same input.
     scratch = featurize_stage(spark, plan_for(tmp_path, photos, "scratch"), Timings())
@@ -143,25 +139,6 @@ def test_second_run_infers_only_new_and_changed_images(
     assert "Grey/3_100.jpg" not in " ".join(with_store_rows.index)  # the deleted photo dropped out
     green = with_store_rows.loc[[p for p in with_store_rows.index if p.endswith("Green/0_100.jpg")]]
     np.testing.assert_allclose(green.rgb.iloc[0], (10, 200, 10), atol=3)  # the rewritten file's features
-
-
-def test_assembly_copies_only_files_whose_every_row_is_wanted() -> None:
-    held = Holdings(
-        files={
-            ("a", 1, 10): ["f1"],
-            ("b", 1, 10): ["f1"],
-            ("c", 1, 10): ["f2"],  # f2 also holds a row no longer listed
-            ("d", 1, 10): ["f3", "f4"],  # twice: f3's row kept, f4 holds nothing else
-            ("e", 1, 10): ["f5"],  # f5's label is spelled otherwise by this input
-            ("g", 1, 10): ["f4", "f6"],
-        },
-        relabelled=frozenset({"f5"}),
-        rows_per_file={"f1": 2, "f2": 2, "f3": 1, "f4": 2, "f5": 1, "f6": 1, "f7": 3},
-    )
-    assembly = plan_assembly(held)
-    assert assembly.copied == {"f1": 2, "f3": 1}
-    assert assembly.rewritten == {"f2": [("c", 1, 10)], "f4": [("g", 1, 10)], "f5": [("e", 1, 10)]}
-    assert assembly.copied_rows == 3
 
 
 def test_the_featurizer_key_separates_engines_sizes_and_weights(tmp_path: Path, photos: Path) -> None:
@@ -175,17 +152,15 @@ def test_the_featurizer_key_separates_engines_sizes_and_weights(tmp_path: Path, 
 
 @SLOW_TIER
 def test_a_run_killed_mid_featurize_leaves_a_readable_store_the_next_run_reuses(
-    spark: SparkSession, photos: Path, tmp_path: Path
+    spark: SparkSession, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "store"
-    # The smallest file, so the last task (Spark packs files by decreasing size): one file per task.
-    _photo(photos / "Blue" / "kill.png", (0, 0, 255), size=(2, 2))
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "1")
-    try:
-        with pytest.raises(Exception, match="killed"):
-            with_store(spark, plan_for(tmp_path, photos, "killed", KillingEngineSpec()), store)
-    finally:
-        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    # The last path, so the last task (tasks hold ranges of paths): one image per task.
+    _photo(photos / "Yellow" / "kill.png", (0, 0, 255), size=(2, 2))
+    monkeypatch.setattr(featurize_module, "IMAGES_PER_TASK", 1)
+    with pytest.raises(Exception, match="killed"):
+        with_store(spark, plan_for(tmp_path, photos, "killed", KillingEngineSpec()), store)
+    monkeypatch.undo()
 
     key_store = FeaturesStore(
         spark, Storage(spark), str(store), featurizer_key(plan_for(tmp_path, photos, "x"))
@@ -231,8 +206,8 @@ def test_two_runs_appending_at_once_give_no_duplicates(
 def test_an_image_stored_twice_reaches_features_once(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
-    """Half the identities stored again in a run folder that sorts first: those rows are taken from it
-    (copied whole), and the first run's files, now holding rows features/ leaves out, are rewritten."""
+    """Half the identities stored again in a run folder that sorts first: features/ holds each image once,
+    and those rows are taken from the folder that sorts first."""
     store = tmp_path / "store"
     first = with_store(spark, plan_for(tmp_path, photos, "a"), store)
     plan = plan_for(tmp_path, photos, "b")
@@ -242,23 +217,25 @@ def test_an_image_stored_twice_reaches_features_once(
     again = with_store(spark, plan, store)
     assert (again.n_features, again.n_inferred, again.n_reused) == (first.n_features, 0, 12)
     assert_same_features(features_of(tmp_path / "b"), features_of(tmp_path / "a"))
-    copied = parquet_files(tmp_path / "b" / "features").keys() & parquet_files(store).keys()
-    assert copied == parquet_files(store / key_store.key.folder / "run_id=0-stored-again").keys()
+    pids = pd.read_parquet(tmp_path / "b" / "features").set_index("path").features.map(lambda f: f[3])
+    stored_again = pd.read_parquet(store / key_store.key.folder / "run_id=0-stored-again")
+    assert all(pids[path] == f[3] for path, f in zip(stored_again.path, stored_again.features, strict=True))
 
 
 @SLOW_TIER
-def test_paths_with_spaces_percent_and_accents_copy_and_rewrite(spark: SparkSession, tmp_path: Path) -> None:
-    """File names go from input_file_name() (URL-encoded) back to Hadoop paths, for copies and rewrites."""
+def test_paths_with_spaces_percent_and_accents(spark: SparkSession, tmp_path: Path) -> None:
+    """Listed by pyarrow, stored, looked up and assembled with Spark: the same path spelling throughout."""
     photos = tmp_path / "photos 100% ré"
     for cls, colour in CLASSES.items():
         for i in range(3):
             _photo(photos / f"{cls} é" / f"{i} #1%.jpg", colour)
     store = tmp_path / "store é %20"
     first = with_store(spark, plan_for(tmp_path, photos, "a"), store)
-    again = with_store(spark, plan_for(tmp_path, photos, "b"), store)  # copies
+    again = with_store(spark, plan_for(tmp_path, photos, "b"), store)
     assert (again.n_features, again.n_reused) == (first.n_features, 9)
-    assert parquet_files(tmp_path / "b" / "features") == parquet_files(store)
-    (photos / "Red é" / "0 #1%.jpg").unlink()  # a file of the store now holds a row not wanted: rewritten
+    assert_same_features(features_of(tmp_path / "b"), features_of(tmp_path / "a"))
+    assert all(" é/" in p and " #1%.jpg" in p for p in features_of(tmp_path / "b").index)
+    (photos / "Red é" / "0 #1%.jpg").unlink()
     third = with_store(spark, plan_for(tmp_path, photos, "c"), store)
     assert (third.n_features, third.n_reused, third.n_inferred) == (8, 8, 0)
     assert_same_features(
@@ -271,8 +248,8 @@ def test_paths_with_spaces_percent_and_accents_copy_and_rewrite(spark: SparkSess
 
 @SLOW_TIER
 def test_labels_follow_this_runs_input_folder(spark: SparkSession, tmp_path: Path) -> None:
-    """The same files under another input root: every stored row is held, but labelled otherwise, so the
-    files are rewritten with this input's labels (a store shared by runs on different folders)."""
+    """The same files under another input root: every stored row is held, but labelled as this input's
+    folders say (a store shared by runs on different folders)."""
     root = tmp_path / "data"
     for cls, colour in CLASSES.items():
         _photo(root / "fruits" / cls / "0.jpg", colour)
@@ -281,28 +258,18 @@ def test_labels_follow_this_runs_input_folder(spark: SparkSession, tmp_path: Pat
     whole = with_store(spark, plan_for(tmp_path, root, "b"), store)
     assert (whole.n_inferred, whole.n_reused) == (0, 3)
     assert set(features_of(tmp_path / "b").label) == {"fruits"}
-    assert not parquet_files(tmp_path / "b" / "features").keys() & parquet_files(store).keys()
 
 
-def test_without_the_file_index_the_store_scans_the_listing(
-    spark: SparkSession, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """internals.file_index_identities may give up (another pyspark): the listing's scan serves instead."""
-    from spark_job.shims import pyspark_private as internals
-
-    monkeypatch.setattr(internals, "file_index_identities", lambda files: None)
-    store = tmp_path / "store"
-    with_store(spark, plan_for(tmp_path, photos, "a"), store)
-    again = with_store(spark, plan_for(tmp_path, photos, "b"), store)
-    assert (again.n_features, again.n_inferred, again.n_reused) == (12, 0, 12)
-    assert again.inputs.identities is None
-
-
-def test_a_listed_file_is_a_stored_one_to_the_second() -> None:
-    assert same_file((10, 1_575_469_137_773), 10, 1_575_469_137_000)  # LIST in ms, HEAD in seconds
-    assert not same_file((10, 1_575_469_138_000), 10, 1_575_469_137_000)
-    assert not same_file((11, 1_575_469_137_000), 10, 1_575_469_137_000)
-    assert not same_file(None, 10, 0)
+def test_a_listed_file_is_a_stored_one_to_the_second(spark: SparkSession) -> None:
+    listed = spark.createDataFrame(
+        [("a", 10, 1_575_469_137_773), ("b", 10, 1_575_469_138_000), ("c", 11, 1_575_469_137_000)],
+        "path string, length long, modification_ms long",
+    )
+    stored = spark.createDataFrame(
+        [(p, 10, 1_575_469_137_000) for p in "abcd"], "path string, length long, ms long"
+    ).selectExpr("path", "length", "timestamp_millis(ms) AS modification_time")
+    held = listed.join(stored, same_file(listed, stored), "left_semi")
+    assert [row.path for row in held.collect()] == ["a"]  # listed in ms, stored in seconds: the same file
 
 
 def test_none_of_a_runs_own_rows_found_fails_the_run() -> None:
@@ -321,7 +288,7 @@ def test_a_store_run_where_nothing_decodes_leaves_an_empty_features_folder(
     result = with_store(spark, plan_for(tmp_path, photos, "run"), tmp_path / "store")
     assert (result.n_features, result.n_rejected, result.features.count()) == (0, 1, 0)
     assert (tmp_path / "run" / "features").is_dir()
-    rejects = spark.read.parquet(str(tmp_path / "run" / "rejects"))  # written by pyarrow: Spark reads it
+    rejects = spark.read.parquet(str(tmp_path / "run" / "rejects"))
     assert rejects.schema.simpleString() == "struct<path:string,reason:string>"
     assert [Path(r.path).name for r in rejects.collect()] == ["a.jpg"]
 
@@ -383,8 +350,8 @@ def test_a_store_of_two_level_lists_is_read_copied_rewritten_and_compacted(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
     """A store written by the job of 2026-12-02 to 2026-12-07 (Parquet's two-level lists, Spark's legacy
-    format), then grown: its files are looked up and copied into features/ beside new standard ones,
-    rewritten, compacted, and pandas and Spark read every such features/ as the same values."""
+    format), then grown: its rows are looked up, read into features/ beside new ones, compacted, and pandas
+    and Spark read every such features/ as the same values."""
     store = tmp_path / "store"
     with_store(spark, plan_for(tmp_path, photos, "a"), store)
     key_store = FeaturesStore(
@@ -410,7 +377,7 @@ def test_a_store_of_two_level_lists_is_read_copied_rewritten_and_compacted(
     _photo(photos / "Blue" / "0_100.jpg", (0, 0, 250))  # inferred and appended as a standard list
     grown = with_store(spark, plan_for(tmp_path, photos, "b"), store)
     assert (grown.n_reused, grown.n_inferred, grown.n_features) == (12, 1, 13)
-    assert features_layouts(tmp_path / "b" / "features") == {"features.list.element", "features.array"}
+    assert features_layouts(tmp_path / "b" / "features") == {"features.list.element"}  # written by Spark
     after = values_by_path(tmp_path / "b")
     (blue,) = [p for p in after if p.endswith("Blue/0_100.jpg")]
     np.testing.assert_allclose(after.pop(blue)[:3], (0, 0, 250), atol=3)
@@ -420,8 +387,7 @@ def test_a_store_of_two_level_lists_is_read_copied_rewritten_and_compacted(
     (photos / "Red" / "0_100.jpg").unlink()  # the two-level file holding it is rewritten
     shrunk = with_store(spark, plan_for(tmp_path, photos, "c"), store)
     assert (shrunk.n_reused, shrunk.n_inferred, shrunk.n_features) == (12, 0, 12)
-    # The file holding Red's row is rewritten (standard lists); a two-level file of other rows is copied.
-    assert "features.list.element" in features_layouts(tmp_path / "c" / "features")
+    assert features_layouts(tmp_path / "c" / "features") == {"features.list.element"}
     kept, grown_values = values_by_path(tmp_path / "c"), values_by_path(tmp_path / "b")
     assert kept.keys() == {p for p in grown_values if not p.endswith("Red/0_100.jpg")}
     assert all(np.array_equal(v, grown_values[p]) for p, v in kept.items())
@@ -452,7 +418,7 @@ def test_store_may_not_sit_in_the_output_or_the_input(tmp_path: Path) -> None:
 
 @SLOW_TIER
 def test_new_paths_are_read_literally(spark: SparkSession, tmp_path: Path) -> None:
-    """Spark reads the paths it is given as globs: a file named with [ ] { } * ? must match only itself."""
+    """A file named with [ ] { } * ? (a glob to Hadoop) is read as itself."""
     root = tmp_path / "in"
     _photo(root / "Red" / "a[1].jpg", (250, 0, 0))
     _photo(root / "Red" / "a1.jpg", (240, 0, 0))
@@ -464,7 +430,6 @@ def test_new_paths_are_read_literally(spark: SparkSession, tmp_path: Path) -> No
     shutil.copy(tmp_path / "a1.jpg", root / "Red" / "a1.jpg")  # a new image beside the odd names
     second = with_store(spark, plan_for(tmp_path, root, "two"), store)
     assert (second.n_inferred, second.n_reused, second.n_features) == (1, 2, 3)
-    assert escape_glob("s3://b/x[1]{a}*?.jpg") == "s3://b/x\\[1\\]\\{a\\}\\*\\?.jpg"
 
 
 @pytest.fixture(autouse=True)
@@ -492,41 +457,9 @@ def test_store_commands_through_the_cli(spark: SparkSession, photos: Path, tmp_p
     assert usage.value.code == 2
 
 
-def test_explicit_paths_are_listed_by_the_driver_on_a_local_disk_else_by_a_few_tasks(
-    spark: SparkSession,
-) -> None:
-
-    local = [f"file:/photos/Kiwi/{i}.jpg" for i in range(800)]
-    with listing_of(spark, local):
-        assert spark.conf.get(LISTING_THRESHOLD) == "801"  # above the paths: no listing job
-    with listing_of(spark, [*local, "s3://bucket/data/Kiwi/x.jpg"]):
-        assert spark.conf.get(LISTING_PARALLELISM) == str(max(8, 4 * spark.sparkContext.defaultParallelism))
-        assert spark.conf.get(LISTING_THRESHOLD) == "32"  # Spark's default: a job for > 32 paths
-    assert spark.conf.get(LISTING_PARALLELISM) == "10000"
-
-
-def test_local_new_photos_are_read_with_no_listing_job(spark: SparkSession, tmp_path: Path) -> None:
-    """What the threshold is for: 40 explicit local paths (over Spark's 32) load without a Spark job."""
-
-    paths = []
-    for i in range(40):
-        (tmp_path / f"{i}.jpg").write_bytes(b"x")
-        paths.append(f"file:{tmp_path}/{i}.jpg")
-    sc = spark.sparkContext
-    for group, listing in (("without", nullcontext()), ("with-listing-of", listing_of(spark, paths))):
-        sc.setJobGroup(group, "loading explicit paths")
-        try:
-            with listing:
-                spark.read.format("binaryFile").load(paths)
-        finally:
-            sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-    assert list(sc.statusTracker().getJobIdsForGroup("with-listing-of")) == []
-    assert list(sc.statusTracker().getJobIdsForGroup("without"))  # Spark's own way: a listing job
-
-
 def test_the_label_is_the_first_folder_under_the_input(spark: SparkSession) -> None:
     """with_label: the first folder under the input, however deep the photo, null directly in it."""
-    from spark_job.driver.featurize import with_label
+    from spark_job.driver.listing import with_label
 
     root = "file:/data/Training"
     paths = [f"{root}/Kiwi/a.jpg", f"{root}/Kiwi/deeper/b.jpg", f"{root}/flat.jpg", f"{root}/Café %20/é#.png"]

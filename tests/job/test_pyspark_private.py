@@ -21,52 +21,6 @@ def test_written_for_this_pyspark() -> None:
     assert pyspark_private.pyspark_supported()
 
 
-def test_file_index_identities_equal_the_public_scan(spark: SparkSession, tmp_path: Path) -> None:
-    """What the features store's lookup relies on: the file index's statuses, parsed from their text, give
-    what a scan of binaryFile's path, length and modificationTime gives (and the empty files it skips)."""
-    from pyspark.sql import functions as F
-
-    for name in ("a.jpg", "sub/b c.png", "sub/deeper/d;x.txt", "empty.jpg"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"" if name == "empty.jpg" else b"x" * len(name))
-    os.utime(tmp_path / "a.jpg", ns=(1_700_000_000_123_000_000, 1_700_000_000_123_000_000))
-    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(str(tmp_path))
-    listed = pyspark_private.file_index_identities(files)
-    assert listed is not None, "the file index could not be read: see the log's warning"
-    scanned = files.select("path", "length", F.unix_millis("modificationTime")).collect()
-    non_empty = sorted(entry for entry in listed if entry[1] > 0)
-    assert non_empty == sorted((row[0], row[1], row[2]) for row in scanned)
-    assert {Path(p).name for p, n, _ in listed if n == 0} == {"empty.jpg"}
-    assert (f"file:{tmp_path}/a.jpg", 5, 1_700_000_000_123) in listed
-
-
-def test_file_status_text_of_other_file_systems_parses() -> None:
-    """S3A's and HDFS's statuses (Hadoop 3.3/3.4 toString), a path holding '; ', a line that is not one."""
-    s3a = (
-        "S3ALocatedFileStatus{path=s3a://b/data/Training/Kiwi/a; b.jpg; isDirectory=false; length=4719; "
-        "replication=1; blocksize=33554432; modification_time=1796164263000; access_time=0; owner=hadoop; "
-        "group=hadoop; permission=rw-rw-rw-; isSymlink=false; hasAcl=false; isEncrypted=true; "
-        "isErasureCoded=false}[eTag='\"3f2\"', versionId='v1']"
-    )
-    hdfs = (
-        "HdfsLocatedFileStatus{path=hdfs://nn:8020/x/y.png; isDirectory=false; length=0; replication=3; "
-        "blocksize=134217728; modification_time=17; access_time=17; owner=a; group=b; permission=rw-r--r--; "
-        "isSymlink=false; hasAcl=false; isEncrypted=false; isErasureCoded=false}"
-    )
-    assert pyspark_private.parse_file_statuses(f"{s3a}\n{hdfs}") == [
-        ("s3a://b/data/Training/Kiwi/a; b.jpg", 4719, 1796164263000),
-        ("hdfs://nn:8020/x/y.png", 0, 17),
-    ]
-    assert pyspark_private.parse_file_statuses("") == []
-    assert (
-        pyspark_private.parse_file_statuses(f"{hdfs}\nFileStatus{{path=/a; isDirectory=true; ...}}") is None
-    )
-
-
-def test_file_index_identities_fall_back_on_what_they_cannot_read(spark: SparkSession) -> None:
-    assert pyspark_private.file_index_identities(spark.range(3)) is None  # no file relation: the caller scans
-
-
 def test_drained_listener_events_show_an_ended_job_as_ended(spark: SparkSession) -> None:
     """tests/job_support.drain_listener_events relies on SparkContext.listenerBus().waitUntilEmpty: after
     it, the status tracker (fed by that bus) no longer lists a job that has ended, here one of many tasks."""

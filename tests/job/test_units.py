@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from spark_job.driver.config import build_parser, config_from_args
-from spark_job.driver.featurize import unread_reason, with_label
-from spark_job.driver.listing import is_image_path, uri_to_path
+from spark_job.driver.listing import is_image, with_label
 from spark_job.driver.plan import engine_threads
 from spark_job.driver.reduce import choose_k
 from spark_job.driver.storage import join, normalize
 from spark_job.workers.decode import describe_decode_error
+from spark_job.workers.files import filesystem, is_hidden
 
 
 @pytest.mark.parametrize(
@@ -38,23 +39,36 @@ def test_choose_k_is_the_smallest_reaching_the_target(spectrum: list[float], tar
 @pytest.mark.parametrize(
     ("uri", "path"),
     [
-        ("file:///data/in/a%20b/c.jpg", "file:/data/in/a b/c.jpg"),
-        ("file:///data/Pommes%20r%C3%B4ties/x.jpg", "file:/data/Pommes rôties/x.jpg"),
-        ("s3://bucket/data/Test/Orange/1.jpg", "s3://bucket/data/Test/Orange/1.jpg"),
-        ("s3://bucket/data/a%20b.jpg", "s3://bucket/data/a b.jpg"),
+        ("file:/data/in/a b/c.jpg", "/data/in/a b/c.jpg"),
+        ("file:///data/Pommes rôties/x.jpg", "/data/Pommes rôties/x.jpg"),
+        ("s3://bucket/data/Test/Orange/1.jpg", "bucket/data/Test/Orange/1.jpg"),
+        ("s3a://bucket/data/a b.jpg", "bucket/data/a b.jpg"),
     ],
 )
-def test_listed_uris_map_to_binaryfile_paths(uri: str, path: str) -> None:
-    assert uri_to_path(uri) == path
+def test_listed_uris_map_to_pyarrow_paths(uri: str, path: str) -> None:
+    assert filesystem(uri)[1] == path
+
+
+def test_unknown_schemes_are_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported file system"):
+        filesystem("hdfs://namenode/data")
 
 
 @pytest.mark.parametrize(
-    ("path", "image"),
-    [("a.jpg", True), ("A.JPG", True), ("x/y.jpeg", True), ("p.PNG", True), ("notes.txt", False),
-     ("jpg", False), ("a.jpg.txt", False), ("a.gif", False)],
+    ("relative", "hidden"),
+    [("Kiwi/a.jpg", False), ("_tmp/a.jpg", True), ("Kiwi/.DS_Store", True), ("Kiwi/_a.jpg", True),
+     ("Kiwi/a.jpg._COPYING_", True), ("a_b/c.d.jpg", False)],
 )  # fmt: skip
-def test_images_by_extension(path: str, image: bool) -> None:
-    assert is_image_path(path) is image
+def test_hidden_files_follow_hadoops_convention(relative: str, hidden: bool) -> None:
+    assert is_hidden(relative) is hidden
+
+
+def test_images_by_extension(spark) -> None:
+    paths = ["a.jpg", "A.JPG", "x/y.jpeg", "p.PNG", "notes.txt", "jpg", "a.jpg.txt", "a.gif"]
+    rows = (
+        spark.createDataFrame([(p,) for p in paths], "path string").select(is_image(F.col("path"))).collect()
+    )
+    assert [row[0] for row in rows] == [True, True, True, True, False, False, False, False]
 
 
 def test_normalize_and_join(tmp_path) -> None:
@@ -64,7 +78,7 @@ def test_normalize_and_join(tmp_path) -> None:
     assert join("s3://bucket/runs/x/", "fit", "model") == "s3://bucket/runs/x/fit/model"
 
 
-def test_decode_and_unread_reasons() -> None:
+def test_decode_and_reread_reasons() -> None:
     from PIL import UnidentifiedImageError
 
     assert describe_decode_error(OSError("x"), b"") == "empty file (0 bytes)"
@@ -75,9 +89,11 @@ def test_decode_and_unread_reasons() -> None:
         "truncated image data (4 bytes)"
     )
     assert describe_decode_error(ValueError("odd"), b"ab") == "decode failed (ValueError): odd"
-    assert unread_reason(0) == "empty file (0 bytes)"
-    assert "disappeared" in unread_reason(None)
-    assert "(12 bytes)" in unread_reason(12)
+    from spark_job.workers.featurize_map import _reason
+
+    assert _reason(b"", 8) == "empty file (0 bytes)"
+    assert _reason(FileNotFoundError(2, "gone"), 8).startswith("could not be read:")
+    assert _reason(b"not an image", 8).startswith("not a decodable image (12 bytes)")
 
 
 def test_command_line_to_config() -> None:
