@@ -321,7 +321,8 @@ def test_code_uris_are_staged_assets(deployed):
         entry = assembly.assets[args[args.index("--py-files") + 2]]
         with zipfile.ZipFile(package) as archive:
             names = set(archive.namelist())
-        assert {"spark_job/__init__.py", "spark_job/cli.py", "spark_job/requirements.in"} <= names
+        # the package by role since the lean job (spark_job/driver/cli.py, not spark_job/cli.py)
+        assert {"spark_job/__init__.py", "spark_job/driver/cli.py", "spark_job/requirements.in"} <= names
         assert entry.read_bytes() == (REPO / "spark_job" / "entrypoint.py").read_bytes()
         weights = option(args, "--weights")
         if not os.environ.get("FRUITS_CDK_OUT"):  # synthesized here, with weightsFile=WEIGHTS
