@@ -248,7 +248,7 @@ def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulat
         package, entry = option(args, "--py-files"), args[args.index(name) - 1]
         assert code == [package, entry, option(args, "--weights")], args
         names = zipfile.ZipFile(io.BytesIO(asset(package, emu))).namelist()
-        assert {"spark_job/__init__.py", "spark_job/job.py"} <= set(names)
+        assert {"spark_job/__init__.py", "spark_job/driver/job.py"} <= set(names)  # by role since the split
         assert asset(entry, emu) == (REPO / "spark_job" / "entrypoint.py").read_bytes()
     assert option(steps["fit"], "--input") == f"s3://{bucket}/data/Training"
     assert option(steps["fit"], "--output") == f"{outputs['RunOutputUri']}fit"
