@@ -4,6 +4,12 @@ SHELL := /bin/bash
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
+# The second venv: the same lock and tools with pyspark 4.1 (emr-spark-8.1.0, the LTS line; docs/spark-4.md).
+VENV41  ?= .venv-spark41
+PY41    := $(VENV41)/bin/python
+# Which venv `make demo` runs the job in: SPARK=3.5 (.venv, emr-7.x) or SPARK=4.1 (.venv-spark41).
+SPARK   ?= 3.5
+SPARK_VENV = $(if $(filter 4.1,$(SPARK)),$(VENV41),$(VENV))
 DATA    ?= ../shared/data/fruits-360-sample
 WEIGHTS ?= ../shared/models/mobilenet_v2/mobilenet_v2_1.0_224_no_top_rebuilt.h5
 OUT     ?= output/demo
@@ -18,37 +24,48 @@ RUNTIME_LOCK := spark_job/requirements.$(LOCAL_ARCH).lock
 ARCH    ?= x86_64
 WHEELHOUSE := build/wheelhouse/$(ARCH)
 # pip without this machine's config files and PIP_* variables: the lock and PyPI decide alone.
-LOCKED_PIP := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null $(PY) -m pip --isolated
+# $(call locked_pip,VENV_DIR)
+locked_pip = env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null $(1)/bin/python -m pip --isolated
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv demo test test-fast lint synth deploy-check deploy-data deploy destroy bench bench-scaling \
-	bench-install bench-growth bench-predict bench-scale record-rates
+.PHONY: help venv demo test test-fast test-spark41 lint synth deploy-check deploy-data deploy destroy bench \
+	bench-scaling bench-install bench-growth bench-predict bench-scale record-rates
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 # The job's runtime first, from its lock, hashes required: the tests run exactly what the nodes install.
-# Then the tools; the lock is installed again after them, so a tool cannot move a locked package.
-$(VENV)/.installed: requirements.txt requirements-dev.txt $(RUNTIME_LOCK)
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(LOCKED_PIP) install -q --require-hashes -r $(RUNTIME_LOCK)
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(LOCKED_PIP) install -q --require-hashes -r $(RUNTIME_LOCK)
-	touch $@
+# Then the tools and the venv's pyspark; the lock is installed again after them, so a tool cannot move a
+# locked package. $(call locked_venv,VENV_DIR,REQUIREMENTS)
+define locked_venv
+	test -x $(1)/bin/python || python3 -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(call locked_pip,$(1)) install -q --require-hashes -r $(RUNTIME_LOCK)
+	$(1)/bin/python -m pip install -q -r $(2)
+	$(call locked_pip,$(1)) install -q --require-hashes -r $(RUNTIME_LOCK)
+	touch $(1)/.installed
+endef
+
+$(VENV)/.installed: requirements.txt requirements-tools.txt requirements-dev.txt $(RUNTIME_LOCK)
+	$(call locked_venv,$(VENV),requirements-dev.txt)
+
+# The same lock (the job's runtime is the same on both lines: docs/spark-4.md) with pyspark 4.1.
+$(VENV41)/.installed: requirements.txt requirements-tools.txt requirements-spark41.txt $(RUNTIME_LOCK)
+	$(call locked_venv,$(VENV41),requirements-spark41.txt)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-venv: $(VENV)/.installed node_modules/.installed ## Create .venv and install Python and Node dependencies
+venv: $(VENV)/.installed $(VENV41)/.installed node_modules/.installed ## Create .venv (pyspark 3.5) and .venv-spark41 (pyspark 4.1), install Node dependencies
 
-demo: $(VENV)/.installed ## Run the job locally: fit on $(DATA)/Training, transform $(DATA)/Test, into $(OUT)/
-	$(PY) -m spark_job fit --input "$(DATA)/Training" --output "$(OUT)/fit" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
-	$(PY) -m spark_job transform --model "$(OUT)/fit/model" --input "$(DATA)/Test" --output "$(OUT)/transform" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
-	$(PY) -m spark_job summary "$(OUT)/fit" "$(OUT)/transform"
+demo: $(SPARK_VENV)/.installed ## Run the job locally (SPARK=3.5 or 4.1): fit on $(DATA)/Training, transform $(DATA)/Test, into $(OUT)/
+	@case "$(SPARK)" in 3.5|4.1) ;; *) echo "SPARK must be 3.5 (emr-7.x) or 4.1 (emr-spark-8.1.0), got '$(SPARK)'" >&2; exit 2 ;; esac
+	$(SPARK_VENV)/bin/python -m spark_job fit --input "$(DATA)/Training" --output "$(OUT)/fit" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
+	$(SPARK_VENV)/bin/python -m spark_job transform --model "$(OUT)/fit/model" --input "$(DATA)/Test" --output "$(OUT)/transform" --weights "$(WEIGHTS)" --master "$(MASTER)" --overwrite
+	$(SPARK_VENV)/bin/python -m spark_job summary "$(OUT)/fit" "$(OUT)/transform"
 
 # Benchmark options: make bench BENCH_ARGS="--images 2000 --image-size 224 --cores 2 --repeats 3"
 BENCH_ARGS ?=
@@ -83,12 +100,18 @@ lint: $(VENV)/.installed ## ruff on the whole repo, mypy on spark_job/, stacks/,
 	$(VENV)/bin/mypy spark_job stacks ops
 	$(VENV)/bin/lint-imports
 
-test: venv wheelhouse ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy)
+test: venv wheelhouse ## Lint and run every test (job, infra, bootstrap, step contract, emulated deploy), then the job's on pyspark 4.1
 	$(MAKE) wheelhouse ARCH=aarch64
 	$(MAKE) lint
 	$(PY) -m pytest
+	$(MAKE) test-spark41
 
-test-fast: $(VENV)/.installed ## The fast tier (under a minute): every test but the real model, installs, emulated deploys
+# The job's tests and the step contract (synthesized with -c releaseLabel=emr-spark-8.1.0) on pyspark 4.1;
+# .venv runs the CDK app (cdk.json) for that synth.
+test-spark41: $(VENV)/.installed $(VENV41)/.installed node_modules/.installed wheelhouse ## The job's tests and the step contract on pyspark 4.1 (emr-spark-8.1.0)
+	$(PY41) -m pytest tests/job tests/deploy
+
+test-fast: $(VENV)/.installed ## The fast tier (under a minute; the default line only): every test but the real model, installs, emulated deploys
 	$(PY) -m pytest -m "not slow"
 
 # Locks and wheelhouse (stacks/runtime_deps.py). `make lock` needs PyPI; so does a missing wheelhouse.

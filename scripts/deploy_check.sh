@@ -9,16 +9,20 @@
 #                     specific reason (a passing synth's validation-report.json is always empty)
 #   - cfn-lint        every $CDK_OUT/*.template.json (settings: .cfnlintrc.yaml)
 #   - shellcheck      bootstrap/*.sh (the EMR bootstrap action) and scripts/*.sh
-#   - step-contract   tests/deploy: the synthesized cluster's fit and transform steps run on local Spark
-# Usage: scripts/deploy_check.sh [CDK CLI ARGS...]   e.g. -c taskCapacity=4 (checks that configuration)
-# Environment: CDK_OUT (default cdk.out), VENV (default .venv), DEPLOY_CHECK_LOGS (default
-#   build/deploy-check). Logs: $DEPLOY_CHECK_LOGS/<check>.log.
+#   - step-contract   tests/deploy: the synthesized cluster's fit and transform steps run on local Spark, in
+#                     the venv of the synthesized release's Spark series (scripts/release_series.py): $VENV
+#                     for 3.5 (emr-7.x), $VENV41 for 4.1 (emr-spark-8.1.0)
+# Usage: scripts/deploy_check.sh [CDK CLI ARGS...]   e.g. -c taskCapacity=4 (checks that configuration),
+#   -c releaseLabel=emr-spark-8.1.0 (the LTS line)
+# Environment: CDK_OUT (default cdk.out), VENV (default .venv), VENV41 (default .venv-spark41),
+#   DEPLOY_CHECK_LOGS (default build/deploy-check). Logs: $DEPLOY_CHECK_LOGS/<check>.log.
 # Exit status: 0 when every check passed, 1 otherwise.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
 CDK_OUT="${CDK_OUT:-cdk.out}"
 VENV="${VENV:-.venv}"
+VENV41="${VENV41:-.venv-spark41}"
 LOG_DIR="${DEPLOY_CHECK_LOGS:-build/deploy-check}"
 mkdir -p "$LOG_DIR"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true
@@ -75,10 +79,22 @@ else
   skip_check cfn-lint "no template in $CDK_OUT"
 fi
 run_check shellcheck shellcheck bootstrap/*.sh scripts/*.sh
-if ((synth_ok)); then
-  run_check step-contract env FRUITS_CDK_OUT="$CDK_OUT" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/deploy
-else
+series=""
+((synth_ok)) && series=$("$VENV/bin/python" scripts/release_series.py "$CDK_OUT")
+case "$series" in
+  3.5) step_venv=$VENV ;;
+  4.1) step_venv=$VENV41 ;;
+  *) step_venv="" ;;
+esac
+if ((!synth_ok)); then
   skip_check step-contract "synth failed"
+elif [[ -z "$step_venv" ]]; then
+  skip_check step-contract "no local venv for the synthesized release's Spark series '$series'"
+elif [[ ! -x "$step_venv/bin/python" ]]; then
+  skip_check step-contract "$step_venv (pyspark $series) is missing: make venv creates it"
+else
+  echo "== step-contract runs on Spark $series: $step_venv"
+  run_check step-contract env FRUITS_CDK_OUT="$CDK_OUT" "$step_venv/bin/python" -m pytest -q -p no:cacheprovider tests/deploy
 fi
 
 printf '\ndeploy-check summary\n'

@@ -1,5 +1,7 @@
 """The transient EMR cluster: bootstrap action, PySpark on python3.11, the `fit` then `transform` steps; one
-definition, rendered as the stack's AWS::EMR::Cluster and as the RunJobFlow request of later runs."""
+definition, rendered as the stack's AWS::EMR::Cluster and as the RunJobFlow request of later runs. What
+differs between release lines (applications, interpreter, classifications) comes from the label's
+ReleaseLine (stacks/release_lines.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from constructs import Construct
 from spark_job.contract.names import STEP_ACTION_ON_FAILURE
 from stacks import instance_types as types_table
 from stacks.config import AppConfig
+from stacks.release_lines import ReleaseLine
 from stacks.run_contract import RUN_ID_PLACEHOLDER, RUN_ID_TAG, STACK_TAG, cluster_name
-from stacks.spark_settings import SPARK_ENV_EXPORTS, ExecutorSizing, spark_defaults
+from stacks.spark_settings import SPARK_ENV_EXPORTS, ExecutorSizing, spark_defaults, spark_env_exports
 
 STEP_JAR = "command-runner.jar"
 # Spot provisioning: price-capacity-optimized picks the pools least likely to be interrupted at a low price
@@ -144,6 +147,33 @@ def spark_configurations(
     ]
 
 
+def classifications(configurations: Sequence[Any]) -> set[str]:
+    """Every classification in `configurations` (emr.CfnCluster.ConfigurationProperty), nested ones included
+    but spark-env's `export`, which is no classification of its own: EMR nests it under spark-env."""
+    found: set[str] = set()
+    for configuration in configurations:
+        found.add(configuration.classification)
+        nested = [c for c in configuration.configurations or [] if c.classification != "export"]
+        found |= classifications(nested)
+    return found
+
+
+def line_configurations(
+    line: ReleaseLine, sizing: ExecutorSizing, region: str
+) -> list[emr.CfnCluster.ConfigurationProperty]:
+    """The cluster's configurations on `line`: its interpreter, checked against its classifications (a
+    classification the release does not know fails the cluster at launch, after its instances started)."""
+    configurations = spark_configurations(
+        spark_defaults(sizing, region, line.python), spark_env_exports(line.python)
+    )
+    unknown = classifications(configurations) - line.classifications
+    if unknown:
+        raise ValueError(
+            f"classifications {sorted(unknown)} are not checked for {line.name} ({line.release_page})"
+        )
+    return configurations
+
+
 def _type_configs(
     names: Sequence[str], sizing: ExecutorSizing | None
 ) -> list[emr.CfnCluster.InstanceTypeConfigProperty]:
@@ -266,9 +296,10 @@ class ClusterDefinition:
         if not steps.run_uri.endswith("/" + RUN_ID_PLACEHOLDER):
             raise ValueError(f"run_uri must end with /{RUN_ID_PLACEHOLDER}: {steps.run_uri}")
         fleets = instance_fleets(config)
+        line = config.release_line
         return cls(
             release_label=config.release_label,
-            applications=(emr.CfnCluster.ApplicationProperty(name="Spark"),),
+            applications=tuple(emr.CfnCluster.ApplicationProperty(name=name) for name in line.applications),
             instances=emr.CfnCluster.JobFlowInstancesConfigProperty(
                 ec2_subnet_ids=list(network.subnet_ids),
                 emr_managed_master_security_group=network.primary_group_id,
@@ -297,7 +328,7 @@ class ClusterDefinition:
                     ),
                 ),
             ),
-            configurations=tuple(spark_configurations(spark_defaults(config.executor_sizing, config.region))),
+            configurations=tuple(line_configurations(line, config.executor_sizing, config.region)),
             step_inputs=steps,
             stack_tags=(EMR_MANAGED_TAG, (STACK_TAG, stack_name)),
         )

@@ -18,14 +18,13 @@ from typing import Any
 
 from spark_job.contract.names import ALLOWED_IMAGE_SIZES, DEFAULT_VARIANCE, FEATURE_DIM
 from stacks import instance_types as types_table
+from stacks.release_lines import ALLOWED_RELEASES, ReleaseLine, UnknownReleaseError, release_line
 from stacks.runtime_deps import PLATFORMS, PROJECT_ROOT
 from stacks.spark_settings import ExecutorSizing, SizingError, size_executors
 
-MIN_RELEASE_MINOR = 1  # python3.11 ships with EMR 7.1.0 and later
-
 DEFAULTS: dict[str, Any] = {
     "region": "eu-west-3",
-    "releaseLabel": "emr-7.14.0",
+    "releaseLabel": "emr-7.14.0",  # or emr-spark-8.1.0, the LTS line (stacks/release_lines.py)
     "architecture": "x86_64",  # or arm64 (Graviton: m7g, m6g)
     "instanceTypes": None,  # null: the general preset of the architecture (stacks/instance_types.py)
     "coreCapacity": 2,  # executor slots (one per smallest core/task type: 2 = 2 x xlarge nodes)
@@ -60,7 +59,6 @@ REPLACED_KEYS = {
 _CDK_KEY_PREFIXES = ("@aws-cdk", "aws:cdk:", "cdk-")
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-_RELEASE = re.compile(r"^emr-7\.(\d+)\.(\d+)$")
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _NULLS = {"", "null", "none"}
@@ -186,6 +184,11 @@ class AppConfig:
         )
 
     @property
+    def release_line(self) -> ReleaseLine:
+        """What the cluster does differently on the label's line (Spark 3.5 on 7.x, 4.1 on emr-spark-8.x)."""
+        return release_line(self.release_label)
+
+    @property
     def cluster_arch(self) -> str:
         """x86_64 or aarch64 (Graviton): which lock and wheelhouse the nodes install."""
         return types_table.ARCHITECTURES[self.architecture]
@@ -267,12 +270,12 @@ def _bool(raw: Callable[[str], Any], key: str) -> bool:
 
 
 def _release_label(raw: Callable[[str], Any]) -> str:
-    allowed = f"an EMR 7.x release label from emr-7.{MIN_RELEASE_MINOR}.0 on (python3.11), e.g. emr-7.14.0"
-    label = _match(raw, "releaseLabel", _RELEASE, allowed)
-    match = _RELEASE.match(label)
-    assert match is not None
-    if int(match.group(1)) < MIN_RELEASE_MINOR:
-        raise ConfigError("releaseLabel", label, allowed)
+    value = raw("releaseLabel")
+    label = _text(value)
+    try:
+        release_line(label)
+    except UnknownReleaseError:
+        raise ConfigError("releaseLabel", value, ALLOWED_RELEASES) from None
     return label
 
 

@@ -1,5 +1,6 @@
 """FruitsPipeline: network, security groups, roles, KMS, security configuration, the cluster + steps, and the
-RunJobFlow request of later runs (`make run`) with the optional schedule that starts them."""
+RunJobFlow request of later runs (`make run`) with the optional schedule that starts them. What differs per
+EMR release line (stacks/release_lines.py) is read from `config.release_line`."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from stacks.runtime_deps import PLATFORMS, verify_wheelhouse
 from stacks.security_configuration import EmrSecurityConfiguration
 from stacks.security_groups import EmrSecurityGroups
 from stacks.sg_rule_revoker import SecurityGroupRuleRevoker, order_teardown
-from stacks.spark_settings import SPARK_ENV_EXPORTS, spark_defaults
+from stacks.spark_settings import spark_defaults, spark_env_exports
 from stacks.weights import CACHE_DIR, resolve_imagenet
 
 _S3_URI = re.compile(r"^s3://([^/]+)(?:/(.*))?$")
@@ -52,8 +53,15 @@ class PipelineStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
 
+        line = config.release_line
         network = Network(self, "Network", egress=config.egress)
-        groups = EmrSecurityGroups(self, "SecurityGroups", vpc=network.vpc)
+        groups = EmrSecurityGroups(
+            self,
+            "SecurityGroups",
+            vpc=network.vpc,
+            service_endpoint=line.service_endpoint,
+            vpc_cidr=network.cidr,
+        )
         if config.egress == "none":
             network.add_kms_endpoint([groups.primary, groups.core])
         platform = PLATFORMS[config.cluster_arch]
@@ -68,13 +76,17 @@ class PipelineStack(Stack):
             else None
         )
         access = EmrRoles(self, "Access")
+        if line.service_endpoint:  # EMR 8: its service endpoint in our VPC (stacks/security_groups.py)
+            access.allow_emr_service_endpoint(
+                vpc=network.vpc, subnets=network.emr_subnets, group=groups.service_access
+            )
         security = EmrSecurityConfiguration(
             self, "Encryption", ec2_role=access.ec2_role, service_role=access.service_role
         )
         settings = {
             "config": config.job_fingerprint(),
-            "sparkDefaults": spark_defaults(config.executor_sizing, config.region),
-            "sparkEnv": dict(SPARK_ENV_EXPORTS),
+            "sparkDefaults": spark_defaults(config.executor_sizing, config.region, line.python),
+            "sparkEnv": spark_env_exports(line.python),
         }
         code = JobCode(
             self,

@@ -26,6 +26,10 @@ from constructs import Construct
 
 HANDLER_DIR = Path(__file__).parent / "lambda" / "sg_revoker"
 RESOURCE_TYPE = "Custom::SecurityGroupRuleRevoker"
+# The tags of the endpoints EMR creates in our VPC: AmazonEMRServicePolicy_v2 (CreateEmrServiceVPCEndpoint)
+# and, on emr-spark-8.x, the service role's own statements (stacks/access.py) let EMR create an endpoint only
+# with them; the revoker deletes by them (its handler's EMR_ENDPOINT_TAGS, kept equal by a test).
+EMR_ENDPOINT_TAGS = {"Name": "emr-service-vpce", "for-use-with-amazon-emr-managed-policies": "true"}
 
 
 class SecurityGroupRuleRevoker(Construct):
@@ -45,6 +49,7 @@ class SecurityGroupRuleRevoker(Construct):
             for g in groups
         ]
         endpoint_arns = stack.format_arn(service="ec2", resource="vpc-endpoint", resource_name="*")
+        endpoint_tags = {f"aws:ResourceTag/{key}": value for key, value in EMR_ENDPOINT_TAGS.items()}
         role = iam.Role(
             self,
             "Role",
@@ -69,12 +74,7 @@ class SecurityGroupRuleRevoker(Construct):
                             sid="DeleteEmrServiceEndpoints",
                             actions=["ec2:DeleteVpcEndpoints"],
                             resources=[endpoint_arns],
-                            conditions={
-                                "StringEquals": {
-                                    "aws:ResourceTag/Name": "emr-service-vpce",
-                                    "aws:ResourceTag/for-use-with-amazon-emr-managed-policies": "true",
-                                }
-                            },
+                            conditions={"StringEquals": endpoint_tags},
                         ),
                         iam.PolicyStatement(
                             sid="ReadOwnStackStatus",

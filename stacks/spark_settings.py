@@ -21,17 +21,18 @@ from types import MappingProxyType
 from spark_job.contract.names import DEFAULT_ENGINE
 from stacks.instance_types import InstanceType
 
-# The interpreter PySpark runs on: EMR 7.x (Amazon Linux 2023) keeps /usr/bin/python3 at 3.9; the bootstrap
-# action installs the job's pins for python3.11, which EMR 7.1+ ships beside it.
+# The interpreter PySpark runs on, by default: EMR 7.x (Amazon Linux 2023) keeps /usr/bin/python3 at 3.9; the
+# bootstrap action installs the job's pins for python3.11, which EMR 7.1+ ships beside it (and emr-spark-8.1.0
+# makes PySpark's default). The cluster takes its line's (stacks/release_lines.py: ReleaseLine.python).
 PYSPARK_PYTHON = "/usr/bin/python3.11"
 
-# spark-env "export" classification: the environment spark-submit and the daemons start with.
-SPARK_ENV_EXPORTS = MappingProxyType(
-    {
-        "PYSPARK_PYTHON": PYSPARK_PYTHON,
-        "PYSPARK_DRIVER_PYTHON": PYSPARK_PYTHON,
-    }
-)
+
+def spark_env_exports(python: str = PYSPARK_PYTHON) -> dict[str, str]:
+    """spark-env "export" classification: the environment spark-submit and the daemons start with."""
+    return {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python}
+
+
+SPARK_ENV_EXPORTS = MappingProxyType(spark_env_exports())
 
 # Memory of one Python worker (one concurrent task), by featurize engine: peak RSS measured locally
 # (224 px, 100-px photos): litert 125 MB with batches of 32 or 64 since the stage maps Arrow batches
@@ -168,9 +169,19 @@ BASE_SPARK_DEFAULTS = MappingProxyType(
 )
 
 
-def spark_defaults(sizing: ExecutorSizing, region: str) -> dict[str, str]:
-    """The cluster's spark-defaults: the fixed settings, the executor sizing of its worker types, and the
-    region the Python workers' S3 client (pyarrow, which lists and reads the photos) talks to: its own
-    region lookup asks S3's global endpoint, which a subnet without internet access cannot reach."""
+# The keys of BASE_SPARK_DEFAULTS that name the interpreter (spark_defaults puts the line's there).
+PYTHON_KEYS = (
+    "spark.pyspark.python",
+    "spark.pyspark.driver.python",
+    "spark.yarn.appMasterEnv.PYSPARK_PYTHON",
+    "spark.executorEnv.PYSPARK_PYTHON",
+)
+
+
+def spark_defaults(sizing: ExecutorSizing, region: str, python: str = PYSPARK_PYTHON) -> dict[str, str]:
+    """The cluster's spark-defaults: the fixed settings on `python`, the executor sizing of its worker types,
+    and the region the Python workers' S3 client (pyarrow, which lists and reads the photos) talks to: its
+    own region lookup asks S3's global endpoint, which a subnet without internet access cannot reach."""
     regional = {"spark.executorEnv.AWS_REGION": region, "spark.yarn.appMasterEnv.AWS_REGION": region}
-    return {**BASE_SPARK_DEFAULTS, **regional, **sizing.spark_defaults()}
+    interpreter = dict.fromkeys(PYTHON_KEYS, python)
+    return {**BASE_SPARK_DEFAULTS, **interpreter, **regional, **sizing.spark_defaults()}

@@ -7,6 +7,7 @@ No pyspark here: ops imports this module.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -22,6 +23,14 @@ from spark_job.contract.typed_json import RecordError, _Record
 __all__ = ["RecordError"]
 
 Mode = Literal["fit", "transform"]
+
+
+def spark_line(version: str | None) -> str | None:
+    """The Spark line, "major.minor", of a Spark version (3.5.9 -> 3.5, 4.1.1-amzn-0 -> 4.1); None for None
+    or a text that is no version. Models and features are compared across runs by line: EMR's builds of one
+    line (3.5.6-amzn-1, the local 3.5.9) run the same MLlib."""
+    match = re.match(r"^(\d+)\.(\d+)\.", version or "")
+    return f"{match.group(1)}.{match.group(2)}" if match else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,10 +98,12 @@ class FeaturizerRecord(_Record):
     the machine (x86_64, aarch64) fit ran on, since the features differ slightly between architectures
     (None in older records: not recorded). Version 4 added `engine` (older records were made with
     TensorFlow, the only engine then) and `classifier`, the app's model (None in older folders: fitted
-    before the app's model existed; and with fewer than two classes: no probe).
+    before the app's model existed; and with fewer than two classes: no probe). Version 5 added `spark`, the
+    Spark version fit ran on (3.5.x on emr-7.x, 4.1.x on emr-spark-8.x), so that `transform` says when it
+    applies a model of another Spark line (None in older records: not recorded).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 4
+    SCHEMA_VERSION: ClassVar[int] = 5
     FILE_NAME: ClassVar[str] = FEATURIZER_FILE
 
     image_size: int
@@ -105,6 +116,7 @@ class FeaturizerRecord(_Record):
     architecture: str | None  # platform.machine() of the driver fit ran on; None: written before version 3
     engine: EngineRecord
     classifier: ClassifierRecord | None = None  # None: written before version 4, or no probe
+    spark: str | None  # the SparkSession's version fit ran on; None: written before version 5
 
     @classmethod
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
@@ -114,6 +126,8 @@ class FeaturizerRecord(_Record):
             doc = {**doc, "architecture": None}
         if version < 4:
             doc = {**doc, "engine": _TENSORFLOW_BEFORE_ENGINES}
+        if version < 5:
+            doc = {**doc, "spark": None}
         return doc
 
     def _check(self, source: str) -> None:

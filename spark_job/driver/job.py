@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 
 from spark_job.contract.errors import JobFailedError, JobInputError
 from spark_job.contract.names import DEFAULT_ENGINE, FEATURE_DIM
-from spark_job.contract.records import FeaturizerRecord, ManifestRecord, ProbeRecord
+from spark_job.contract.records import FeaturizerRecord, ManifestRecord, ProbeRecord, spark_line
 from spark_job.driver.classifier_export import export_to_model_folder
 from spark_job.driver.config import JobConfig
 from spark_job.driver.featurize import REJECTS_DIR, FeaturizeResult, featurize_stage
@@ -103,6 +103,7 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
             network=NETWORK,
             architecture=platform.machine(),
             engine=plan.engine_record,
+            spark=spark.version,
         )
         model_dir = join(plan.output, MODEL_DIR)
         with ctx.timings.stage("write_model"):
@@ -145,6 +146,22 @@ def warn_on_architecture_change(fitted_on: str | None, here: str) -> bool:
     return True
 
 
+def warn_on_spark_line_change(fitted_on: str | None, here: str) -> bool:
+    """Warn when transform runs on another Spark line than fit did (a model of an emr-7.x run applied on
+    emr-spark-8.x, or the reverse): the PCA and the probe are Spark ML models saved by one line and loaded by
+    the other. Found identical on the sample (docs/spark-4.md), but never mixed silently. True if it warned.
+    """
+    if fitted_on is None or spark_line(fitted_on) == spark_line(here):
+        return False
+    log.warning(
+        "this model was fitted on Spark %s and transform runs on Spark %s: another Spark line (its ML models "
+        "are read across lines); fit and transform on one releaseLabel line for comparable output",
+        fitted_on,
+        here,
+    )
+    return True
+
+
 def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
     """Put new images through a saved model folder: the same featurizer, its PCA, its probe."""
     with run_context(spark) as ctx:
@@ -172,6 +189,7 @@ def run_transform(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
                 f"model's ({featurizer.weights.source}, sha256 {featurizer.weights.sha256[:12]}...)"
             )
         warn_on_architecture_change(featurizer.architecture, platform.machine())
+        warn_on_spark_line_change(featurizer.spark, spark.version)
         stage, store = _featurize(spark, plan, cfg, ctx.timings)
         explained = [float(v) for v in pca_stage(fitted.reducer).explainedVariance.toArray()]
         pca = _project(spark, plan, fitted.reducer, stage.features, ctx.timings)

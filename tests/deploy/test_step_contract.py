@@ -20,7 +20,13 @@ Ref, Fn::GetStackOutput / Fn::ImportValue to the data stack). Then each step's c
 Every other argument is kept as is. This proves the packaging (--py-files zip, entry file), the argument
 names and the ordering of the deployed command lines, not a copy of them.
 
-Set FRUITS_CDK_OUT=<dir> to reuse an assembly synthesized just before (make deploy-check does).
+The release line: the steps run on this venv's pyspark, which must be the Spark series of the synthesized
+releaseLabel (stacks/release_lines.py): .venv (pyspark 3.5) synthesizes cdk.json's emr-7.14.0,
+.venv-spark41 (pyspark 4.1) synthesizes with -c releaseLabel=emr-spark-8.1.0 (`make test` runs this file in
+both).
+
+Set FRUITS_CDK_OUT=<dir> to reuse an assembly synthesized just before (make deploy-check does, and picks the
+venv of the label it synthesized).
 """
 
 from __future__ import annotations
@@ -37,8 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+import pyspark
 import pytest
 
+from spark_job.contract.records import spark_line
+from stacks.release_lines import DEFAULT_LABELS, release_line
 from tests.cfn_template import Recurse, get_att_parts, sub_parts, substitute, transform
 
 REPO = Path(__file__).resolve().parents[2]
@@ -187,13 +196,19 @@ class Assembly:
         }
 
 
+# The Spark series of this venv's pyspark, and the label of its line the test synthesizes.
+LOCAL_SERIES = spark_line(pyspark.__version__)
+
+
 def synthesize(outdir: Path) -> Path:
     reuse = os.environ.get("FRUITS_CDK_OUT")
     if reuse:
         return Path(reuse).resolve()
+    assert LOCAL_SERIES in DEFAULT_LABELS, f"pyspark {pyspark.__version__} runs no release line's Spark"
     env = {**os.environ, **SYNTH_ENV}
     command = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "-o", str(outdir)]
     command += ["--context", f"weightsFile={WEIGHTS}"]
+    command += ["--context", f"releaseLabel={DEFAULT_LABELS[LOCAL_SERIES]}"]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"cdk synth failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
     return outdir
@@ -272,6 +287,16 @@ def deployed(tmp_path_factory) -> dict[str, Any]:
     assembly = Assembly.load(synthesize(tmp_path_factory.mktemp("cdk") / "cdk.out"))
     stack, cluster = assembly.cluster()
     return {"assembly": assembly, "stack": stack, "cluster": cluster}
+
+
+def test_the_local_spark_is_the_release_line_spark(deployed):
+    """The steps below run on this venv's pyspark: the Spark of the synthesized release (a 4.1 cluster's
+    steps are never proven on 3.5, nor the reverse)."""
+    label = deployed["cluster"]["ReleaseLabel"]
+    assert release_line(label).spark_series == LOCAL_SERIES, (
+        f"{label} runs Spark {release_line(label).spark_series}, this venv pyspark {pyspark.__version__}: "
+        "run the step contract in the venv of that line (.venv or .venv-spark41; scripts/deploy_check.sh)"
+    )
 
 
 def test_steps_are_fit_then_transform_on_the_fit_model(deployed):
@@ -354,7 +379,7 @@ def test_steps_run_on_local_spark(deployed, tmp_path):
             shutil.copyfile(WEIGHTS, local)
 
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    env.pop("SPARK_HOME", None)  # the venv's pyspark, the Spark EMR 7.x runs (3.5)
+    env.pop("SPARK_HOME", None)  # the venv's pyspark: the release's Spark series (checked above)
     store = Path(mapping.path(option(steps["fit"], "--features-store")))
     assert option(steps["transform"], "--features-store") == option(steps["fit"], "--features-store")
     run_dir = Path(mapping.path(option(steps["fit"], "--output"))).parent

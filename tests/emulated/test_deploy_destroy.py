@@ -215,11 +215,17 @@ def small_dataset(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("egress", ["none", "nat"])
-def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulator, egress: str) -> None:
+@pytest.mark.parametrize(
+    ("egress", "label"), [("none", "emr-7.14.0"), ("nat", "emr-7.14.0"), ("none", "emr-spark-8.1.0")]
+)
+def test_deploy_then_destroy_keeps_the_retained_data_bucket(
+    bootstrapped: Emulator, egress: str, label: str
+) -> None:
     emu = bootstrapped
-    # none: the defaults; nat: also a Spot task fleet
+    # none: the defaults; nat: also a Spot task fleet; emr-spark-8.1.0: the LTS line's groups and roles
     context = () if egress == "none" else (f"-c egress={egress}", "-c taskCapacity=2")
+    if label != "emr-7.14.0":
+        context += (f"-c releaseLabel={label}",)
     emu.make("deploy", *context)
 
     assert emu.stacks() == {
@@ -238,6 +244,7 @@ def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulat
 
     # The deployed template: steps and bootstrap action point at the published assets and the outputs.
     template = emu.client("cloudformation").get_template(StackName="FruitsPipeline")["TemplateBody"]
+    assert emu.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]["ReleaseLabel"] == label
     template = json.loads(template) if isinstance(template, str) else template
     (cluster,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::EMR::Cluster"]
     assert resolve(cluster["LogUri"], emu) == outputs["LogUri"]
@@ -303,9 +310,19 @@ def test_deploy_then_destroy_keeps_the_retained_data_bucket(bootstrapped: Emulat
     else:
         assert len(live) == 1 and len(internet["InternetGateways"]) == 1
         assert services == ["s3"]
+    # The service-access group of the line, as deployed: 9443 from the primary group (7.x), or HTTPS from
+    # the VPC for EMR 8's service endpoint.
+    groups = emu.resources("FruitsPipeline", "AWS::EC2::SecurityGroup")
+    (service_access,) = [g for k, g in groups.items() if k.startswith("SecurityGroupsServiceAccess")]
+    (described,) = ec2.describe_security_groups(GroupIds=[service_access])["SecurityGroups"]
+    rules = {
+        (p.get("FromPort"), tuple(r["CidrIp"] for r in p.get("IpRanges", [])))
+        for p in described["IpPermissions"]
+    }
+    assert rules == ({(443, ("10.42.0.0/16",))} if label.startswith("emr-spark-8.") else {(9443, ())})
 
     # The operator CLI finds the deployed bucket through the stack outputs.
-    upload = emu.make("upload", DIR=str(small_dataset(emu.workdir / f"fruits-{egress}")))
+    upload = emu.make("upload", DIR=str(small_dataset(emu.workdir / f"fruits-{egress}-{label}")))
     assert "uploaded 8 files" in upload.stdout
     # The deploy's run, by its cluster (the emulator runs no step: no folder under runs/, no manifest).
     runs = emu.make("runs")

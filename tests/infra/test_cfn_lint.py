@@ -23,7 +23,7 @@ ENV = {
     "CDK_DISABLE_CLI_TELEMETRY": "true",
 }
 
-# The pinned CDK CLI synthesizes the app twice, in subprocesses (~15 s): the slow tier.
+# The pinned CDK CLI synthesizes the app four times, in subprocesses (~15 s each): the slow tier.
 pytestmark = pytest.mark.slow
 
 
@@ -64,15 +64,17 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]
             "architecture=arm64",
             "taskCapacity=2",
         ),
+        # The LTS line: EMR 8's service endpoint rules and permissions
+        "lts": cli_synth(tmp_path_factory.mktemp("lts"), "releaseLabel=emr-spark-8.1.0"),
     }
 
 
-@pytest.mark.parametrize("name", ["default", "variant", "arm64"])
+@pytest.mark.parametrize("name", ["default", "variant", "arm64", "lts"])
 def test_cli_synth_writes_both_stacks(templates: dict[str, list[Path]], name: str):
     assert [p.name for p in templates[name]] == ["FruitsData.template.json", "FruitsPipeline.template.json"]
 
 
-@pytest.mark.parametrize("name", ["default", "variant", "arm64"])
+@pytest.mark.parametrize("name", ["default", "variant", "arm64", "lts"])
 def test_cfn_lint_is_clean(templates: dict[str, list[Path]], name: str):
     result = subprocess.run(
         [str(CFN_LINT), "--format", "parseable", *map(str, templates[name])],

@@ -124,6 +124,18 @@ BAD_VALUES = [
     ("region", "paris", "AWS region"),
     ("releaseLabel", "emr-6.15.0", "EMR 7.x release label"),
     ("releaseLabel", "emr-7.0.0", "from emr-7.1.0"),
+    # EMR 8: the checked labels only; 8.0.0 (Spark 4.0) was never tested, 8.1 is not spelled emr-8.x.
+    *(
+        ("releaseLabel", label, "or a checked EMR 8 (LTS) label: emr-spark-8.1.0 (docs/spark-4.md)")
+        for label in [
+            "emr-spark-8.0.0",
+            "emr-spark-8.2.0",
+            "emr-8.1.0",
+            "emr-spark-8.1",
+            "EMR-SPARK-8.1.0",
+            "8.1.0",
+        ]
+    ),
     ("coreCapacity", "zero", "integer from 1 to 50"),
     ("coreCapacity", "0", "integer from 1 to 50"),
     ("coreCapacity", 51, "integer from 1 to 50"),
@@ -191,6 +203,30 @@ GOOD_SCHEDULES = [
     "cron(0 6 1 * ? 2027)",
     "at(2026-12-24T18:00:00)",
 ]
+
+
+# Every allowed label, with its line: Spark series, services endpoint networking.
+GOOD_RELEASES = [
+    ("emr-7.1.0", "3.5", False),
+    ("emr-7.14.0", "3.5", False),
+    ("emr-7.20.1", "3.5", False),
+    ("emr-spark-8.1.0", "4.1", True),
+]
+
+
+@pytest.mark.parametrize(("label", "series", "service_endpoint"), GOOD_RELEASES)
+def test_release_label_picks_its_line(label: str, series: str, service_endpoint: bool):
+    config = config_from_mapping({"releaseLabel": f" {label} "})
+    assert config.release_label == label
+    line = config.release_line
+    assert (line.spark_series, line.service_endpoint) == (series, service_endpoint)
+    assert (line.applications, line.python) == (("Spark",), "/usr/bin/python3.11")
+
+
+def test_the_release_label_is_in_the_run_id():
+    lts = config_from_mapping({"releaseLabel": "emr-spark-8.1.0"}).job_fingerprint()
+    assert lts["release_label"] == "emr-spark-8.1.0"
+    assert lts != config_from_mapping({}).job_fingerprint()
 
 
 @pytest.mark.parametrize("expression", GOOD_SCHEDULES)
@@ -314,6 +350,18 @@ def test_bad_schedule_fails_the_real_app_naming_the_key_and_the_forms(tmp_path: 
     )
     for form in ("rate(N hour|hours|day|days)", "cron(minute hour day-of-month", "at(yyyy-mm-ddThh:mm:ss)"):
         assert form in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_an_unchecked_release_fails_the_real_app_naming_the_allowed_ones(tmp_path: Path):
+    result = run_app(tmp_path, releaseLabel="emr-spark-8.0.0")
+    assert result.returncode != 0
+    assert (
+        "Invalid context value releaseLabel='emr-spark-8.0.0': expected an EMR 7.x release label from "
+        "emr-7.1.0 on (python3.11), e.g. emr-7.14.0, or a checked EMR 8 (LTS) label: emr-spark-8.1.0"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "manifest.json").exists()
 

@@ -23,7 +23,7 @@ from stacks import PROJECT_ROOT
 from tests.infra.conftest import Synth, build_app
 from tests.runtime_support import ensure_wheelhouse
 
-VARIANTS = ["default", "variant", "spot", "arm64"]
+VARIANTS = ["default", "variant", "spot", "arm64", "lts"]
 
 ACK_KEY = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
 NAG_SUMMARY = PROJECT_ROOT / "scripts" / "nag_summary.py"
@@ -57,6 +57,8 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
             "taskCapacity": "2",
             "wheelhouseDir": str(ensure_wheelhouse("aarch64")),
         },
+        # emr-spark-8.1.0: the service role's endpoint statements, the service-access group's HTTPS rule
+        "lts": {"releaseLabel": "emr-spark-8.1.0", "egress": "nat"},
     }
 
 
@@ -252,6 +254,20 @@ def test_the_scheduler_role_acknowledgements_sit_on_it(synths: dict[str, Synth])
     assert not any(
         path.startswith("FruitsPipeline/Runs") for path, _ in acknowledgements_paths(synths["default"])
     )
+
+
+def test_the_lts_service_role_acknowledges_the_emr_service_endpoint(synths: dict[str, Synth]):
+    """EMR 8's endpoint gets its id at launch: one acknowledgement, on the service role, on that line only."""
+    rule = "AwsSolutions-IAM5[Resource::arn:aws:ec2:eu-west-3:<AWS::AccountId>:vpc-endpoint/*]"
+    role = "FruitsPipeline/Access/ServiceRole"
+    lts, default = (
+        {(c.node.path, r.removeprefix("Annotation::")) for c, r, _ in acknowledgements(synths[name])}
+        for name in ("lts", "default")
+    )
+    assert (role, rule) in lts
+    assert (role, rule) not in default
+    # the revoker's own acknowledgement of the same resource pattern stays on the revoker's role
+    assert ("FruitsPipeline/SgRuleRevoker/Role", rule) in lts & default
 
 
 def acknowledgements_paths(synth: Synth) -> set[tuple[str, str]]:

@@ -739,3 +739,156 @@ def test_external_input_and_s3_weights_get_read_only_grants(tmp_path_factory: py
     # the data stack then grants no read on its data/ prefix
     data_policy = only(synth.data, "AWS::IAM::ManagedPolicy")[1]["Properties"]["PolicyDocument"]["Statement"]
     assert "ReadInput" not in {s["Sid"] for s in data_policy}
+
+
+# --- emr-spark-8.1.0, the LTS line (stacks/release_lines.py) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lts_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    return build_app(tmp_path_factory.mktemp("cdk-out"), {"releaseLabel": "emr-spark-8.1.0"}).pipeline
+
+
+def test_lts_cluster_runs_spark_on_python_3_11(lts_template: Template, cluster: dict[str, Any], run_id: str):
+    lts = only(lts_template, "AWS::EMR::Cluster")[1]["Properties"]
+    assert lts["ReleaseLabel"] == "emr-spark-8.1.0"
+    assert lts["Applications"] == [{"Name": "Spark"}]
+    # The same configurations as on 7.x (the classifications exist on both; the interpreter is the same).
+    assert lts["Configurations"] == cluster["Configurations"]
+    # Another line is another run: the run id (in the name and the steps' output) follows the label.
+    lts_run_id = lts_template.to_json()["Outputs"]["RunId"]["Value"]
+    assert lts_run_id != run_id
+    assert lts["Name"] == f"fruits-pipeline-{lts_run_id}"
+
+
+def test_lts_security_groups_take_https_for_the_emr_service_endpoint_and_no_8443_9443(lts_template: Template):
+    """emr-spark-8.x: 443 from the VPC into service access; the 7.x 8443/9443 rules are gone; the primary's
+    outbound 443 to service access is its all-outbound rule."""
+    template = lts_template
+    groups = {only_group(template, n): n for n in ("Primary", "Core", "ServiceAccess")}
+    template.resource_count_is("AWS::EC2::SecurityGroup", 4)
+    kms_group = logical_id(template, "AWS::EC2::SecurityGroup", "NetworkKmsEndpointSecurityGroup")
+    ingress = {
+        (groups[r["Properties"]["GroupId"]["Fn::GetAtt"][0]],
+         groups[r["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"][0]],
+         r["Properties"]["IpProtocol"], r["Properties"]["FromPort"], r["Properties"]["ToPort"])
+        for r in template.find_resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"]["Fn::GetAtt"][0] != kms_group
+    }  # fmt: skip
+    assert ingress == {
+        (target, source, protocol, low, high)
+        for target in ("Primary", "Core")
+        for source in ("Primary", "Core")
+        for protocol, low, high in (("icmp", -1, -1), ("tcp", 0, 65535), ("udp", 0, 65535))
+    }
+    template.resource_count_is("AWS::EC2::SecurityGroupIngress", len(ingress) + 2)  # + 443 to KMS
+    template.resource_count_is("AWS::EC2::SecurityGroupEgress", 0)
+    resources = template.find_resources("AWS::EC2::SecurityGroup")
+    (vpc,) = template.find_resources("AWS::EC2::VPC").values()
+    service_access = resources[only_group(template, "ServiceAccess")]["Properties"]
+    assert service_access["SecurityGroupIngress"] == [
+        {
+            "CidrIp": vpc["Properties"]["CidrBlock"],  # the VPC's range, as a literal
+            "Description": "HTTPS from the VPC to the EMR service endpoint (EMR 8)",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+    assert [r["CidrIp"] for r in service_access["SecurityGroupEgress"]] == ["255.255.255.255/32"]  # none
+    for name in ("Primary", "Core"):
+        props = resources[only_group(template, name)]["Properties"]
+        assert "SecurityGroupIngress" not in props
+        assert props["SecurityGroupEgress"] == [
+            {
+                "CidrIp": "0.0.0.0/0",
+                "Description": "Allow all outbound traffic by default",
+                "IpProtocol": "-1",
+            }
+        ]
+    for props in (r["Properties"] for k, r in resources.items() if k in groups):
+        assert EMR_TAG in props["Tags"]
+
+
+def test_lts_service_role_may_create_only_the_emr_service_endpoint(lts_template: Template):
+    template = lts_template
+    policy_id = logical_id(template, "AWS::IAM::Policy", "AccessServiceRoleDefault")
+    by_sid = {s.pop("Sid"): s for s in render(statements(template, policy_id))}
+    endpoints = "arn:aws:ec2:eu-west-3:${AWS::AccountId}:vpc-endpoint/*"
+    request_tags = {
+        "aws:RequestTag/Name": "emr-service-vpce",
+        "aws:RequestTag/for-use-with-amazon-emr-managed-policies": "true",
+    }
+    vpc = logical_id(template, "AWS::EC2::VPC", "NetworkVpc")
+    subnets = sorted(emr_subnets(template))
+    service_access = only_group(template, "ServiceAccess")
+    network = by_sid.pop("EmrServiceEndpointInClusterNetwork")
+    assert network["Action"] == ["ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint"]
+    assert sorted(network["Resource"]) == sorted(
+        [
+            f"arn:aws:ec2:eu-west-3:${{AWS::AccountId}}:vpc/${{{vpc}}}",
+            *(f"arn:aws:ec2:eu-west-3:${{AWS::AccountId}}:subnet/${{{s}}}" for s in subnets),
+            f"arn:aws:ec2:eu-west-3:${{AWS::AccountId}}:security-group/${{{service_access}.GroupId}}",
+        ]
+    )
+    assert "Condition" not in network
+    assert by_sid.pop("CreateEmrServiceEndpoint") == {
+        "Action": "ec2:CreateVpcEndpoint",
+        "Effect": "Allow",
+        "Resource": endpoints,
+        "Condition": {"StringEquals": {"ec2:VpceServiceOwner": "amazon", **request_tags}},
+    }
+    assert by_sid.pop("TagEmrServiceEndpointOnCreate") == {
+        "Action": "ec2:CreateTags",
+        "Effect": "Allow",
+        "Resource": endpoints,
+        "Condition": {"StringEquals": {"ec2:CreateAction": "CreateVpcEndpoint", **request_tags}},
+    }
+    assert by_sid.pop("ModifyEmrServiceEndpoint") == {
+        "Action": "ec2:ModifyVpcEndpoint",
+        "Effect": "Allow",
+        "Resource": endpoints,
+        "Condition": {
+            "StringEquals": {
+                "aws:ResourceTag/Name": "emr-service-vpce",
+                "aws:ResourceTag/for-use-with-amazon-emr-managed-policies": "true",
+            }
+        },
+    }
+    assert set(by_sid) == {"PassClusterInstanceRole", "UseEbsKey", "GrantEbsKeyToAwsResources"}
+
+
+def test_the_7x_service_role_has_no_endpoint_permission(template: Template):
+    policy_id = logical_id(template, "AWS::IAM::Policy", "AccessServiceRoleDefault")
+    sids = {s["Sid"] for s in statements(template, policy_id)}
+    assert sids == {"PassClusterInstanceRole", "UseEbsKey", "GrantEbsKeyToAwsResources"}
+    text = json.dumps(statements(template, policy_id))
+    assert "VpcEndpoint" not in text
+
+
+def test_lts_teardown_deletes_the_endpoints_the_service_role_can_create(lts_template: Template):
+    """What EMR can create with this stack's roles (the tags are a condition of creating), the revoker may
+    delete: the same tags are its deletion condition."""
+    roles = lts_template.find_resources("AWS::IAM::Role")
+    (revoker_role,) = [r for k, r in roles.items() if k.startswith("SgRuleRevokerRole")]
+    (policy,) = revoker_role["Properties"]["Policies"]
+    revoker = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    deletable = revoker["DeleteEmrServiceEndpoints"]["Condition"]["StringEquals"]
+    service_policy = logical_id(lts_template, "AWS::IAM::Policy", "AccessServiceRoleDefault")
+    service = {s["Sid"]: s for s in statements(lts_template, service_policy)}
+    creatable = service["CreateEmrServiceEndpoint"]["Condition"]["StringEquals"]
+    created_with = {k.removeprefix("aws:RequestTag/"): v for k, v in creatable.items() if "RequestTag" in k}
+    deleted_by = {k.removeprefix("aws:ResourceTag/"): v for k, v in deletable.items()}
+    assert (
+        created_with
+        == deleted_by
+        == {
+            "Name": "emr-service-vpce",
+            "for-use-with-amazon-emr-managed-policies": "true",
+        }
+    )
+    # every statement of the service role that creates an endpoint has that condition
+    creating = [s for s in service.values() if "ec2:CreateVpcEndpoint" in str(s["Action"])]
+    assert [s["Sid"] for s in creating if "vpc-endpoint/*" in json.dumps(s["Resource"])] == [
+        "CreateEmrServiceEndpoint"
+    ]

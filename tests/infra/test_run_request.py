@@ -60,6 +60,8 @@ VARIANTS = {
         "egress": "nat",
         "schedule": "rate(1 day)",
     },
+    # The LTS line: its label, applications and configurations in both renderings.
+    "emr-spark-8.1.0": {"releaseLabel": "emr-spark-8.1.0", "taskCapacity": "2"},
 }
 # Stand-ins for what CloudFormation resolves at deploy, as long as the real values can be.
 DEPLOY_VALUES = [
@@ -164,6 +166,8 @@ def test_botocore_validates_the_published_request_as_a_run_job_flow_input(
     request = with_run_id(json.loads(text), MANUAL_RUN_PREFIX + "20261207-031205-a1b2")
     assert run_job_flow_errors(request) == ""
     assert request["Instances"]["InstanceFleets"][0]["InstanceFleetType"] == "MASTER"
+    assert request["ReleaseLabel"] == VARIANTS[name].get("releaseLabel", "emr-7.14.0")
+    assert request["Applications"] == [{"Name": "Spark"}]
     # The validator has teeth: CloudFormation's name for a configuration's properties is refused.
     wrong = copy.deepcopy(request)
     wrong["Configurations"][0]["ConfigurationProperties"] = wrong["Configurations"][0].pop("Configurations")

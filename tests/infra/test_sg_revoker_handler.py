@@ -387,6 +387,62 @@ def test_stack_deletion_deletes_the_endpoints_emr_created_in_our_vpc_only(aws: N
     assert all(groups.references(g) == set() for g in groups.emr)  # the rules went too
 
 
+EMR8_SERVICE = f"aws.api.{REGION}.emr-service-cell01"  # the 8.0.0 release notes' endpoint service
+
+
+def test_stack_deletion_deletes_emr_8s_service_endpoint_in_our_vpc(aws: None):
+    """emr-spark-8.x: the endpoint EMR provisions to its service (tagged, as the service role's policies make
+    it be) goes like 7.x's; an endpoint of our own to another service stays."""
+    groups = EmrGroups()
+    ec2 = groups.ec2
+    ours = groups.group(groups.ids["service-access"])["VpcId"]
+    emr = ec2.create_vpc_endpoint(
+        VpcId=ours,
+        ServiceName=EMR8_SERVICE,
+        VpcEndpointType="Interface",
+        SecurityGroupIds=[groups.ids["service-access"]],
+        TagSpecifications=tags(**EMR_TAGS),
+    )["VpcEndpoint"]["VpcEndpointId"]
+    kms = ec2.create_vpc_endpoint(
+        VpcId=ours, ServiceName=f"com.amazonaws.{REGION}.kms", VpcEndpointType="Interface"
+    )["VpcEndpoint"]["VpcEndpointId"]
+    cloudformation, _ = stack_status("DELETE_IN_PROGRESS")
+
+    data = index.handle(event("Delete", groups.emr, vpc_id=ours), ec2, cloudformation)
+
+    assert data["EndpointsDeleted"] == 1
+    assert live_endpoints(ec2, ours) == {kms}
+    assert emr not in live_endpoints(ec2, ours)
+
+
+def test_an_untagged_emr_service_endpoint_fails_the_delete_naming_it_and_the_command(aws: None):
+    """The revoker may delete tagged endpoints only: one to EMR's service without the tags (the tags EMR 8
+    puts on its endpoint are not known offline) fails the Delete with its id and how to delete it, after
+    the tagged ones and the rules are gone, instead of a DependencyViolation on the VPC later."""
+    groups = EmrGroups()
+    ec2 = groups.ec2
+    ours = groups.group(groups.ids["service-access"])["VpcId"]
+
+    def endpoint(**pairs: str) -> str:
+        made = ec2.create_vpc_endpoint(
+            VpcId=ours, ServiceName=EMR8_SERVICE, VpcEndpointType="Interface", TagSpecifications=tags(**pairs)
+        )
+        return made["VpcEndpoint"]["VpcEndpointId"]
+
+    tagged = endpoint(**EMR_TAGS)
+    stray = endpoint(Name="emr-service-vpce")  # lacks the managed-policy tag
+    cloudformation, _ = stack_status("DELETE_IN_PROGRESS")
+
+    with pytest.raises(RuntimeError) as caught:
+        index.handle(event("Delete", groups.emr, vpc_id=ours), ec2, cloudformation)
+
+    assert f"aws ec2 delete-vpc-endpoints --vpc-endpoint-ids {stray}" in str(caught.value)
+    assert f"without the tags {EMR_TAGS}" in str(caught.value)
+    assert live_endpoints(ec2, ours) == {stray}
+    assert tagged not in live_endpoints(ec2, ours)
+    assert all(groups.references(g) == set() for g in groups.emr)
+
+
 def described(*states: str) -> dict[str, Any]:
     return {
         "VpcEndpoints": [

@@ -1,6 +1,7 @@
 """Destroy without leftovers: CloudFormation deletes the cluster, then the group rules, then the revoker
-(which revokes the rules EMR added), then the security groups. Read from the dependency graph of the
-synthesized template (Ref, Fn::GetAtt, Fn::Sub and DependsOn), as CloudFormation reads it."""
+(which revokes the rules EMR added and deletes its VPC endpoints), then the security groups. Read from the
+dependency graph of the synthesized template (Ref, Fn::GetAtt, Fn::Sub and DependsOn), as CloudFormation
+reads it, on both release lines (emr-spark-8.x has other group rules and EMR's service endpoint)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import pytest
 
 from stacks.sg_rule_revoker import RESOURCE_TYPE
 from tests.cfn_template import references
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, build_app
+
+# The group rules of each line: 17 between the EMR groups on 7.x (12 + 8443 x2 + 9443) and 2 egress (8443),
+# 12 on 8.x (its 443 from the VPC is inline in the service-access group); 2 into the KMS endpoint's group.
+RULES = {"emr-7.14.0": 19, "emr-spark-8.1.0": 14}
 
 
 class Graph:
@@ -45,9 +50,21 @@ def as_list(value: Any) -> list[str]:
     return value if isinstance(value, list) else [value]
 
 
+@pytest.fixture(scope="module", params=sorted(RULES))
+def label(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def graph(default_synth: Synth) -> Graph:
-    return Graph(default_synth.pipeline.to_json())
+def synth(label: str, default_synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    if label == default_synth.stacks.pipeline.config.release_label:
+        return default_synth
+    return build_app(tmp_path_factory.mktemp(label), {"releaseLabel": label})
+
+
+@pytest.fixture(scope="module")
+def graph(synth: Synth) -> Graph:
+    return Graph(synth.pipeline.to_json())
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +77,10 @@ def rules(graph: Graph) -> list[str]:
     return graph.of_type("AWS::EC2::SecurityGroupIngress") + graph.of_type("AWS::EC2::SecurityGroupEgress")
 
 
-def test_cluster_is_deleted_before_every_rule_and_the_revoker(graph: Graph, revoker: str):
+def test_cluster_is_deleted_before_every_rule_and_the_revoker(graph: Graph, revoker: str, label: str):
     (cluster,) = graph.of_type("AWS::EMR::Cluster")
-    assert len(rules(graph)) == 19  # 17 between the EMR groups, 2 into the KMS endpoint's group
+    assert graph.resources[cluster]["Properties"]["ReleaseLabel"] == label
+    assert len(rules(graph)) == RULES[label]
     for rule in rules(graph):
         assert graph.depends_on(cluster, rule), rule
     assert graph.depends_on(cluster, revoker)
@@ -99,7 +117,7 @@ def test_revoker_keeps_its_function_and_permissions_until_it_is_deleted(graph: G
     assert "Policies" in graph.resources[role]["Properties"]
 
 
-def test_revoker_function(default_synth: Synth, graph: Graph, revoker: str):
+def test_revoker_function(graph: Graph, revoker: str):
     function = graph.resources[revoker]["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
     props = graph.resources[function]["Properties"]
     assert props["Handler"] == "index.handler"

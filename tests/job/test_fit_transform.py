@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyspark
 import pytest
 from pyspark.ml import PipelineModel
 
+from spark_job.contract.records import spark_line
 from spark_job.driver.reduce import project
+from spark_job.shims.pyspark_private import PYSPARK_SERIES
 from tests.job_support import read_manifest, run_cli
 
 MANIFEST_KEYS = {
@@ -70,7 +73,10 @@ def test_fit_manifest_counts_and_k(fit_run: Path, weights_path: Path) -> None:
     assert m["cumulative_variance_at_k"] == pytest.approx(ev.sum())
     assert set(m["timings_s"]) >= {"list", "featurize", "fit_pca", "project"}
     assert m["throughput_img_s"] > 0
-    assert m["versions"]["spark"].startswith("3.5.")
+    # The session's Spark: this venv's pyspark (3.5 in .venv, 4.1 in .venv-spark41), a series the job is
+    # checked on.
+    assert m["versions"]["spark"] == pyspark.__version__
+    assert m["versions"]["spark"].startswith(PYSPARK_SERIES)
     assert m["versions"]["ai-edge-litert"] == m["engine"]["version"] == "2.3.0"
     assert m["engine"]["name"] == "litert" and m["engine"]["model_file"].endswith(".tflite")
     assert m["engine_threads"] == 1  # spark.task.cpus
@@ -228,6 +234,30 @@ def test_fit_writes_a_current_featurizer_record(fit_run: Path) -> None:
     assert record.variance_target == m["variance_target"] == 0.95
     assert record.architecture == platform.machine()  # what transform compares its own machine with
     assert record.engine.name == "litert" and record.engine.model_sha256 == m["engine"]["model_sha256"]
+    assert record.spark == m["versions"]["spark"] == pyspark.__version__  # the Spark line transform checks
+
+
+def test_transform_warns_when_the_model_was_fitted_on_another_spark_line(
+    spark, fit_run: Path, sample_dir: Path, weights_path: Path, tmp_path: Path, caplog
+) -> None:
+    """A model fitted on the other line (emr-7.x's Spark 3.5 or emr-spark-8.x's 4.1) still transforms, with a
+    warning; one of the same line (another build, as EMR's 3.5.6-amzn-1 and the local 3.5.9) without."""
+    here = spark_line(pyspark.__version__)
+    other = {"3.5": "4.1.1-amzn-0", "4.1": "3.5.6-amzn-2"}[here or ""]
+    photos = tmp_path / "photos" / "Orange"
+    photos.mkdir(parents=True)
+    for src in sorted((sample_dir / "Test" / "Orange").glob("*.jpg"))[:2]:
+        shutil.copy(src, photos / src.name)
+    for fitted_on, warned in ((other, True), (f"{here}.0-amzn-9", False)):
+        model = tmp_path / f"model-{fitted_on}"
+        shutil.copytree(fit_run / "model", model)
+        doc = json.loads((model / "featurizer.json").read_text())
+        (model / "featurizer.json").write_text(json.dumps({**doc, "spark": fitted_on}))
+        caplog.clear()
+        argv = ["transform", "--model", model, "--input", photos.parent, "--weights", weights_path]
+        assert run_cli(spark, *argv, "--output", tmp_path / f"out-{fitted_on}") == 0
+        message = f"this model was fitted on Spark {fitted_on} and transform runs on Spark {spark.version}"
+        assert (message in caplog.text) is warned, caplog.text
 
 
 def test_transform_uses_the_engine_the_model_was_fitted_with(

@@ -17,8 +17,29 @@ from tests.job_support import drain_listener_events
 
 
 def test_written_for_this_pyspark() -> None:
-    """Every py4j shortcut here was written against pyspark 3.5: a new series needs a look at each."""
+    """Every py4j shortcut here was written against pyspark 3.5 and checked on 4.1 (this file's tests pass on
+    both venvs, `make test`): a new series needs a look at each. 4.0 (emr-spark-8.0.0) was never tested."""
     assert pyspark_private.pyspark_supported()
+    assert pyspark_private.PYSPARK_SERIES == ("3.5.", "4.1.")
+    for version in ("3.5.9", "3.5.6-amzn-2", "4.1.1", "4.1.1-amzn-0"):
+        assert pyspark_private.pyspark_supported(version), version
+    for version in ("3.4.4", "4.0.2", "4.0.2-amzn-0", "4.2.0", "4.10.0", "3.50.1"):
+        assert not pyspark_private.pyspark_supported(version), version
+
+
+def test_outside_the_checked_series_the_gateway_warns(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gate itself: on a series nobody checked, the gateway, which has no public alternative, is used
+    with a warning naming the checked series."""
+    with caplog.at_level("WARNING", logger=pyspark_private.__name__):
+        assert pyspark_private.jvm(spark) is not None
+    assert "internals" not in caplog.text
+    monkeypatch.setattr(pyspark_private.pyspark, "__version__", "4.0.2")
+    with caplog.at_level("WARNING", logger=pyspark_private.__name__):
+        assert pyspark_private.jvm(spark) is not None
+    assert "relies on pyspark 3.5.* or 4.1.* internals; this is pyspark 4.0.2" in caplog.text
+    assert drain_listener_events(spark) is False  # the tests' drain has the same gate
 
 
 def test_drained_listener_events_show_an_ended_job_as_ended(spark: SparkSession) -> None:

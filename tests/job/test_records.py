@@ -17,6 +17,7 @@ from spark_job.contract.records import (
     ProbeRecord,
     RecordError,
     WeightsRecord,
+    spark_line,
 )
 
 WEIGHTS = {"source": "imagenet", "sha256": "ab" * 32, "file": "w.h5"}
@@ -107,8 +108,9 @@ def test_featurizer_v1_loads_and_is_written_as_the_current_version() -> None:
     assert record.architecture is None  # not recorded before version 3
     assert record.classifier is None  # fitted before the app's model existed
     doc = json.loads(record.to_json())
-    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 4
+    assert doc["schema_version"] == FeaturizerRecord.SCHEMA_VERSION == 5
     assert record.engine == EngineRecord(name="tensorflow", version="")  # before engines: TensorFlow
+    assert record.spark is None and doc["spark"] is None  # not recorded before version 5
     assert "network" in doc and "model" not in doc
     assert FeaturizerRecord.from_json(record.to_json()) == record
 
@@ -171,6 +173,50 @@ def test_transform_warns_when_the_architecture_differs(caplog: pytest.LogCapture
         assert warn_on_architecture_change("x86_64", "aarch64") is True
     (warning,) = caplog.records
     assert "fitted on x86_64 and transform runs on aarch64" in warning.getMessage()
+
+
+def test_featurizer_v5_keeps_its_spark_and_v4_has_none() -> None:
+    v4 = {**featurizer_v1(), "network": "n", "schema_version": 4, "architecture": "x86_64"}
+    v4 |= {"engine": {"name": "litert", "version": "2.3.0"}}
+    assert FeaturizerRecord.from_json(json.dumps(v4)).spark is None  # fitted before the line was recorded
+    v5 = {**v4, "schema_version": 5, "spark": "4.1.1-amzn-0"}
+    record = FeaturizerRecord.from_json(json.dumps(v5))
+    assert record.spark == "4.1.1-amzn-0"
+    assert FeaturizerRecord.from_json(record.to_json()) == record
+    with pytest.raises(RecordError, match="has no key 'spark'"):
+        FeaturizerRecord.from_json(json.dumps(_drop(v5, "spark")), "f.json")
+
+
+@pytest.mark.parametrize(
+    ("version", "line"),
+    [
+        ("3.5.9", "3.5"),
+        ("3.5.6-amzn-2", "3.5"),
+        ("4.1.1", "4.1"),
+        ("4.1.1-amzn-0", "4.1"),
+        ("4.10.1", "4.10"),
+    ],
+)
+def test_spark_line_is_major_and_minor(version: str, line: str) -> None:
+    assert spark_line(version) == line
+
+
+@pytest.mark.parametrize("version", [None, "", "4", "spark-4.1.1", "4.1"])
+def test_spark_line_of_no_version_is_none(version: str | None) -> None:
+    assert spark_line(version) is None
+
+
+def test_transform_warns_when_the_spark_line_differs(caplog: pytest.LogCaptureFixture) -> None:
+    from spark_job.driver.job import warn_on_spark_line_change
+
+    with caplog.at_level("WARNING", logger="spark_job.driver.job"):
+        assert warn_on_spark_line_change("3.5.6-amzn-2", "3.5.9") is False  # EMR's build and pip's: one line
+        assert warn_on_spark_line_change("4.1.1-amzn-0", "4.1.1") is False
+        assert warn_on_spark_line_change(None, "4.1.1") is False  # an older model: nothing to compare
+        assert not caplog.records
+        assert warn_on_spark_line_change("3.5.9", "4.1.1-amzn-0") is True
+    (warning,) = caplog.records
+    assert "fitted on Spark 3.5.9 and transform runs on Spark 4.1.1-amzn-0" in warning.getMessage()
 
 
 def test_featurizer_v4_keeps_its_engine_and_refuses_an_unknown_one() -> None:

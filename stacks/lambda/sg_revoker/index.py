@@ -4,9 +4,16 @@ EMR adds rules that make the cluster's security groups reference each other; Clo
 delete the groups (DependencyViolation) and `cdk destroy` fails. AmazonEMRServicePolicy_v2 (v6) also lets
 EMR create a VPC endpoint in a tagged VPC (tags Name=emr-service-vpce and
 for-use-with-amazon-emr-managed-policies=true), which CloudFormation does not know and which would keep
-the VPC and subnet from being deleted. This resource is deleted after the cluster and before the groups
-and the VPC: its Delete first deletes those EMR endpoints in our VPC (and waits until they are gone), then
-revokes whatever rules are left, ingress and egress, so the groups and the VPC go.
+the VPC and subnet from being deleted. On emr-spark-8.x EMR provisions such an endpoint to its service
+(aws.api.<region>.emr-service-cell01) at every launch in the VPC, with network interfaces in the
+cluster's subnets and the service-access group. This resource is deleted after the cluster and before the
+groups and the VPC: its Delete first deletes those EMR endpoints in our VPC (and waits until they are
+gone), then revokes whatever rules are left, ingress and egress, so the groups and the VPC go.
+
+An endpoint to EMR's service in our VPC without those tags (which the service role's policies should make
+impossible: the tags are a condition of creating one) is not deleted, since this function may delete
+tagged endpoints only: the Delete fails naming it and the command that deletes it, rather than letting
+CloudFormation fail later, less clearly, on the VPC.
 
 Create and Update do nothing. Delete revokes only while the whole stack is going away (DELETE_IN_PROGRESS,
 or ROLLBACK_IN_PROGRESS after a failed create): if the resource is merely replaced or dropped by an update,
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.request
 from collections.abc import Callable
@@ -37,6 +45,14 @@ _GONE_RULE = {"InvalidPermission.NotFound"}
 EMR_ENDPOINT_TAGS = {"Name": "emr-service-vpce", "for-use-with-amazon-emr-managed-policies": "true"}
 ENDPOINT_WAIT_S = 240  # endpoint deletion takes about a minute; the function's timeout is 5 minutes
 ENDPOINT_POLL_S = 5
+# The service of the endpoint EMR 8 provisions: aws.api.<region>.emr-service-cell01 (the 8.0.0 release notes);
+# any cell.
+EMR_SERVICE_NAME = re.compile(r"^aws\.api\.[a-z0-9-]+\.emr-service-")
+_GONE_STATES = {"deleted", "failed"}
+
+
+def _live(endpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in endpoints if e.get("State", "").lower() not in _GONE_STATES]
 
 
 def emr_endpoints(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
@@ -45,8 +61,21 @@ def emr_endpoints(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
     filters += [{"Name": f"tag:{key}", "Values": [value]} for key, value in EMR_ENDPOINT_TAGS.items()]
     found: list[dict[str, Any]] = []
     for page in ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=filters):
-        found += [e for e in page["VpcEndpoints"] if e.get("State", "").lower() not in {"deleted", "failed"}]
+        found += _live(page["VpcEndpoints"])
     return found
+
+
+def untagged_emr_service_endpoints(ec2: Any, vpc_id: str) -> list[str]:
+    """Ids of the live endpoints to EMR's service in `vpc_id` that lack EMR_ENDPOINT_TAGS."""
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}]
+    stray = []
+    for page in ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=filters):
+        for endpoint in _live(page["VpcEndpoints"]):
+            tags = {t["Key"]: t["Value"] for t in endpoint.get("Tags", [])}
+            tagged = all(tags.get(key) == value for key, value in EMR_ENDPOINT_TAGS.items())
+            if EMR_SERVICE_NAME.match(endpoint.get("ServiceName", "")) and not tagged:
+                stray.append(endpoint["VpcEndpointId"])
+    return stray
 
 
 def delete_emr_endpoints(
@@ -135,6 +164,13 @@ def handle(event: dict[str, Any], ec2: Any, cloudformation: Any) -> dict[str, An
         return {"Revoked": 0, "EndpointsDeleted": 0}
     deleted = delete_emr_endpoints(ec2, vpc_id) if vpc_id else []
     revoked = revoke_group_rules(ec2, group_ids)
+    stray = untagged_emr_service_endpoints(ec2, vpc_id) if vpc_id else []
+    if stray:
+        raise RuntimeError(
+            f"VPC endpoints to the EMR service without the tags {EMR_ENDPOINT_TAGS} are left in {vpc_id}: "
+            f"{stray}; this function deletes tagged ones only. Delete them (aws ec2 delete-vpc-endpoints "
+            f"--vpc-endpoint-ids {' '.join(stray)}), wait until they are gone, then run cdk destroy again"
+        )
     return {"Revoked": sum(revoked.values()), "EndpointsDeleted": len(deleted)}
 
 
