@@ -194,8 +194,11 @@ def test_spark_runs_python_3_11(cluster: dict[str, Any]):
     assert defaults == {
         **BASE_SPARK_DEFAULTS,
         **M5_XLARGE_EXECUTORS,
-        "spark.executor.memoryOverhead": "2g",
-    }  # litert
+        "spark.executor.memoryOverhead": "2g",  # litert
+        # the Python workers' S3 client (listing, reading the photos) is told the stack's region
+        "spark.executorEnv.AWS_REGION": "eu-west-3",
+        "spark.yarn.appMasterEnv.AWS_REGION": "eu-west-3",
+    }
     for key in (
         "spark.pyspark.python",
         "spark.pyspark.driver.python",
