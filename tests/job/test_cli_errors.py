@@ -85,6 +85,7 @@ def test_missing_weights(spark, sample_dir, tmp_path, capsys) -> None:
     )
 
 
+@pytest.mark.slow
 def test_unreadable_weights(spark, sample_dir, tmp_path, capsys) -> None:
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"this is not HDF5")

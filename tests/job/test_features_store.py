@@ -107,6 +107,7 @@ def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
     np.testing.assert_allclose(np.stack(a.rgb), np.stack(b.rgb), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_second_run_infers_only_new_and_changed_images(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
@@ -203,6 +204,7 @@ def test_two_runs_appending_at_once_give_no_duplicates(
     assert f"{stats.key}: 12 images" in format_stats(str(store), [stats])
 
 
+@pytest.mark.slow
 def test_an_image_stored_twice_reaches_features_once(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
@@ -279,6 +281,7 @@ def test_none_of_a_runs_own_rows_found_fails_the_run() -> None:
     check_assembled(n_features=8, reused=5, inferred=3)
 
 
+@pytest.mark.slow
 def test_a_store_run_where_nothing_decodes_leaves_an_empty_features_folder(
     spark: SparkSession, tmp_path: Path
 ) -> None:

@@ -246,6 +246,7 @@ def test_rejected_and_predicted_lines_read_as_documented() -> None:
     }
 
 
+@pytest.mark.slow
 def test_the_exported_math_is_sparks_scaler_pca_and_probe(spark) -> None:
     """classifier_function on synthetic features (12 of them, one constant: std 0) against Spark's own
     StandardScaler + PCA + probe transform; TF runs the function as built, before any conversion."""

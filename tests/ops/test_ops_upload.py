@@ -190,6 +190,7 @@ def test_upload_of_a_missing_folder_or_into_a_missing_bucket(fruits, session, bu
     assert "NoSuchBucket" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_make_upload(fruits, bucket, deploy_stack, s3, aws_env) -> None:
     deploy_stack("FruitsPipeline", {"BucketName": bucket})
 
