@@ -4,7 +4,8 @@ them, then write features/ for exactly the listed images, from the store.
     store_lookup    which listed images the store holds: a join of the listing with the store's identity
                     columns (no features read)
     store_infer     read, infer and append the new ones, committed per task
-    store_assemble  features/ from the store (one row per listed image), then rejects/
+    store_assemble  features/ from the store (one row per listed image: whole store files copied, the
+                    rest joined; spark_job.driver.store_assembly), then rejects/
 
 Every step is a DataFrame operation on the executors: the driver holds counts only.
 """
@@ -24,13 +25,13 @@ from spark_job.driver.featurize import (
     finish_stage,
     in_tasks,
     start_stage,
-    write_features,
 )
 from spark_job.driver.listing import Inputs
 from spark_job.driver.plan import RunPlan
 from spark_job.driver.session import sql_conf
 from spark_job.driver.storage import Storage
-from spark_job.driver.store import FeaturesStore, StoreRun, chosen_rows, featurizer_key, same_file
+from spark_job.driver.store import FeaturesStore, StoreRun, featurizer_key, same_file
+from spark_job.driver.store_assembly import assemble_features
 from spark_job.driver.timings import Timings
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def _featurize_with_store(
             spark.sparkContext.defaultParallelism, inputs.n_images // ROWS_PER_JOIN_PARTITION, 200
         )
         with sql_conf(spark, "spark.sql.shuffle.partitions", str(partitions)):
-            n_features = write_features(chosen_rows(store.rows(), listed), plan.output)
+            n_features = assemble_features(spark, store.rows(), listed, plan.output)
         check_assembled(n_features, reused, int(inferred.value))
         return finish_stage(spark, plan, inputs, n_features, inferred, reused)
 

@@ -111,13 +111,18 @@ def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
 def test_second_run_infers_only_new_and_changed_images(
     spark: SparkSession, photos: Path, tmp_path: Path
 ) -> None:
-    store = tmp_path / "store"
+    store = tmp_path / "the st%41re"  # a space and a percent sign: file URIs are percent-encoded by Spark
     first = with_store(spark, plan_for(tmp_path, photos, "run1"), store)
     assert (first.n_features, first.n_inferred, first.n_reused, first.n_rejected) == (12, 12, 0, 2)
 
     again = with_store(spark, plan_for(tmp_path, photos, "run2"), store)
     assert (again.n_features, again.n_inferred, again.n_reused, again.n_rejected) == (12, 0, 12, 2)
     assert_same_features(features_of(tmp_path / "run2"), features_of(tmp_path / "run1"))
+    # Nothing changed: every store file is wanted whole, so features/ is the store's files copied, no row
+    # joined or written again.
+    copied = parquet_files(tmp_path / "run2" / "features")
+    assert copied and all(name.startswith("part-store-") for name in copied), sorted(copied)
+    assert sorted(copied.values()) == sorted(parquet_files(store).values())
     # Rejected images are not stored: tried again and reported by every run, with the decoder's reason.
     reasons = {Path(p).name: r for p, r in again.rejects_sample}
     assert reasons["bad.png"].startswith("not a decodable image") and "empty" in reasons["empty.jpg"]
@@ -138,6 +143,12 @@ def test_second_run_infers_only_new_and_changed_images(
     with_store_rows, scratch_rows = features_of(tmp_path / "run3"), features_of(tmp_path / "scratch")
     assert_same_features(with_store_rows, scratch_rows)
     assert "Grey/3_100.jpg" not in " ".join(with_store_rows.index)  # the deleted photo dropped out
+    # The new photos' file is copied whole; the files holding the deleted and the rewritten photos' old rows
+    # are not: their other rows are joined and written.
+    names = parquet_files(tmp_path / "run3" / "features")
+    assert any(n.startswith("part-store-") for n in names) and any(
+        not n.startswith("part-store-") for n in names
+    )
     green = with_store_rows.loc[[p for p in with_store_rows.index if p.endswith("Green/0_100.jpg")]]
     np.testing.assert_allclose(green.rgb.iloc[0], (10, 200, 10), atol=3)  # the rewritten file's features
 
@@ -380,17 +391,20 @@ def test_a_store_of_two_level_lists_is_read_copied_rewritten_and_compacted(
     _photo(photos / "Blue" / "0_100.jpg", (0, 0, 250))  # inferred and appended as a standard list
     grown = with_store(spark, plan_for(tmp_path, photos, "b"), store)
     assert (grown.n_reused, grown.n_inferred, grown.n_features) == (12, 1, 13)
-    assert features_layouts(tmp_path / "b" / "features") == {"features.list.element"}  # written by Spark
+    # Every store file wanted whole is copied as it is: the old two-level file beside the new standard one.
+    assert features_layouts(tmp_path / "b" / "features") == {"features.array", "features.list.element"}
     after = values_by_path(tmp_path / "b")
     (blue,) = [p for p in after if p.endswith("Blue/0_100.jpg")]
     np.testing.assert_allclose(after.pop(blue)[:3], (0, 0, 250), atol=3)
     assert after.keys() == before.keys() and all(np.array_equal(after[p], before[p]) for p in before)
     assert_spark_reads_the_same(spark, tmp_path / "b")
 
-    (photos / "Red" / "0_100.jpg").unlink()  # the two-level file holding it is rewritten
+    (photos / "Red" / "0_100.jpg").unlink()  # the two-level file holding it is rewritten, by Spark
     shrunk = with_store(spark, plan_for(tmp_path, photos, "c"), store)
     assert (shrunk.n_reused, shrunk.n_inferred, shrunk.n_features) == (12, 0, 12)
-    assert features_layouts(tmp_path / "c" / "features") == {"features.list.element"}
+    # The file that lost a row is rewritten (standard lists); the others are copied as they are.
+    assert "features.list.element" in features_layouts(tmp_path / "c" / "features")
+    assert features_layouts(tmp_path / "c" / "features") <= {"features.array", "features.list.element"}
     kept, grown_values = values_by_path(tmp_path / "c"), values_by_path(tmp_path / "b")
     assert kept.keys() == {p for p in grown_values if not p.endswith("Red/0_100.jpg")}
     assert all(np.array_equal(v, grown_values[p]) for p, v in kept.items())

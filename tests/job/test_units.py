@@ -17,7 +17,7 @@ from spark_job.driver.plan import engine_threads
 from spark_job.driver.reduce import choose_k
 from spark_job.driver.storage import join, normalize
 from spark_job.workers.decode import describe_decode_error
-from spark_job.workers.files import filesystem, is_hidden
+from spark_job.workers.files import copied_name, copy_whole_files, filesystem, is_hidden
 
 
 @pytest.mark.parametrize(
@@ -43,6 +43,7 @@ def test_choose_k_is_the_smallest_reaching_the_target(spectrum: list[float], tar
         ("file:///data/Pommes rôties/x.jpg", "/data/Pommes rôties/x.jpg"),
         ("s3://bucket/data/Test/Orange/1.jpg", "bucket/data/Test/Orange/1.jpg"),
         ("s3a://bucket/data/a b.jpg", "bucket/data/a b.jpg"),
+        ("/data/out/features", "/data/out/features"),
     ],
 )
 def test_listed_uris_map_to_pyarrow_paths(uri: str, path: str) -> None:
@@ -76,6 +77,26 @@ def test_normalize_and_join(tmp_path) -> None:
     assert normalize("file:/data/in/") == "file:/data/in"
     assert normalize("relative/dir") == str(tmp_path.cwd() / "relative" / "dir")
     assert join("s3://bucket/runs/x/", "fit", "model") == "s3://bucket/runs/x/fit/model"
+
+
+def test_whole_store_files_are_copied_under_distinct_visible_names(tmp_path) -> None:
+    """The executors' copy of store files into features/: each source (as Spark spells a file's URI,
+    percent-encoded) lands once under a name of its own, and the rows they hold are counted."""
+    import pyarrow as pa
+
+    sources = []
+    for run in ("run=a", "run=b"):
+        folder = tmp_path / "st re" / run
+        folder.mkdir(parents=True)
+        (folder / "part-0.parquet").write_bytes(run.encode())  # the same name in two runs
+        sources.append("file://" + str(folder / "part-0.parquet").replace(" ", "%20"))
+    destination = "file:" + str(tmp_path / "out" / "features")
+    batch = pa.RecordBatch.from_pydict({"file": sources, "rows": [3, 4]})
+    (counted,) = list(copy_whole_files(destination)([batch]))
+    assert counted.column("rows").to_pylist() == [7]
+    copied = {p.name: p.read_bytes() for p in (tmp_path / "out" / "features").iterdir()}
+    assert copied == {copied_name(sources[0]): b"run=a", copied_name(sources[1]): b"run=b"}
+    assert all(name.startswith("part-") and name.endswith(".parquet") for name in copied)
 
 
 def test_decode_and_reread_reasons() -> None:
