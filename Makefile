@@ -111,8 +111,8 @@ test: venv wheelhouse ## Lint and run every test (job, infra, bootstrap, step co
 test-spark41: $(VENV)/.installed $(VENV41)/.installed node_modules/.installed wheelhouse ## The job's tests and the step contract on pyspark 4.1 (emr-spark-8.1.0)
 	$(PY41) -m pytest tests/job tests/deploy
 
-test-fast: $(VENV)/.installed ## The fast tier (under a minute; the default line only): every test but the real model, installs, emulated deploys
-	$(PY) -m pytest -m "not slow"
+test-fast: $(VENV)/.installed ## The fast tier (about a minute; the default line only): every test but the real model, installs, emulated deploys
+	$(PY) -m pytest -m "not slow" -n auto --maxprocesses 2 --dist loadfile
 
 # Locks and wheelhouse (stacks/runtime_deps.py). `make lock` needs PyPI; so does a missing wheelhouse.
 .PHONY: lock wheelhouse

@@ -152,7 +152,7 @@ BASE_SPARK_DEFAULTS = MappingProxyType(
         # Keep Python workers (and the model each one loads) alive across tasks.
         "spark.python.worker.reuse": "true",
         # Arrow for the driver's pandas conversions (the report). The job sets the Arrow batch feeding its
-        # map functions (one inference batch) and its photos per task (~500) itself.
+        # map functions (one inference batch) and its photos per task (~1,000) itself.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Inference threads per Python worker are not set here: the job gives each worker's engine
         # spark.task.cpus threads (derived above: 1 when every vCPU gets its own worker), so N workers x 1
