@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 # that caches made by an older recipe are not reused.
 RECIPE = 1
 
-
 # Ops the converter leaves in a file whose weights stayed variables (the unfrozen-function trap).
 VARIABLE_OPS = frozenset({"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"})
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +69,6 @@ class Storage:
         fs, path = self._path(uri)
         return sorted(str(s.getPath().getName()) for s in fs.listStatus(path) if s.isDirectory())
 
-    def files_in(self, folder: str) -> list[tuple[str, int, int]]:
-        """(URI, length, modification time in ms) of the files directly in `folder`; [] if it is missing."""
-        fs, path = self._path(folder)
-        if not fs.exists(path):
-            return []
-        return [
-            (str(s.getPath().toString()), int(s.getLen()), int(s.getModificationTime()))
-            for s in fs.listStatus(path)
-            if s.isFile()
-        ]
-
     def total_bytes(self, uri: str) -> int:
         """The bytes of every file under `uri`."""
         fs, path = self._path(uri)
@@ -112,27 +100,6 @@ class Storage:
         fs, path = self._path(uri)
         dst = self._jvm.org.apache.hadoop.fs.Path(os.path.abspath(local_path))
         fs.copyToLocalFile(False, path, dst, True)  # useRawLocalFileSystem: no .crc files
-
-    def copy_into(self, file_urls: list[str], folder: str, threads: int = 8) -> None:
-        """Copy files, named by URL as Spark's input_file_name() gives them, into folder (created even when
-        there is nothing to copy), keeping their names. Through Hadoop's FileUtil.copy: the bytes pass
-        through this process (S3A has no server-side copy in the FileSystem API); a few at a time, since
-        S3 serves parallel streams."""
-        hadoop_fs = self._jvm.org.apache.hadoop.fs
-        dst_fs, dst_dir = self._path(folder)
-        dst_fs.mkdirs(dst_dir)
-        if not file_urls:
-            return
-
-        def copy(url: str) -> None:
-            src = hadoop_fs.Path(self._jvm.java.net.URI(url))
-            dst = hadoop_fs.Path(dst_dir, src.getName())
-            src_fs = src.getFileSystem(self._conf)
-            if not hadoop_fs.FileUtil.copy(src_fs, src, dst_fs, dst, False, self._conf):
-                raise OSError(f"could not copy {url} into {folder}")
-
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(copy, file_urls))
 
     def upload(self, local_path: str, uri: str) -> None:
         fs, path = self._path(uri)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -31,9 +30,6 @@ class KeyStats:
     rows: int  # duplicates included
     bytes: int  # Parquet files on storage
     runs: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def key_folders(storage: Storage, root: str) -> list[str]:
