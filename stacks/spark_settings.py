@@ -35,10 +35,14 @@ def spark_env_exports(python: str = PYSPARK_PYTHON) -> dict[str, str]:
 SPARK_ENV_EXPORTS = MappingProxyType(spark_env_exports())
 
 # Memory of one Python worker (one concurrent task), by featurize engine: peak RSS measured locally
-# (224 px, 100-px photos): litert 125 MB with batches of 32 or 64 since the stage maps Arrow batches
-# without pandas (2026-12-02; 189-190 MB with pandas on 2026-12-01); one 12-megapixel photo adds ~110 MB
-# while it decodes. 256 MiB leaves room for that. tensorflow ~1.2-1.3 GB (TF and the Keras network;
-# ~1.7 GB with 64).
+# (224 px, 100-px photos): litert 125 MB for inference alone (2026-12-02). With the scale work's tasks
+# (reads in flight, the PCA's blocks of 1,024 x 1,280 doubles and their moments, the projection), at two
+# sizes (2026-12-07, make bench-scale and make bench-growth): 226 MB at 20,000 photos, 235 MB at 80,000,
+# 291 MB inferring 80,000 and 88,000: flat in the number of photos (a task's memory is its block and its
+# batch of 32 photos), so 10M photos need what 80,000 do. m5.xlarge's 2g overhead holds 4 x 291 MB + the
+# JVM's 768 MiB off-heap (1.9 GiB); one 12-megapixel photo adds ~110 MB while it decodes, so inputs of
+# phone-sized photos need a smaller --batch-size or a larger budget here. tensorflow ~1.2-1.3 GB (TF and
+# the Keras network; ~1.7 GB with 64).
 # The deployed steps pass no --engine, so they run the job's default engine and the executors are sized
 # for it: a deployment that switches the steps to tensorflow must size with WORKER_MIB_BY_ENGINE
 # ["tensorflow"], or YARN kills its containers. m5.xlarge: litert 2g overhead, tensorflow 6g.
