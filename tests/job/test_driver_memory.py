@@ -34,12 +34,14 @@ def tiny_photos(root: Path, per_class: int, classes: int = 3) -> int:
 
 
 @pytest.fixture
-def rows_to_driver(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def rows_to_driver(spark: SparkSession, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every row a DataFrame or RDD action brings back to the driver (collect, take, first, toPandas)."""
     from pyspark import RDD
 
+    # pyspark 4's classic DataFrame (a subclass of pyspark.sql.DataFrame) has its own collect.
+    frame_class = type(spark.range(1))
     seen: list[int] = []
-    real_df_collect, real_rdd_collect = DataFrame.collect, RDD.collect
+    real_df_collect, real_rdd_collect = frame_class.collect, RDD.collect
 
     def df_collect(self: DataFrame) -> list:  # type: ignore[type-arg]
         rows = real_df_collect(self)
@@ -51,7 +53,7 @@ def rows_to_driver(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         seen.append(len(rows))
         return rows
 
-    monkeypatch.setattr(DataFrame, "collect", df_collect)
+    monkeypatch.setattr(frame_class, "collect", df_collect)
     monkeypatch.setattr(RDD, "collect", rdd_collect)
     return seen
 
