@@ -29,7 +29,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -206,11 +206,6 @@ def _is_image_name(name: str) -> bool:
     return name.lower().rsplit(".", 1)[-1] in IMAGE_EXTENSIONS
 
 
-def predictions(classifier: Classifier, photos: Sequence[Path], top: int) -> Iterator[Prediction | Rejected]:
-    for photo in photos:
-        yield classifier.predict(photo, top)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", required=True, help="the model/ folder a fit run wrote (with classifier.tflite)"
@@ -252,7 +247,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         err.write(f"{PROG}: error: {exc}\n")
         return EXIT_USAGE
     classified = 0
-    for result in predictions(classifier, photos, min(args.top, len(classifier.labels))):
+    top = min(args.top, len(classifier.labels))
+    for result in (classifier.predict(photo, top) for photo in photos):
         out.write((result.as_json() if args.json else result.as_text()) + "\n")
         out.flush()  # an answer as soon as it exists (a pipe would otherwise hold it)
         classified += isinstance(result, Prediction)

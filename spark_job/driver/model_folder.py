@@ -36,15 +36,14 @@ def write_model_folder(
     storage: Storage,
     model_dir: str,
     fitted: FittedModel,
-    export: Callable[[FeaturizerRecord], FeaturizerRecord] | None = None,
+    export: Callable[[FeaturizerRecord], FeaturizerRecord],
 ) -> None:
     """The Spark ML models, then `export` (given the featurizer record, it reads the saved models and returns
     the record with what it wrote), then featurizer.json: a folder without it is unfinished."""
     fitted.reducer.write().overwrite().save(join(model_dir, PIPELINE_DIR))
     if fitted.probe is not None:
         fitted.probe.write().overwrite().save(join(model_dir, PROBE_DIR))
-    featurizer = export(fitted.featurizer) if export is not None else fitted.featurizer
-    storage.write_text(join(model_dir, FEATURIZER_FILE), featurizer.to_json())
+    storage.write_text(join(model_dir, FEATURIZER_FILE), export(fitted.featurizer).to_json())
 
 
 def load_model_folder(storage: Storage, model_dir: str) -> FittedModel:

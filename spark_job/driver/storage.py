@@ -35,7 +35,6 @@ class Storage:
     """Hadoop FileSystem operations bound to one SparkSession."""
 
     def __init__(self, spark: SparkSession) -> None:
-        self._spark = spark
         self._jvm: Any = pyspark_private.jvm(spark)
         self._conf = pyspark_private.hadoop_configuration(spark)
 
@@ -73,11 +72,6 @@ class Storage:
         """The bytes of every file under `uri`."""
         fs, path = self._path(uri)
         return int(fs.getContentSummary(path).getLength())
-
-    def length(self, uri: str) -> int | None:
-        """Size in bytes of a file, None when it does not exist (any more)."""
-        fs, path = self._path(uri)
-        return int(fs.getFileStatus(path).getLen()) if fs.exists(path) else None
 
     def delete(self, uri: str) -> None:
         fs, path = self._path(uri)
