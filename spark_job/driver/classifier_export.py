@@ -33,6 +33,7 @@ from pyspark.ml.feature import PCAModel, StandardScalerModel, StringIndexerModel
 from spark_job.contract.errors import JobFailedError
 from spark_job.contract.names import CLASSIFIER_FILE, FEATURE_DIM, LABELS_FILE
 from spark_job.contract.records import ClassifierRecord, FeaturizerRecord, TensorRecord
+from spark_job.driver.reduce import inverse_std
 from spark_job.driver.storage import Storage, join
 
 log = logging.getLogger(__name__)
@@ -111,10 +112,8 @@ def classifier_function(network: Any, weights: ClassifierWeights, image_size: in
     """The whole classifier as a tf.function over float32 [n, S, S, 3] pixels in [0, 255]."""
     import tensorflow as tf
 
-    std = weights.std
-    inverse_std = np.divide(1.0, std, out=np.zeros_like(std), where=std != 0.0)
     mean = tf.constant(weights.mean, tf.float32, name="scaler_mean")
-    scale = tf.constant(inverse_std, tf.float32, name="scaler_inverse_std")
+    scale = tf.constant(inverse_std(weights.std), tf.float32, name="scaler_inverse_std")
     pc = tf.constant(weights.pc, tf.float32, name="pca_components")
     coefficients = tf.constant(weights.coefficients.T, tf.float32, name="probe_coefficients")
     intercepts = tf.constant(weights.intercepts, tf.float32, name="probe_intercepts")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Literal
 
 from spark_job.contract.names import (
     ALLOWED_IMAGE_SIZES,
@@ -15,10 +14,9 @@ from spark_job.contract.names import (
     FEATURE_DIM,
     EngineName,
 )
+from spark_job.contract.records import Mode
 
 DEFAULT_BATCH_SIZE = 32
-
-Mode = Literal["fit", "transform"]
 
 
 @dataclass(frozen=True)
@@ -172,39 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> JobConfig:
-    if args.mode == "fit":
-        variance = (
-            args.variance
-            if args.variance is not None
-            else (None if args.components is not None else DEFAULT_VARIANCE)
-        )
-        return JobConfig(
-            mode="fit",
-            input=args.input,
-            output=args.output,
-            weights=args.weights,
-            variance=variance,
-            components=args.components,
-            image_size=args.image_size,
-            master=args.master,
-            overwrite=args.overwrite,
-            batch_size=args.batch_size,
-            engine_threads=args.engine_threads,
-            features_store=args.features_store,
-            engine=args.engine,
-        )
+    shared = {
+        "input": args.input,
+        "output": args.output,
+        "weights": args.weights,
+        "master": args.master,
+        "overwrite": args.overwrite,
+        "batch_size": args.batch_size,
+        "engine_threads": args.engine_threads,
+        "features_store": args.features_store,
+        "engine": args.engine,
+    }
+    if args.mode == "transform":
+        return JobConfig(mode="transform", model=args.model, variance=None, components=None, **shared)
+    variance = args.variance
+    if variance is None and args.components is None:
+        variance = DEFAULT_VARIANCE
     return JobConfig(
-        mode="transform",
-        input=args.input,
-        output=args.output,
-        weights=args.weights,
-        model=args.model,
-        variance=None,
-        components=None,
-        master=args.master,
-        overwrite=args.overwrite,
-        batch_size=args.batch_size,
-        engine_threads=args.engine_threads,
-        features_store=args.features_store,
-        engine=args.engine,
+        mode="fit", variance=variance, components=args.components, image_size=args.image_size, **shared
     )

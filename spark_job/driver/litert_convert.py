@@ -24,6 +24,7 @@ import numpy as np
 from spark_job.contract.errors import JobFailedError
 from spark_job.contract.names import ALLOWED_IMAGE_SIZES, FEATURE_DIM
 from spark_job.driver.weights import load_network, sha256_file
+from spark_job.workers.network import inference_function
 
 log = logging.getLogger(__name__)
 
@@ -109,42 +110,41 @@ def convert(
     tf_version = tensorflow_version()
     target = cached_model_path(str(cache), weights_sha256, image_size, tf_version)
     record_path = target.with_suffix(".json")
-    hit = _cache_hit(target, record_path, weights_sha256, image_size, tf_version)
-    if hit is not None:
+    sha256 = _cached_sha256(target, record_path)
+    cached, seconds = sha256 is not None, 0.0
+    if sha256 is not None:
         log.info("LiteRT model from the cache: %s", target)
-        return hit
-
-    start = time.perf_counter()
-    content = _convert_to_bytes(weights_path, image_size)
-    seconds = round(time.perf_counter() - start, 3)
-    cache.mkdir(parents=True, exist_ok=True)
-    write_atomically(target, content, check=lambda path: check_converted(path, image_size))
-    model = ConvertedModel(
+    else:
+        start = time.perf_counter()
+        content = _convert_to_bytes(weights_path, image_size)
+        seconds = round(time.perf_counter() - start, 3)
+        cache.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, content, check=lambda path: check_converted(path, image_size))
+        sha256 = hashlib.sha256(content).hexdigest()
+        record = {
+            "sha256": sha256,
+            "bytes": len(content),
+            "weights_sha256": weights_sha256,
+            "image_size": image_size,
+            "tensorflow": tf_version,
+            "recipe": RECIPE,
+            "seconds": seconds,
+        }
+        write_atomically(record_path, json.dumps(record, indent=2, sort_keys=True).encode())
+        log.info("converted the weights to LiteRT in %.1f s: %s (%d bytes)", seconds, target, len(content))
+    return ConvertedModel(
         path=str(target),
-        sha256=hashlib.sha256(content).hexdigest(),
+        sha256=sha256,
         weights_sha256=weights_sha256,
         image_size=image_size,
         tensorflow=tf_version,
         seconds=seconds,
-        cached=False,
+        cached=cached,
     )
-    record = {
-        "sha256": model.sha256,
-        "bytes": len(content),
-        "weights_sha256": weights_sha256,
-        "image_size": image_size,
-        "tensorflow": tf_version,
-        "recipe": RECIPE,
-        "seconds": seconds,
-    }
-    write_atomically(record_path, json.dumps(record, indent=2, sort_keys=True).encode())
-    log.info("converted the weights to LiteRT in %.1f s: %s (%d bytes)", seconds, target, len(content))
-    return model
 
 
-def _cache_hit(
-    target: Path, record_path: Path, weights_sha256: str, image_size: int, tf_version: str
-) -> ConvertedModel | None:
+def _cached_sha256(target: Path, record_path: Path) -> str | None:
+    """The cached file's sha256 when it matches its record, else None (with a warning if it exists)."""
     if not target.is_file():
         return None
     try:
@@ -162,15 +162,7 @@ def _cache_hit(
             expected[:12],
         )
         return None
-    return ConvertedModel(
-        path=str(target),
-        sha256=actual,
-        weights_sha256=weights_sha256,
-        image_size=image_size,
-        tensorflow=tf_version,
-        seconds=0.0,
-        cached=True,
-    )
+    return actual
 
 
 def write_atomically(path: Path, content: bytes, check: Callable[[str], None] | None = None) -> None:
@@ -205,15 +197,9 @@ def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
     this fails a test rather than a run.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    model = load_network(weights_path, image_size)  # a bad weights file: JobInputError, as the TF engine
-    # Batch dimension left dynamic (its default shape is 1): workers can pick their invoke batch.
-    function = tf.function(
-        lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
-    )
-    return frozen_tflite(function)
+    # load_network: a bad weights file is a JobInputError, as with the TF engine. The batch dimension stays
+    # dynamic (its default shape is 1): workers can pick their invoke batch.
+    return frozen_tflite(inference_function(weights_path, image_size, build=load_network))
 
 
 def frozen_tflite(function: Any) -> bytes:

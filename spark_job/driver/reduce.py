@@ -76,7 +76,7 @@ def fit_pca(features: DataFrame, variance: float | None, components: int | None)
     scaler = StandardScaler(inputCol=VECTOR_COL, outputCol=SCALED_COL, withMean=True, withStd=True)
     scaler_model = scaler.fit(to_vectors(features).select(VECTOR_COL))
     moments = feature_moments(features)
-    scale = _inverse(scaler_model.std.toArray())
+    scale = inverse_std(scaler_model.std.toArray())
     covariance = moments.m2 / max(moments.n - 1, 1) * np.outer(scale, scale)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # ascending
     order = np.argsort(eigenvalues)[::-1]
@@ -91,11 +91,9 @@ def fit_pca(features: DataFrame, variance: float | None, components: int | None)
     return PcaFit(reducer=reducer, explained_variance=explained, full_spectrum=[float(v) for v in spectrum])
 
 
-def _inverse(std: np.ndarray) -> np.ndarray:
+def inverse_std(std: np.ndarray) -> np.ndarray:
     """1 / std, 0 where std is 0: StandardScalerModel's scale."""
-    out = np.zeros_like(std)
-    np.divide(1.0, std, out=out, where=std != 0.0)
-    return out
+    return np.divide(1.0, std, out=np.zeros_like(std), where=std != 0.0)
 
 
 def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.ndarray) -> PCAModel:
@@ -114,7 +112,7 @@ def project(reducer: PipelineModel, features: DataFrame) -> DataFrame:
     assert isinstance(scaler, StandardScalerModel)
     std = scaler.std.toArray()
     mean = scaler.mean.toArray() if scaler.getWithMean() else np.zeros_like(std)
-    scale = _inverse(std) if scaler.getWithStd() else np.ones_like(std)
+    scale = inverse_std(std) if scaler.getWithStd() else np.ones_like(std)
     components = pca_stage(reducer).pc.toArray()
     function = projection(mean, scale, components)
     return features.select("path", "label", "features").mapInArrow(function, PCA_SCHEMA)

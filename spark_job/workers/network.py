@@ -7,6 +7,7 @@ repo means the model folder a fit run writes; the network turns an image into fe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,16 @@ def build_network(weights_path: str, image_size: int) -> Any:
     )
 
 
-def inference_function(weights_path: str, image_size: int) -> Any:
-    """The model as a tf.function over float32 batches (any batch size): traced once, not per batch size.
+def inference_function(
+    weights_path: str, image_size: int, build: Callable[[str, int], Any] = build_network
+) -> Any:
+    """The network as a tf.function over float32 batches (any batch size): traced once, not per batch size.
 
-    The TensorFlow engine and the bare-TensorFlow benchmark both infer through this.
+    The TensorFlow engine, the bare-TensorFlow benchmark and the LiteRT conversion all go through this.
     """
     import tensorflow as tf
 
-    network = build_network(weights_path, image_size)
+    network = build(weights_path, image_size)
     return tf.function(
         lambda x: network(x, training=False),
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
