@@ -1,7 +1,5 @@
 """The features store: every image's features, kept across runs, so a run infers only the images it has not
-seen before.
-
-Layout, on a local folder or an s3:// prefix:
+seen before. Why it is safe under faults and concurrency: docs/features-store.md.
 
     <store>/<featurizer key>/_featurizer.json        what the key stands for (FeaturizerKey)
     <store>/<featurizer key>/run_id=<run>/part-*.parquet
@@ -9,27 +7,9 @@ Layout, on a local folder or an s3:// prefix:
         label, features                   features: array<float> FEATURE_DIM
         run_id                            the run that inferred the row (the partition column)
 
-The featurizer key names the network, the engine, the image size and the weights' sha256: features of one
-key are interchangeable, features of two keys never mix. A rewritten file has a new modification time, so it
-is a new identity and gets inferred again.
-
-Why it is safe under faults and concurrency:
-- Append-only. Each run writes only into its own `run_id=<run>/` folder, so two runs never share Hadoop's
-  `_temporary/` folder (one run's job cleanup would delete the other's task files).
-- Per task attempt. Locally (and on HDFS) the append uses FileOutputCommitter algorithm 2: each task
-  attempt's file is moved into place when that task commits, not when the job ends. On EMR, s3:// writes
-  go through EMR's MagicCommitProtocol (S3A, EMR 7.10+), which "writes the files in the job's output
-  location during the task commit phase" for a static insert like this append, or through the EMRFS
-  S3-optimized committer, which completes each file's multipart upload at task commit (EMR Release Guide).
-  A run killed in the middle leaves the files of the tasks that finished (readable: a reader sees whole
-  Parquet files or none) and an orphan `_temporary/` (ignored by readers: its name starts with `_`). The
-  next run reuses what was committed (tests/job/test_features_store.py kills a run to prove it).
-- Readers deduplicate by identity: a duplicated identity (two runs inferred the same new image at the same
-  time, a retried task whose first attempt had committed) counts once.
-- Only accepted images are stored: a rejected image is tried again, and reported, by every run.
-
-A run's features/ is made from the store by spark_job.driver.store_assembly; `store stats` and `store
-compact` are spark_job.driver.store_maintenance.
+Features of one key are interchangeable, of two keys never mixed; a rewritten file has a new modification
+time, so it is inferred again. Runs only append, each into its own run_id= folder, one file per task
+committed with its task; readers count an identity once.
 """
 
 from __future__ import annotations
@@ -56,18 +36,10 @@ from spark_job.contract.names import FEATURE_DIM
 from spark_job.driver.plan import RunPlan
 from spark_job.driver.storage import Storage, join, normalize
 
-# The network the job runs (spark_job.workers.network), as the featurizer key spells it.
-NETWORK_KEY = "mobilenet_v2_avg"
-
-
+NETWORK_KEY = "mobilenet_v2_avg"  # spark_job.workers.network, as the featurizer key spells it
 KEY_RECORD = "_featurizer.json"  # '_': Spark's file index leaves it out of the dataset
-
-
 RUN_PARTITION = "run_id"
-
-
 IDENTITY = ("path", "length", "modification_time")
-
 
 STORE_SCHEMA = StructType(
     [
@@ -79,11 +51,8 @@ STORE_SCHEMA = StructType(
         StructField(RUN_PARTITION, StringType(), True),
     ]
 )
-
-
 # A store file's columns (run_id is its folder's name): features/ of a run with a store has them too.
 FILE_SCHEMA = StructType([f for f in STORE_SCHEMA.fields if f.name != RUN_PARTITION])
-
 
 # Each task attempt's output is moved into place when that task commits (algorithm 1 moves all of them at
 # job commit, so a killed run would leave nothing). Passed as a write option: it applies to this write only.
@@ -127,25 +96,17 @@ def check_store_location(store: str, *, input_uri: str, output: str) -> str:
     return uri
 
 
-def empty_store(spark: SparkSession) -> DataFrame:
-    return spark.createDataFrame([], STORE_SCHEMA)
-
-
 def read_key_dir(spark: SparkSession, storage: Storage, key_dir: str) -> DataFrame:
     """Every row under a key folder, duplicates included."""
     if not storage.is_dir(key_dir):
-        return empty_store(spark)
+        return spark.createDataFrame([], STORE_SCHEMA)
     return spark.read.schema(STORE_SCHEMA).parquet(key_dir)
 
 
 def same_file(listed: DataFrame, stored: DataFrame) -> Column:
     """Whether a stored row's identity is a listed file: the same path and length, and the same
-    modification time to the second (listed: modification_ms, stored: modification_time).
-
-    To the second: some stores give milliseconds in one listing and whole seconds in another (S3's own
-    times are whole seconds); a file rewritten with the same length within the same second of its previous
-    version would be taken for it.
-    """
+    modification time to the second (listed: modification_ms, stored: modification_time). To the second:
+    some stores give milliseconds in one listing and whole seconds in another (S3's are whole seconds)."""
     stored_ms = F.unix_millis(stored["modification_time"])
     return (
         (listed["path"] == stored["path"])
@@ -155,15 +116,12 @@ def same_file(listed: DataFrame, stored: DataFrame) -> Column:
 
 
 def chosen_rows(stored: DataFrame, listed: DataFrame) -> DataFrame:
-    """One stored row per listed file: path, length, modification_time, label (as `listed` says, if it has
-    a label column; else as stored), features.
+    """One stored row per listed file (path, length, modification_ms, label): path, length,
+    modification_time, label (as `listed` says, if it has a label column; else as stored), features.
 
-    Two stored rows of one identity hold the same features (same key, same file: two runs inferred the same
-    new photo at once, or a retried task's first attempt had committed); of two stored versions of one path
-    both taken for the listed file (rewritten within the same second, same length) the newer is kept. Which
-    row is kept is decided on identities and file names alone (no features read: the first file by name),
-    then the features of exactly those rows are read. `stored`: as read from the store; `listed`: path,
-    length, modification_ms, label.
+    Duplicates of one identity hold the same features; of two versions of one path both taken for the
+    listed file, the newer is kept. The choice reads identities and file names only (then the first file by
+    name); the features of exactly the chosen rows are read after.
     """
     tagged = stored.withColumn("_file", F.input_file_name())  # taken at the scan
     ids = tagged.select("path", "length", "modification_time", "_file")
@@ -187,9 +145,8 @@ class FeaturesStore:
     def __init__(self, spark: SparkSession, storage: Storage, root: str, key: FeaturizerKey) -> None:
         self.spark = spark
         self.storage = storage
-        self.root = normalize(root)
         self.key = key
-        self.dir = join(self.root, key.folder)
+        self.dir = join(normalize(root), key.folder)
 
     def rows(self) -> DataFrame:
         """All rows as written, duplicates included, from the files listed now (no later append)."""
