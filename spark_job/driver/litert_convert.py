@@ -1,8 +1,5 @@
-"""MobileNetV2 converted to LiteRT on the driver: a float32 `.tflite`, frozen, cached across runs.
-
-`convert()` builds the Keras network (spark_job.workers.network), freezes it and converts it, cached by
-weights sha256, image size and TensorFlow version. The run plan ships a copy named by its content
-(spark_job.driver.plan.shipped_model) with `SparkContext.addFile`; the workers run it with
+"""MobileNetV2 converted to LiteRT on the driver: a float32 `.tflite`, frozen, cached by weights sha256,
+image size and TensorFlow version. The run plan ships it (plan.shipped_model); the workers run it with
 spark_job.workers.litert_runner, which never imports TensorFlow.
 """
 
@@ -99,11 +96,9 @@ def convert(
 ) -> ConvertedModel:
     """The float32 .tflite of MobileNetV2 (no top, average pool) for these weights: cached, else converted.
 
-    A cache entry is a .tflite file and a .json record beside it holding the file's sha256; an entry whose
-    file does not match its record (truncated, overwritten) is converted again, with a warning. Files are
-    written under a temporary name and renamed, so concurrent drivers sharing a cache never read half a file.
-    Raises ConversionError when the converted model does not check out (see check_converted); nothing is
-    cached then.
+    A cache entry is the .tflite and a .json record of its sha256; an entry that does not match its record
+    is converted again. Files are renamed into place, so drivers sharing a cache never read half a file.
+    ConversionError (nothing cached) when the converted model does not pass check_converted.
     """
     cache = Path(cache_dir or default_cache_dir())
     weights_sha256 = weights_sha256 or sha256_file(Path(weights_path))
@@ -186,16 +181,9 @@ class _DropDeprecatedPathWarning(logging.Filter):
 
 
 def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
-    """Keras model -> frozen concrete function -> float32 TFLite flatbuffer.
-
-    Freezing first keeps the weights whichever converter path TF takes: with Keras 3, the unfrozen function
-    with the model as trackable_obj (the path TF asks for) writes a ~190 KB file whose weights are left as
-    variables. The frozen function without trackable_obj takes TF's older path: 0.5-1.0 s here, against
-    ~3 s through the SavedModel path that trackable_obj selects, for the same 8.9 MB model (measured
-    2026-12-01). TF logs that this path is deprecated; the TF version is in the cache key, check_converted
-    refuses a file with variables and tests/job/test_litert.py checks the file, so a TF upgrade that breaks
-    this fails a test rather than a run.
-    """
+    """Keras model -> frozen concrete function -> float32 TFLite flatbuffer. Freezing first keeps the
+    weights whichever converter path TF takes (docs/decisions.md); TF calls this path deprecated, so the TF
+    version is in the cache key and check_converted refuses a file with variables."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # load_network: a bad weights file is a JobInputError, as with the TF engine. The batch dimension stays
     # dynamic (its default shape is 1): workers can pick their invoke batch.
@@ -205,11 +193,10 @@ def _convert_to_bytes(weights_path: str, image_size: int) -> bytes:
 def frozen_tflite(function: Any) -> bytes:
     """A tf.function with an input signature -> float32 TFLite flatbuffer, its variables frozen first.
 
-    The recipe (and trap) of `_convert_to_bytes`, for any model built on the network (the exported
-    classifier too). A function that returns a dict gets a `serving_default` signature whose outputs keep
-    the dict's keys: freezing flattens the outputs to a list (in sorted key order, tf.nest's), so the frozen
-    function is wrapped in one that names them again, and converted with an empty tf.Module as trackable_obj
-    (the path that writes signatures; with nothing left to track it cannot leave variables behind).
+    A function that returns a dict gets a `serving_default` signature keeping the dict's keys: freezing
+    flattens the outputs (in sorted key order, tf.nest's), so the frozen function is wrapped in one that
+    names them again, converted with an empty tf.Module as trackable_obj (the path that writes signatures;
+    with nothing to track it cannot leave variables behind).
     """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2

@@ -1,15 +1,9 @@
 """The inference engines and their life in the Python workers.
 
-An engine turns a batch of image bytes into features: `featurize(contents)` returns float32
-(n, FEATURE_DIM) and, per image, the exception that kept it from decoding (its row is then zeros). Bytes in,
-not decoded arrays: LiteRT decodes each image straight into its interpreter's input and invokes it once per
-image (batch 1 measured fastest), TensorFlow decodes a batch and infers it at once; each engine picks its
-own shape. An engine is described on the driver by an `EngineSpec`: small, hashable and picklable, shipped
-to the workers with the featurize function, where `build()` makes the engine once per Python worker
-(`worker_engine` keeps it for every later task the worker runs).
-
-Engines: `litert` (the default; spark_job/workers/litert_runner.py, never imports TensorFlow) and
-`tensorflow` (spark_job/workers/network.py). A fake one lives in the tests.
+An engine turns a batch of image bytes into features (bytes in, so that each engine picks its own batch
+shape: LiteRT invokes once per image, TensorFlow infers a batch). On the driver it is an `EngineSpec`:
+small, hashable, picklable, shipped with the featurize function; `worker_engine` builds it once per Python
+worker. Engines: `litert` (the default; litert_runner.py, no TensorFlow) and `tensorflow` (network.py).
 """
 
 from __future__ import annotations
@@ -34,7 +28,8 @@ Errors = list[Exception | None]
 
 class Engine(Protocol):
     def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, Errors]:
-        """Image bytes -> (features (n, FEATURE_DIM) float32, errors[i]: why image i failed, else None)."""
+        """Image bytes -> (features (n, FEATURE_DIM) float32, errors[i]: why image i failed (its row is
+        zeros), else None)."""
         ...
 
 
@@ -101,9 +96,7 @@ class TensorFlowEngineSpec:
     name: ClassVar[str] = "tensorflow"
     weights_file_name: str
     image_size: int
-    threads: (
-        int  # TensorFlow intra-op threads in each Python worker (see spark_job.driver.plan.engine_threads)
-    )
+    threads: int  # TensorFlow intra-op threads per Python worker (spark_job.driver.plan.engine_threads)
 
     def build(self) -> TensorFlowEngine:
         return TensorFlowEngine.build(self)
@@ -133,7 +126,7 @@ class TensorFlowEngine:
         infer = inference_function(SparkFiles.get(spec.weights_file_name), spec.image_size)
         engine = cls(infer, spec.image_size)
         # One synthetic JPEG through decode, preprocess and inference: traces the function and loads the
-        # decoder now. (A single image: a full batch would also warm its kernels, ~0.25 s, but costs ~0.5 s.)
+        # decoder now (one image: a full batch costs more than it warms, docs/decisions.md).
         engine.features(decode_image(sample_jpeg(), spec.image_size)[np.newaxis])
         return engine
 
@@ -154,8 +147,7 @@ def sample_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-# Per Python worker process: the engine, built once and kept for every later task the worker runs (Spark
-# reuses workers). Filled by the first task of each worker.
+# Per Python worker process: each engine, built by the worker's first task and kept (Spark reuses workers).
 _ENGINES: dict[EngineSpec, Engine] = {}
 
 
@@ -165,10 +157,8 @@ def worker_engine(spec: EngineSpec) -> Engine:
         return _ENGINES[spec]
     engine = spec.build()
     _ENGINES[spec] = engine
-    # pyspark's daemon runs a full gc.collect() after every task in a reused worker; with TensorFlow and the
-    # network loaded that walks ~385,000 objects, ~0.25 s per task (LiteRT, pandas and pyarrow: ~105,000,
-    # 12-29 ms). They live as long as the worker: freeze them out of the collector's sight (measured: under
-    # 1 ms per collection after). Public CPython API: no version gate.
+    # pyspark's daemon runs a full gc.collect() after every task in a reused worker: the engine's objects
+    # live as long as the worker, so they are frozen out of the collector's sight (docs/decisions.md).
     gc.collect()
     gc.freeze()
     return engine

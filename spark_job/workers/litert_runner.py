@@ -1,13 +1,6 @@
-"""MobileNetV2 on LiteRT (XNNPACK, float32) in a Python worker, without TensorFlow.
-
-`worker_runner()` returns this process's `LiteRTRunner`, built on first use and kept, whose
-`featurize(contents)` decodes a batch of image bytes and returns its 1280 features per image, with the
-decode error of each image that failed. The model is converted on the driver
-(spark_job.driver.litert_convert).
-
-Measured on 2 vCPUs x86_64 (AMD EPYC Zen 5), 2026-12-01, two concurrent one-thread processes (the job's
-shape): one `invoke()` per image on an input of batch 1 runs ~30% faster than batch-32 invokes (~330 vs
-~255 img/s per process) at a quarter of the memory (~72 MB vs ~300 MB for the interpreter).
+"""MobileNetV2 on LiteRT (XNNPACK, float32) in a Python worker, without TensorFlow; the model is converted
+on the driver (spark_job.driver.litert_convert). One `invoke()` per image on an input of batch 1: faster
+than batch-32 invokes at a quarter of the memory (docs/decisions.md, "invoke shape").
 """
 
 from __future__ import annotations
@@ -34,8 +27,7 @@ class LiteRTRunner:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.image_size = image_size
         self.threads = threads
-        # BUILTIN applies LiteRT's default delegate, XNNPACK, to the whole graph (AUTO does the same today,
-        # BUILTIN says so).
+        # BUILTIN applies LiteRT's default delegate, XNNPACK, to the whole graph (as AUTO does today).
         self._interpreter = Interpreter(
             model_path=model_path, num_threads=threads, experimental_op_resolver_type=OpResolverType.BUILTIN
         )
@@ -47,8 +39,7 @@ class LiteRTRunner:
         self._interpreter.allocate_tensors()
 
     def featurize(self, contents: Sequence[bytes | None]) -> tuple[np.ndarray, list[Exception | None]]:
-        """Image bytes -> (features (n, 1280) float32, errors): errors[i] is the exception that kept image i
-        from decoding (its features row is then zeros), else None. A bad image never fails the batch."""
+        """engines.Engine.featurize: a bad image never fails the batch."""
         n = len(contents)
         features = np.zeros((n, FEATURE_DIM), dtype=np.float32)
         errors: list[Exception | None] = [None] * n
@@ -71,7 +62,7 @@ _RUNNERS: dict[tuple[str, int, int], LiteRTRunner] = {}
 
 
 def worker_runner(model_path: str, image_size: int, threads: int) -> LiteRTRunner:
-    """This process's runner for the model: built on first use (~10 ms after a ~0.1 s import), then kept."""
+    """This process's runner for the model: built on first use, then kept."""
     key = (model_path, image_size, threads)
     runner = _RUNNERS.get(key)
     if runner is None:
