@@ -1,23 +1,9 @@
 """`python -m spark_job predict --model DIR PHOTO_OR_FOLDER... [--top 3] [--json]`: the app's model on photos.
 
-Runs the model folder's classifier.tflite (spark_job/classifier_export.py) with LiteRT: no JVM, no Spark, no
-TensorFlow (this module imports neither; tests/job/test_predict.py checks it in a fresh interpreter). Each
-photo is prepared as the app must prepare it (featurizer.json's `classifier.preprocessing`): decoded, RGB,
-resized bilinear to the model's size, float32 in [0, 255] (spark_job.workers.decode.decode_image, the
-job's own decoder). One line per photo on stdout, in the order given (folders: their JPEG/PNG files, sorted):
-
-    PATH: LABEL P, LABEL P, LABEL P          (the top classes, probabilities to 4 places)
-    PATH: rejected: REASON                   (the job's reject reasons: empty, undecodable, truncated)
-
-With --json, one JSON object per line: {"path", "top": [{"label", "probability"}], "pca": [k floats]}, or
-{"path", "error"} for a rejected photo.
-
-Exit status:
-    0  at least one photo was classified (rejected ones have their line)
-    1  photos were found but none could be read
-    2  bad arguments: usage, a path that does not exist, a folder with no JPEG/PNG images
-    3  the model folder cannot be used: missing, not a model folder, unreadable or corrupt, or fitted before
-       the classifier was exported (no classifier.tflite: fit again)
+Runs the model folder's classifier.tflite with LiteRT: no JVM, no Spark, no TensorFlow (tests/job/
+test_predict.py checks it in a fresh interpreter). Photos are decoded by the job's own decoder
+(spark_job.workers.decode), as featurizer.json's `classifier.preprocessing` says. One line per photo, in
+the order given; the output formats and exit statuses (EXIT_*) are in docs/app-model.md.
 """
 
 from __future__ import annotations
@@ -234,7 +220,7 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Classify args.photos with args.model's classifier; the exit status of the module docstring."""
+    """Classify args.photos with args.model's classifier; the exit status: one of EXIT_*."""
     out, err = out or sys.stdout, err or sys.stderr
     start = time.perf_counter()
     try:

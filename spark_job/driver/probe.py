@@ -23,14 +23,11 @@ log = logging.getLogger(__name__)
 PROBE_FEATURES = "pca_vec"
 LABEL_INDEX = "label_index"
 MAX_ITER = 300
-# L-BFGS stops when the loss moves by less than this (relative): Spark's default 1e-6 spent 62 iterations
-# on the sample where 26 reach the same 0.994, and 181 against 63 on 131 generated classes (the same
-# accuracy); docs/decisions.md has the table.
+# L-BFGS stops when the loss moves by less than this (relative): Spark's default 1e-6 takes 2-3x the
+# iterations for the same accuracy (docs/decisions.md).
 TOLERANCE = 1e-4
-# The probe learns from at most this many photos of each class (a stratified sample, the same for the same
-# input): its cost is bounded by the number of classes, however many photos each has. With TOLERANCE, on
-# 80,000 generated photos of 42 classes: held-out accuracy 0.9872 against 0.9881 on all of them at Spark's
-# default tolerance (2026-12-07, docs/decisions.md).
+# At most this many photos of each class (a seeded stratified sample): the probe's cost is bounded by the
+# number of classes, however many photos each has, at the same accuracy (docs/decisions.md).
 ROWS_PER_CLASS = 1000
 SAMPLE_SEED = 7
 
@@ -61,7 +58,6 @@ def fit_probe(pca: DataFrame) -> PipelineModel | None:
     rows = labelled(sample).cache()
     # L2 strength 1/n is scikit-learn's default (C=1) in Spark's per-sample loss scaling. No feature
     # standardization: it would blow the low-variance (noisy) components up to the weight of PC1.
-    # Measured on the shared sample (Training -> Test): 0.994 accuracy; standardization=True gave 0.961.
     reg_param = 1.0 / rows.count()
     pipeline = Pipeline(
         stages=[
