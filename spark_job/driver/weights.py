@@ -35,11 +35,8 @@ class ResolvedWeights:
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def resolve_weights(
@@ -47,9 +44,9 @@ def resolve_weights(
 ) -> ResolvedWeights:
     """Turn `imagenet`, a local path or a URI into a local file on the driver (downloaded once).
 
-    check: build the network from it here, so a bad file fails before any distributed work (~4 s: TF's
-    import and the model). The litert engine passes False: its conversion loads the weights the same way
-    (load_network) when it is not cached, and a cached conversion of the same sha256 proves them good.
+    check: build the network from it here, so a bad file fails before any distributed work. The litert
+    engine passes False: its conversion loads the weights the same way (load_network) when it is not
+    cached, and a cached conversion of the same sha256 proves them good.
     """
     if source == "imagenet":
         from keras.utils import get_file
