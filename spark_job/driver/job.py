@@ -131,8 +131,8 @@ def run_fit(spark: SparkSession, cfg: JobConfig) -> ManifestRecord:
 
 
 def warn_on_architecture_change(fitted_on: str | None, here: str) -> bool:
-    """Warn when transform runs on another architecture than fit did: the features (and so the PCA
-    coordinates) differ slightly between x86_64 and aarch64 builds of the engine. True if it warned."""
+    """Warn (and return True) when transform runs on another architecture than fit did: the features differ
+    slightly between x86_64 and aarch64 builds of the engine."""
     if fitted_on is None or fitted_on == here:
         return False
     log.warning(
@@ -146,10 +146,8 @@ def warn_on_architecture_change(fitted_on: str | None, here: str) -> bool:
 
 
 def warn_on_spark_line_change(fitted_on: str | None, here: str) -> bool:
-    """Warn when transform runs on another Spark line than fit did (a model of an emr-7.x run applied on
-    emr-spark-8.x, or the reverse): the PCA and the probe are Spark ML models saved by one line and loaded by
-    the other. Found identical on the sample (docs/spark-4.md), but never mixed silently. True if it warned.
-    """
+    """Warn (and return True) when transform runs on another Spark line than fit did: its Spark ML models
+    are read across lines (identical on the sample, docs/spark-4.md), never silently."""
     if fitted_on is None or spark_line(fitted_on) == spark_line(here):
         return False
     log.warning(
@@ -268,25 +266,14 @@ def _finish(
 ) -> ManifestRecord:
     """The report, then the manifest with the report's time in it, last."""
     with ctx.timings.stage("report"):
-        _write_report(ctx, plan, manifest, spectrum, pca, stage.rejects_sample)
+        total = manifest.images_featurized
+        points = pca.select(F.col("pca")[0].alias("pc1"), F.col("pca")[1].alias("pc2"), "label")
+        if total > SCATTER_MAX_POINTS:
+            points = points.sample(fraction=SCATTER_MAX_POINTS / total, seed=7)
+        local = Path(ctx.workdir) / REPORT_DIR
+        for file in write_report(local, manifest, spectrum, points.toPandas(), stage.rejects_sample):
+            ctx.storage.upload(str(file), join(plan.output, REPORT_DIR, file.name))
     manifest = replace(manifest, timings_s=dict(ctx.timings.stages))
     write_manifest(ctx.storage, plan, manifest)
     stage.inputs.release()
     return manifest
-
-
-def _write_report(
-    ctx: RunContext,
-    plan: RunPlan,
-    manifest: ManifestRecord,
-    spectrum: list[float],
-    pca: DataFrame,
-    rejects: list[tuple[str, str]],
-) -> None:
-    total = manifest.images_featurized
-    points = pca.select(F.col("pca")[0].alias("pc1"), F.col("pca")[1].alias("pc2"), "label")
-    if total > SCATTER_MAX_POINTS:
-        points = points.sample(fraction=SCATTER_MAX_POINTS / total, seed=7)
-    local = Path(ctx.workdir) / REPORT_DIR
-    for file in write_report(local, manifest, spectrum, points.toPandas(), rejects):
-        ctx.storage.upload(str(file), join(plan.output, REPORT_DIR, file.name))
