@@ -33,8 +33,11 @@ from pyspark.ml.feature import PCAModel, StandardScalerModel, StringIndexerModel
 from spark_job.contract.errors import JobFailedError
 from spark_job.contract.names import CLASSIFIER_FILE, FEATURE_DIM, LABELS_FILE
 from spark_job.contract.records import ClassifierRecord, FeaturizerRecord, TensorRecord
+from spark_job.driver.litert_convert import VARIABLE_OPS, frozen_tflite
+from spark_job.driver.model_folder import PIPELINE_DIR, PROBE_DIR
 from spark_job.driver.reduce import inverse_std
 from spark_job.driver.storage import Storage, join
+from spark_job.workers.network import build_network
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +135,6 @@ def classifier_function(network: Any, weights: ClassifierWeights, image_size: in
 
 def convert_classifier(weights_path: str, image_size: int, weights: ClassifierWeights) -> bytes:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from spark_job.driver.litert_convert import frozen_tflite
-    from spark_job.workers.network import build_network
-
     network = build_network(weights_path, image_size)
     return frozen_tflite(classifier_function(network, weights, image_size))
 
@@ -143,8 +143,6 @@ def describe_classifier(model_path: str, image_size: int, weights: ClassifierWei
     """The file's signature as LiteRT reads it, after checking it: one float32 input `images` [n, S, S, 3],
     outputs `probabilities` [n, classes] and `pca` [n, k], every weight a constant (no variable ops)."""
     from ai_edge_litert.interpreter import Interpreter
-
-    from spark_job.driver.litert_convert import VARIABLE_OPS
 
     interpreter = Interpreter(model_path=model_path, num_threads=1)
     signatures = interpreter.get_signature_list()
@@ -212,8 +210,6 @@ def export_to_model_folder(
     """Export the classifier of the Spark ML models saved in `model_dir`, upload classifier.tflite and
     labels.txt beside them, and return `featurizer` with the classifier's record (written next, by the
     caller). A model without a probe (fewer than two classes) has no classifier to export."""
-    from spark_job.driver.model_folder import PIPELINE_DIR, PROBE_DIR
-
     probe_dir = join(model_dir, PROBE_DIR)
     if not storage.exists(join(probe_dir, "metadata")):
         log.warning("no probe in %s (fewer than two classes): no %s for the app", model_dir, CLASSIFIER_FILE)

@@ -32,7 +32,7 @@ class JobConfig:
     master: str | None = None
     overwrite: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
-    engine_threads: int | None = None  # None: spark.task.cpus (the rule is in spark_job/plan.py)
+    engine_threads: int | None = None  # None: spark.task.cpus (plan.engine_threads)
     features_store: str | None = None  # None: infer every image (spark_job/driver/store.py)
     engine: EngineName | None = DEFAULT_ENGINE  # None in transform: the engine the model was fitted with
 

@@ -5,6 +5,7 @@ spark_job.workers.litert_runner, which never imports TensorFlow.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -252,8 +253,6 @@ def check_converted(model_path: str, image_size: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m spark_job.driver.litert_convert --weights W.h5 [--image-size S] [--cache-dir D]`: convert
     (or find in the cache) and print the .tflite path; for benchmarks, and to convert ahead of a run."""
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog="python -m spark_job.driver.litert_convert", description=main.__doc__
     )

@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from spark_job.contract.names import MANIFEST_FILE
 from spark_job.contract.records import ManifestRecord, ProbeRecord
 from spark_job.driver.featurize import FeaturizeResult
+from spark_job.driver.litert_convert import litert_version, tensorflow_version
 from spark_job.driver.plan import RunPlan
 from spark_job.driver.storage import Storage, join
 from spark_job.driver.store import StoreRun
@@ -26,8 +27,6 @@ def utc_now() -> str:
 
 
 def versions(spark: SparkSession) -> dict[str, str]:
-    from spark_job.driver.litert_convert import litert_version, tensorflow_version
-
     return {
         "python": platform.python_version(),
         "spark": spark.version,

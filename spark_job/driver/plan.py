@@ -1,13 +1,5 @@
-"""The run plan: what the stages of a run need, resolved once from the configuration.
-
-`fit` and `transform` differ in where the image size and the weights come from (the command line, or the
-model folder); everything after that reads the plan, never the configuration plus overrides.
-
-Engine threads, the one rule: each Python worker's engine gets `spark.task.cpus` threads, the cores Spark
-gives the task that runs it, so N concurrent tasks on N cores never oversubscribe them; `--engine-threads`
-overrides that, for a benchmark or a node type where more threads per worker pay. Nothing else sets them:
-the EMR cluster's Spark settings (stacks/spark_settings.py) size the executors and `spark.task.cpus`, and
-no environment variable is read.
+"""The run plan: what the stages of a run need, resolved once from the configuration (fit takes the image
+size and weights from the command line, transform from the model folder; the stages read the plan only).
 """
 
 from __future__ import annotations
@@ -24,11 +16,12 @@ from pyspark.sql import SparkSession
 from spark_job.contract.errors import JobInputError
 from spark_job.contract.names import EngineName
 from spark_job.contract.records import EngineRecord
+from spark_job.driver import litert_convert as litert
 from spark_job.driver.config import JobConfig, Mode
 from spark_job.driver.listing import require_input_folder
 from spark_job.driver.storage import Storage, normalize
 from spark_job.driver.timings import Timings
-from spark_job.driver.weights import ResolvedWeights, resolve_weights
+from spark_job.driver.weights import ResolvedWeights, resolve_weights, sha256_file
 from spark_job.workers.engines import EngineSpec, LiteRTEngineSpec, TensorFlowEngineSpec
 
 log = logging.getLogger(__name__)
@@ -50,7 +43,9 @@ class RunPlan:
 
 
 def engine_threads(spark: SparkSession, requested: int | None) -> int:
-    """Threads of each Python worker's engine: `requested` (--engine-threads), else spark.task.cpus."""
+    """Threads of each Python worker's engine: `requested` (--engine-threads), else spark.task.cpus, the
+    cores Spark gives a task, so N tasks on N cores never oversubscribe them. Nothing else sets them (no
+    environment variable; the cluster's settings size spark.task.cpus, stacks/spark_settings.py)."""
     if requested is not None:
         return requested
     return int(spark.conf.get("spark.task.cpus", "1") or "1")
@@ -67,23 +62,17 @@ def resolve_plan(
     timings: Timings,
     engine: EngineName,
 ) -> RunPlan:
-    """The plan of `cfg`'s run, with the image size, weights and engine fit takes from the command line and
-    transform from the model folder (unless given). Checks the input folder first: the weights may need a
-    download. On litert, converts the weights to a .tflite model (cached; "convert" in the timings)."""
+    """The plan of `cfg`'s run. Checks the input folder first (the weights may need a download); on litert,
+    converts the weights to a .tflite model (cached; "convert" in the timings)."""
     require_input_folder(storage, cfg.input)
     with timings.stage("weights"):
         weights = resolve_weights(weights_source, image_size, storage, workdir, check=engine != "litert")
     threads = engine_threads(spark, cfg.engine_threads)
     spec: EngineSpec
     if engine == "litert":
-        from spark_job.driver import litert_convert as litert
-
         cache = conversion_cache(workdir)
         with timings.stage("convert"):
             converted = litert.convert(weights.local_path, image_size, cache, weights_sha256=weights.sha256)
-        # Beside the cache entry, which stays put from run to run (unless no cache folder is writable at
-        # all): a SparkContext keeps serving a file it was given for its whole life, and later runs in the
-        # same session fetch it again.
         shipped = shipped_model(converted.path, converted.sha256, cache)
         spec = LiteRTEngineSpec(Path(shipped).name, image_size, threads)
         record = EngineRecord(
@@ -95,10 +84,8 @@ def resolve_plan(
         )
         files: tuple[str, ...] = (shipped,)
     else:
-        from spark_job.driver.litert_convert import tensorflow_version
-
         spec = TensorFlowEngineSpec(weights.file_name, image_size, threads)
-        record = EngineRecord(name="tensorflow", version=tensorflow_version())
+        record = EngineRecord(name="tensorflow", version=litert.tensorflow_version())
         files = (weights.local_path,)
     return RunPlan(
         mode=cfg.mode,
@@ -116,14 +103,11 @@ def resolve_plan(
 
 
 def conversion_cache(workdir: str) -> str:
-    """Where converted models are kept across runs: spark_job.driver.litert_convert.default_cache_dir, else
-    a private folder of this user's under the system's temporary folder (a YARN container's driver may have no
-    usable home), else this run's scratch folder. The first two stay the same from run to run: a SparkContext
-    refuses a second addFile of a file name from another path, so a later run in the same session could not
-    ship its model."""
-    from spark_job.driver.litert_convert import default_cache_dir
-
-    cache = Path(default_cache_dir())
+    """Where converted models (and their shipped copies) are kept across runs: litert_convert's default
+    cache, else a private folder of this user's under the system's temporary folder (a YARN driver may have
+    no usable home), else this run's scratch folder. A folder that stays put matters: a SparkContext refuses
+    a second addFile of a file name from another path, and serves a file it was given for its whole life."""
+    cache = Path(litert.default_cache_dir())
     try:
         cache.mkdir(parents=True, exist_ok=True)
         if os.access(cache, os.W_OK):
@@ -151,43 +135,29 @@ def _owned_privately(folder: Path) -> bool:
 
 
 def shipped_model(model_path: str, sha256: str, folder: str) -> str:
-    """A copy of the converted model named by its content, for addFile.
-
-    Two conversions of the same weights need not be byte-identical, and a SparkContext refuses a second
-    addFile of a name it holds with other bytes; worse, every later task of that session then fails to
-    fetch its files. A name with the content's sha256 never collides.
-    """
-    from spark_job.driver.litert_convert import write_atomically
-    from spark_job.driver.weights import sha256_file
-
+    """A copy of the converted model named by its content, for addFile: two conversions of the same weights
+    need not be byte-identical, and a second addFile of a name with other bytes fails every later task of
+    the session. Written under a temporary name and renamed: a cut copy never stands under the final name."""
     target = Path(folder) / f"{Path(model_path).stem}_{sha256[:16]}.tflite"
     if target.is_file() and sha256_file(target) == sha256:
         return str(target)
     if target.exists():
         log.warning("shipped copy %s does not match its name's sha256: copying it again", target)
-    # Written under a temporary name and renamed: a copy cut short never stands under the final name, where
-    # every later run would ship it.
-    write_atomically(target, Path(model_path).read_bytes())
+    litert.write_atomically(target, Path(model_path).read_bytes())
     return str(target)
-
-
-def _output_in_use(plan: RunPlan) -> JobInputError:
-    return JobInputError(
-        f"output {plan.output} already exists and is not empty; use a new --output or --overwrite"
-    )
 
 
 def refuse_existing_output(storage: Storage, plan: RunPlan) -> None:
     """Refuse an output folder that holds something, unless --overwrite (checked before any job starts)."""
     if not plan.overwrite and not storage.is_empty_or_missing(plan.output):
-        raise _output_in_use(plan)
+        raise JobInputError(
+            f"output {plan.output} already exists and is not empty; use a new --output or --overwrite"
+        )
 
 
 def prepare_output(storage: Storage, plan: RunPlan) -> None:
     """Refuse an output folder that holds something, unless --overwrite (then empty it)."""
-    if storage.is_empty_or_missing(plan.output):
-        return
-    if not plan.overwrite:
-        raise _output_in_use(plan)
-    log.info("removing previous output %s (--overwrite)", plan.output)
-    storage.delete(plan.output)
+    refuse_existing_output(storage, plan)
+    if not storage.is_empty_or_missing(plan.output):
+        log.info("removing previous output %s (--overwrite)", plan.output)
+        storage.delete(plan.output)
