@@ -94,13 +94,8 @@ class ClassifierRecord:
 class FeaturizerRecord(_Record):
     """model/featurizer.json: how `fit` featurized, so `transform` featurizes the same way.
 
-    Version 2 renamed the network's description from `model` to `network`. Version 3 added `architecture`:
-    the machine (x86_64, aarch64) fit ran on, since the features differ slightly between architectures
-    (None in older records: not recorded). Version 4 added `engine` (older records were made with
-    TensorFlow, the only engine then) and `classifier`, the app's model (None in older folders: fitted
-    before the app's model existed; and with fewer than two classes: no probe). Version 5 added `spark`, the
-    Spark version fit ran on (3.5.x on emr-7.x, 4.1.x on emr-spark-8.x), so that `transform` says when it
-    applies a model of another Spark line (None in older records: not recorded).
+    Version 2 renamed `model` to `network`; 3 added `architecture`, 4 `engine` and `classifier`, 5 `spark`
+    (older records: None, and the engine TensorFlow, the only one then).
     """
 
     SCHEMA_VERSION: ClassVar[int] = 5
@@ -113,10 +108,10 @@ class FeaturizerRecord(_Record):
     variance_target: float | None
     spectrum: list[float]  # the whole explained-variance spectrum of the fit (the report's curve)
     network: str
-    architecture: str | None  # platform.machine() of the driver fit ran on; None: written before version 3
+    architecture: str | None  # platform.machine() of fit's driver: features differ slightly across them
     engine: EngineRecord
     classifier: ClassifierRecord | None = None  # None: written before version 4, or no probe
-    spark: str | None  # the SparkSession's version fit ran on; None: written before version 5
+    spark: str | None  # the Spark version fit ran on: transform warns on another Spark line
 
     @classmethod
     def _upgrade(cls, doc: dict[str, Any], version: int) -> dict[str, Any]:
@@ -142,11 +137,8 @@ class FeaturizerRecord(_Record):
 
 @dataclass(frozen=True, kw_only=True)
 class ManifestRecord(_Record):
-    """<output>/manifest.json: what a finished run read, did and wrote (written last).
-
-    Version 3 added images_reused, features_store and store_run_id (the features store). Version 4 added
-    `engine` and `engine_threads` (older runs used TensorFlow).
-    """
+    """<output>/manifest.json: what a finished run read, did and wrote (written last). Version 3 added the
+    features store's keys, 4 `engine` and `engine_threads` (older runs used TensorFlow)."""
 
     SCHEMA_VERSION: ClassVar[int] = 4
     FILE_NAME: ClassVar[str] = MANIFEST_FILE
@@ -158,11 +150,9 @@ class ManifestRecord(_Record):
     images_discovered: int
     images_featurized: int
     images_rejected: int
-    # images_discovered = images_featurized + images_rejected;
-    # images_featurized = images_reused + images_inferred.
-    # images_inferred: images the featurize tasks inferred in this run, counted by successful task attempts
-    # only (Spark drops a failed or killed attempt's accumulator updates). Work a retried attempt did before
-    # it failed is not in it; a stage re-run after a lost executor would count its images again.
+    # discovered = featurized + rejected; featurized = reused + inferred. Inferred: counted by successful
+    # task attempts only (Spark drops a failed attempt's accumulator updates; a stage re-run after a lost
+    # executor would count its images again).
     images_inferred: int
     images_reused: int  # features read from the features store (version 3; 0 before)
     images_skipped: int

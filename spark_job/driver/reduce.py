@@ -53,9 +53,8 @@ def choose_k(explained_variance: np.ndarray, target: float) -> int:
 
 
 def feature_moments(features: DataFrame) -> Moments:
-    """Count, mean and centred sum of outer products of the features, in float64: each Python worker folds
-    its rows into one Moments (spark_job.workers.linear_algebra), and Spark combines them in a tree (the
-    driver receives a few 13 MB matrices, however many photos)."""
+    """The features' Moments, in float64: each Python worker folds its rows into one, and Spark merges them
+    in a tree (the driver receives a few 1280 x 1280 matrices, however many photos)."""
     spark = features.sparkSession
     tasks = 2 * spark.sparkContext.defaultParallelism  # one partial result each, merged in a tree
     partial = features.select("features").coalesce(tasks).mapInArrow(partition_moments, MOMENTS_DDL)
@@ -63,15 +62,10 @@ def feature_moments(features: DataFrame) -> Moments:
 
 
 def fit_pca(features: DataFrame, variance: float | None, components: int | None) -> PcaFit:
-    """StandardScaler(mean, std) then PCA; k from `components`, or the smallest reaching `variance`.
+    """Spark ML's StandardScaler(mean, std), then PCA; k from `components`, else the least for `variance`.
 
-    The scaler is Spark ML's (its fit is one pass of sums per dimension). The covariance of the
-    standardized features comes from the features' moments, computed with NumPy's BLAS in the workers
-    (feature_moments): the scaled covariance is the raw one divided by std_i std_j, 0 where a std is 0 (as
-    the scaler's output is). Its eigen-decomposition (1280 x 1280) is done with NumPy on the driver and
-    becomes a Spark ML PCAModel. Why not PCA.fit: with no native LAPACK (as on this machine; EMR nodes not
-    checked) Spark's PCA falls back to the pure-Java dgesdd, which here returned a wrong spectrum in about
-    one fit out of four on the same covariance.
+    The standardized covariance is the features' (feature_moments) divided by std_i std_j, 0 where a std is
+    0; NumPy's eigh of it on the driver becomes a Spark ML PCAModel. Not PCA.fit: docs/decisions.md.
     """
     scaler = StandardScaler(inputCol=VECTOR_COL, outputCol=SCALED_COL, withMean=True, withStd=True)
     scaler_model = scaler.fit(to_vectors(features).select(VECTOR_COL))
@@ -105,9 +99,8 @@ def pca_model_from(spark: SparkSession, components: np.ndarray, explained: np.nd
 
 
 def project(reducer: PipelineModel, features: DataFrame) -> DataFrame:
-    """path, label, features -> path, label, pca (array<float> of k): the reducer's scaler and PCA applied
-    by NumPy in the workers, with the fitted model's own numbers (the same values as reducer.transform, to
-    float32's precision)."""
+    """path, label, features -> path, label, pca (array<float> of k): reducer.transform's values (to
+    float32's precision), computed by NumPy in the workers."""
     scaler = reducer.stages[0]
     assert isinstance(scaler, StandardScalerModel)
     std = scaler.std.toArray()

@@ -1,15 +1,7 @@
-"""Every private pyspark API the job uses, in one place, each gated on the pyspark it was written for and
-guard-tested (tests/job/test_pyspark_private.py fails when the behaviour it relies on changes):
-
-- the Hadoop FileSystem gateway (`SparkContext._jvm`, `_jsc`): no public API reaches Hadoop's FileSystem
-  from Python, and the job reads and writes small files (manifest, model records, weights) through it, on
-  a local disk and on S3 alike (spark_job.driver.storage);
-- the `PCAModel` constructor: pyspark has none, and the job's PCA comes from its own eigendecomposition
-  (spark_job.driver.reduce).
-
-They were written on pyspark 3.5 and checked again on 4.1 (the Spark of emr-spark-8.1.0, in classic mode:
-`_jvm` and `_jsc` are there; tests/job/test_pyspark_private.py runs on both venvs, `make test`). Neither has
-a public alternative: outside those two series (4.0 was never tested) they are used with a warning.
+"""Every private pyspark API the job uses, in one place, gated on the pyspark series it was written on
+(3.5) and checked on (4.1, classic mode), and guard-tested on both (tests/job/test_pyspark_private.py):
+the Hadoop FileSystem gateway (`_jvm`, `_jsc`; spark_job.driver.storage) and the `PCAModel` constructor
+(spark_job.driver.reduce). Neither has a public alternative; outside those series, a warning.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """The features' linear algebra in the Python workers, with NumPy's BLAS: the moments PCA is fitted from,
-and the projection of features onto the fitted components.
-
-Spark's own versions run in the JVM with plain-Java BLAS on Spark 3.5 (no `jdk.incubator.vector` on JDK
-17, no native library on EMR's nodes): RowMatrix's covariance is n x 1280^2 flops one row at a time, and
-PCAModel.transform a matrix-vector product per row, with the vector conversions around both. Here a block
-of rows is one BLAS call (docs/decisions.md has the measurements).
+and the projection onto the fitted components. Spark's own versions use plain-Java BLAS one row at a time
+on Spark 3.5; here a block of rows is one BLAS call (docs/decisions.md has the measurements).
 """
 
 from __future__ import annotations
