@@ -1,8 +1,5 @@
-"""Names shared by the job, the CDK stacks and the operator CLI: the one place each is defined.
-
-Plain constants (and one name builder) with no imports beyond `typing`, so `ops` (which must not import
-pyspark) and `stacks` (which must not import TensorFlow) read them from the same module as the job. It
-ships inside the job's package (spark_job.zip).
+"""Names shared by the job, the CDK stacks and the operator CLI: the one place each is defined. No imports
+beyond `typing`, so `ops` and `stacks` read them without pyspark or TensorFlow.
 """
 
 from typing import Literal
@@ -51,9 +48,7 @@ FEATURIZER_FILE = "featurizer.json"
 CLASSIFIER_FILE = "classifier.tflite"
 LABELS_FILE = "labels.txt"
 
-# ActionOnFailure of both EMR steps. CloudFormation documents CANCEL_AND_WAIT and CONTINUE for the Steps of
-# AWS::EMR::Cluster (the EMR API also knows TERMINATE_CLUSTER, which CloudFormation does not list).
-# CANCEL_AND_WAIT: a failed `fit` cancels `transform` (CONTINUE would run it on a model that does not exist).
-# With KeepJobFlowAliveWhenNoSteps=false the cluster then has no step left and terminates; should it sit in
-# WAITING instead, the AutoTerminationPolicy idle timeout (idleTimeoutSeconds) terminates it.
+# ActionOnFailure of both EMR steps (CloudFormation documents CANCEL_AND_WAIT and CONTINUE): a failed `fit`
+# cancels `transform`, which CONTINUE would run on a model that does not exist. The cluster then has no step
+# left and terminates (KeepJobFlowAliveWhenNoSteps=false; else the idle timeout of AutoTerminationPolicy).
 STEP_ACTION_ON_FAILURE = "CANCEL_AND_WAIT"

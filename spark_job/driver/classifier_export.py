@@ -1,7 +1,7 @@
 """The app's model: one LiteRT file, photo pixels in, class probabilities and the PCA vector out.
 
-`fit` calls `export_classifier` after it has saved the Spark ML models: it reads them back from the model
-folder (so the file holds exactly what `transform` would load), builds
+`fit` exports it once it has saved the Spark ML models, read back from the model folder (so the file holds
+exactly what `transform` would load), built with TensorFlow:
 
     images [n, S, S, 3] float32 in [0, 255]  (decoded, RGB, resized to S x S bilinear)
       -> MobileNetV2's preprocessing (x / 127.5 - 1) -> MobileNetV2, no top, average pool -> 1280 features
@@ -9,10 +9,8 @@ folder (so the file holds exactly what `transform` would load), builds
       -> PCA: scaled @ pc (1280 x k; Spark's PCAModel does not centre: the scaler did)
       -> probe: softmax(pca @ coefficients^T + intercepts), Spark's probabilities of the labelled classes
 
-with TensorFlow (the Keras network plus constant tensors), freezes it and converts it with TF's converter to
-float32 (spark_job.driver.litert_convert.frozen_tflite: the trap of the unfrozen function is explained there),
-checks the file with LiteRT and writes `classifier.tflite` and `labels.txt` (one class per line, in
-probability order) into the model folder. `python -m spark_job predict` runs it without Spark or TensorFlow.
+then frozen and converted to float32 (litert_convert.frozen_tflite), checked with LiteRT, and written as
+classifier.tflite and labels.txt (docs/app-model.md). `predict` runs it without Spark or TensorFlow.
 """
 
 from __future__ import annotations
@@ -67,10 +65,8 @@ class ClassifierWeights:
     mean: np.ndarray  # (1280,)
     std: np.ndarray  # (1280,)
     pc: np.ndarray  # (1280, k)
-    # (classes, k) and (classes,): the regression's classes, maybe one more than the labels. The probe's
-    # StringIndexer(handleInvalid="keep") gives labels unseen at fit time an index of their own, so Spark's
-    # softmax also runs over that nameless class (~1e-6 of the mass on the sample). The exported model keeps
-    # it in the softmax, as Spark does, and leaves it out of the probabilities it returns.
+    # (classes, k) and (classes,): maybe one class more than the labels, StringIndexer's for unseen labels;
+    # kept in the softmax as Spark does, left out of the probabilities returned (docs/app-model.md).
     coefficients: np.ndarray
     intercepts: np.ndarray
     labels: list[str]  # class i of the probabilities
