@@ -21,10 +21,6 @@ class RecordError(JobInputError):
     """A record that cannot be read as written: bad JSON, missing key, wrong type, unknown version."""
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
 def _parse(tp: Any, value: Any, where: str) -> Any:
     """`value` (decoded JSON) checked against the type hint `tp`; nested records are built."""
     origin = get_origin(tp)
@@ -54,7 +50,8 @@ def _parse(tp: Any, value: Any, where: str) -> Any:
         return float(value)
     if tp in (int, str, bool) and isinstance(value, tp) and (tp is bool or not isinstance(value, bool)):
         return value
-    raise RecordError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r:.60}")
+    name = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    raise RecordError(f"{where} must be {name}, got {type(value).__name__} {value!r:.60}")
 
 
 def _from_dict(cls: Any, doc: Any, where: str) -> Any:

@@ -59,9 +59,7 @@ class Storage:
         fs, path = self._path(uri)
         if not fs.exists(path):
             return True
-        if not fs.getFileStatus(path).isDirectory():
-            return False
-        return len(fs.listStatus(path)) == 0
+        return bool(fs.getFileStatus(path).isDirectory() and len(fs.listStatus(path)) == 0)
 
     def subfolders(self, uri: str) -> list[str]:
         """The names of the folders directly in `uri`, sorted."""

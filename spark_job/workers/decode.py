@@ -1,8 +1,6 @@
-"""Decoding a photo as the featurizer sees it: Pillow, whole file, RGB, bilinear resize to S x S.
-
-The workers' engines, `predict` and the benchmarks decode through here, so that every path gives the same
-pixels; the reasons a photo cannot be decoded are worded here too (the job's rejects and `predict` say the
-same). NumPy and Pillow only: no TensorFlow, no pyspark.
+"""Decoding a photo as the featurizer sees it (Pillow, whole file, RGB, bilinear resize to S x S), and the
+reasons a photo cannot be: the engines, `predict` and the benchmarks all decode here, so every path gives the
+same pixels and the same words. NumPy and Pillow only.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""The MobileNetV2 network in TensorFlow: ImageNet weights from a file, no top, average pool -> 1280 floats.
-
-Shared by the TensorFlow engine in the workers, the driver's LiteRT conversion and classifier export, and
-the bare-TensorFlow benchmark, so that all of them build and preprocess the same way. ("model" in this
-repo means the model folder a fit run writes; the network turns an image into features.)
+"""The MobileNetV2 network in TensorFlow: ImageNet weights from a file, no top, average pool -> 1280 floats,
+built and preprocessed the same way for the TensorFlow engine, the LiteRT conversion, the classifier export
+and the bare-TensorFlow benchmark. ("model" in this repo means the model folder a fit run writes.)
 """
 
 from __future__ import annotations
@@ -25,10 +23,7 @@ def build_network(weights_path: str, image_size: int) -> Any:
 def inference_function(
     weights_path: str, image_size: int, build: Callable[[str, int], Any] = build_network
 ) -> Any:
-    """The network as a tf.function over float32 batches (any batch size): traced once, not per batch size.
-
-    The TensorFlow engine, the bare-TensorFlow benchmark and the LiteRT conversion all go through this.
-    """
+    """The network as a tf.function over float32 batches (any batch size): traced once, not per batch size."""
     import tensorflow as tf
 
     network = build(weights_path, image_size)
