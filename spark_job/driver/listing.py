@@ -1,5 +1,5 @@
-"""Listing the input on the executors: one task lists the input folder's top level, then one task per
-top-level folder (a class) lists it recursively, with pyarrow in the Python workers
+"""Listing the input on the executors: one task lists the input folder's top level, then its folders (the
+classes) are listed recursively in up to one task per core, with pyarrow in the Python workers
 (spark_job.workers.files). The driver holds only the top-level folders' names and counts: no list of
 paths, and no Spark file index (which keeps a status per file on the driver).
 
@@ -72,12 +72,13 @@ def require_input_folder(storage: Storage, input_uri: str) -> str:
 
 
 def _listing_of(spark: SparkSession, folders: list[str], root: str | None, recursive: bool) -> DataFrame:
-    """Each folder listed in a task of its own: path, length, modification_ms, is_folder."""
-    # One partition per folder, without a shuffle (a repartition adds a stage, ~0.3 s in a fresh JVM). From an
-    # RDD: its plan is never equal to an earlier listing's, so a persisted listing of another moment is
-    # never served in its place (a range of literals would be: Spark's cache matches equal plans).
-    one_per_task = spark.sparkContext.parallelize([(folder,) for folder in folders], max(1, len(folders)))
-    seeds = spark.createDataFrame(one_per_task, "folder string")
+    """The folders listed in up to one task per core: path, length, modification_ms, is_folder."""
+    # Folders share tasks: a task costs more than listing a folder of thousands of files (8,000 photos in
+    # 12 folders on 2 cores: 12 tasks 1.6 s, 2 tasks 0.7 s). From an RDD, not a range of literals: its
+    # plan never equals an earlier listing's, whose persisted rows Spark's cache would serve instead.
+    slices = max(1, min(len(folders), spark.sparkContext.defaultParallelism))
+    rows = spark.sparkContext.parallelize([(folder,) for folder in folders], slices)
+    seeds = spark.createDataFrame(rows, "folder string")
     return seeds.mapInArrow(listing(root, recursive), ENTRIES_DDL)
 
 

@@ -110,8 +110,14 @@ def listing(
     return run
 
 
-def read_all(paths: Sequence[str], threads: int = READ_THREADS) -> list[bytes | OSError]:
-    """Every file's bytes, fetched `threads` at a time; an OSError in place of a file that cannot be read."""
+@cache
+def _readers() -> ThreadPoolExecutor:
+    """The worker's reading threads, started once and kept across its tasks (not a pool per batch)."""
+    return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="fruits-read")
+
+
+def read_all(paths: Sequence[str]) -> list[bytes | OSError]:
+    """Every file's bytes, READ_THREADS at a time; an OSError in place of a file that cannot be read."""
 
     def read(uri: str) -> bytes | OSError:
         try:
@@ -121,10 +127,7 @@ def read_all(paths: Sequence[str], threads: int = READ_THREADS) -> list[bytes | 
         except OSError as exc:
             return exc
 
-    if len(paths) <= 1 or threads <= 1:
-        return [read(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=min(threads, len(paths))) as pool:
-        return list(pool.map(read, paths))
+    return list(_readers().map(read, paths))
 
 
 def prefetched(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, list[bytes | OSError]]]:

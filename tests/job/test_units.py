@@ -12,12 +12,19 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_job.driver.config import build_parser, config_from_args
-from spark_job.driver.listing import is_image, with_label
+from spark_job.driver.listing import folder_files, is_image, with_label
 from spark_job.driver.plan import engine_threads
 from spark_job.driver.reduce import choose_k
 from spark_job.driver.storage import join, normalize
 from spark_job.workers.decode import describe_decode_error
-from spark_job.workers.files import copied_name, copy_whole_files, filesystem, is_hidden
+from spark_job.workers.files import (
+    READ_THREADS,
+    copied_name,
+    copy_whole_files,
+    filesystem,
+    is_hidden,
+    read_all,
+)
 
 
 @pytest.mark.parametrize(
@@ -77,6 +84,39 @@ def test_normalize_and_join(tmp_path) -> None:
     assert normalize("file:/data/in/") == "file:/data/in"
     assert normalize("relative/dir") == str(tmp_path.cwd() / "relative" / "dir")
     assert join("s3://bucket/runs/x/", "fit", "model") == "s3://bucket/runs/x/fit/model"
+
+
+def test_folders_share_listing_tasks_up_to_one_per_core(spark: SparkSession, tmp_path) -> None:
+    """Five folders on two cores: two tasks list them all (a task per folder cost more than its listing)."""
+    folders = []
+    for i in range(5):
+        folder = tmp_path / f"class{i}"
+        folder.mkdir()
+        for j in range(i + 1):
+            (folder / f"{j}.jpg").write_bytes(b"x" * j)
+        folders.append("file:" + str(folder))
+    listed = folder_files(spark, folders)
+    assert listed.rdd.getNumPartitions() == spark.sparkContext.defaultParallelism == 2
+    assert listed.count() == 15
+    assert listed.where(F.col("path").endswith("/class4/4.jpg")).first()["length"] == 4
+
+
+def test_reads_keep_order_and_the_workers_threads(tmp_path) -> None:
+    """read_all: each file's bytes in the order asked, an OSError for one that is missing; its threads are
+    started once per worker and kept, not a pool per batch."""
+    import threading
+
+    paths = []
+    for i in range(40):
+        (tmp_path / f"{i}.jpg").write_bytes(str(i).encode())
+        paths.append("file:" + str(tmp_path / f"{i}.jpg"))
+    contents = read_all([*paths, "file:" + str(tmp_path / "missing.jpg")])
+    assert contents[:40] == [str(i).encode() for i in range(40)]
+    assert isinstance(contents[40], OSError)
+    for _ in range(3):
+        assert read_all(paths) == contents[:40]
+    readers = [t for t in threading.enumerate() if t.name.startswith("fruits-read")]
+    assert 0 < len(readers) <= READ_THREADS  # alive after the calls returned, and bounded
 
 
 def test_whole_store_files_are_copied_under_distinct_visible_names(tmp_path) -> None:
