@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 
 from spark_job.driver.listing import Inputs, discover
 from spark_job.driver.plan import RunPlan, prepare_output, refuse_existing_output
+from spark_job.driver.session import sql_conf
 from spark_job.driver.storage import Storage, join
 from spark_job.driver.timings import Timings
 from spark_job.workers.engines import EngineSpec
@@ -35,6 +38,8 @@ REJECTS_DIR = "rejects"
 # enough that a retried task or a slow node costs little; on a big input, thousands of tasks. 8,000 photos
 # on 2 cores (2026-12-07, alternating): 500 per task 45.9-48.8 s, 1,000 42.3-44.0 s, 2,000 44.3-46.1 s.
 IMAGES_PER_TASK = 1000
+RANGE_SAMPLE_HINT = "spark.sql.execution.rangeExchange.sampleSizePerPartition"
+RANGE_SAMPLE_PATHS = 60_000
 # The rejects' first rows, for the report (all of them are in rejects/).
 REJECTS_LISTED = 200
 
@@ -52,11 +57,28 @@ REJECTS_DDL = "path string, reason string"
 REJECTS_ARROW_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
 
 
+def task_count(n_images: int, parallelism: int) -> int:
+    """Tasks of about IMAGES_PER_TASK images, at least one per core."""
+    return max(parallelism, math.ceil(n_images / IMAGES_PER_TASK))
+
+
 def in_tasks(images: DataFrame, n_images: int, parallelism: int) -> DataFrame:
-    """The images spread over tasks of about IMAGES_PER_TASK (at least one per core), each a range of
-    paths: a class's photos stay together, so the files written (features/, the store's) hold narrow
-    ranges of paths, which Parquet's statistics let a later filter on path skip."""
-    return images.repartitionByRange(max(parallelism, math.ceil(n_images / IMAGES_PER_TASK)), "path")
+    """The images spread over `task_count` tasks, each a range of paths: a class's photos stay together,
+    so the files written (features/, the store's) hold narrow ranges of paths, which Parquet's statistics
+    let a later filter on path skip. Run its shuffle inside `range_sampling`."""
+    return images.repartitionByRange(task_count(n_images, parallelism), "path")
+
+
+@contextmanager
+def range_sampling(spark: SparkSession, n_images: int) -> Iterator[None]:
+    """Around the action that runs in_tasks' shuffle: Spark's range partitioning collects 3 x hint x tasks
+    sampled paths on the driver (hint 100 by default: 30% of the paths, up to 3M of them, ~0.45 GB at 10M
+    photos). A hint shrinking as the tasks grow keeps that sample near RANGE_SAMPLE_PATHS (~10 MB) up to
+    20M photos; with thousands of tasks, uneven ones even out. Spark reads the hint when the shuffle runs."""
+    tasks = task_count(n_images, spark.sparkContext.defaultParallelism)
+    hint = max(1, min(100, RANGE_SAMPLE_PATHS // (3 * tasks)))
+    with sql_conf(spark, RANGE_SAMPLE_HINT, str(hint)):
+        yield
 
 
 def featurize(
@@ -146,7 +168,9 @@ def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> Fea
             inputs.images.select("path", "label"), inputs.n_images, spark.sparkContext.defaultParallelism
         )
         # The map function's only action: the images that decoded go straight to features/.
-        n_features = write_features(featurize(images, plan.engine, plan.batch_size, inferred), plan.output)
+        with range_sampling(spark, inputs.n_images):
+            rows = featurize(images, plan.engine, plan.batch_size, inferred)
+            n_features = write_features(rows, plan.output)
         return finish_stage(spark, plan, inputs, n_features, inferred)
 
 

@@ -24,6 +24,7 @@ from spark_job.driver.featurize import (
     featurize,
     finish_stage,
     in_tasks,
+    range_sampling,
     start_stage,
 )
 from spark_job.driver.listing import Inputs
@@ -75,7 +76,10 @@ def _featurize_with_store(
         if n_new:
             images = in_tasks(new, n_new, spark.sparkContext.defaultParallelism)
             rows = featurize(images, plan.engine, plan.batch_size, inferred)
-            store.append(rows.withColumn("modification_time", F.timestamp_millis("modification_ms")), run_id)
+            with range_sampling(spark, n_new):
+                store.append(
+                    rows.withColumn("modification_time", F.timestamp_millis("modification_ms")), run_id
+                )
         new.unpersist()
     with timings.stage("store_assemble"):
         # The store as it is now (this run's appends, and any other run's since the lookup, are in it),

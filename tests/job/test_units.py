@@ -12,6 +12,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_job.driver.config import build_parser, config_from_args
+from spark_job.driver.featurize import (
+    RANGE_SAMPLE_HINT,
+    RANGE_SAMPLE_PATHS,
+    range_sampling,
+    task_count,
+)
 from spark_job.driver.listing import folder_files, is_image, with_label
 from spark_job.driver.plan import engine_threads
 from spark_job.driver.reduce import choose_k
@@ -99,6 +105,22 @@ def test_folders_share_listing_tasks_up_to_one_per_core(spark: SparkSession, tmp
     assert listed.rdd.getNumPartitions() == spark.sparkContext.defaultParallelism == 2
     assert listed.count() == 15
     assert listed.where(F.col("path").endswith("/class4/4.jpg")).first()["length"] == 4
+
+
+def test_range_sampling_bounds_the_paths_sampled_on_the_driver(spark: SparkSession) -> None:
+    """Spark's range partitioning collects 3 x hint x tasks paths on the driver: with the hint set while
+    the shuffle runs, that stays within RANGE_SAMPLE_PATHS from 8,000 to 20M photos (Spark's default hint
+    of 100 would sample 3M paths at 10M photos), and a small run keeps the default."""
+    parallelism = spark.sparkContext.defaultParallelism
+    before = spark.conf.get(RANGE_SAMPLE_HINT)
+    for photos in (8_000, 90_483, 1_000_000, 10_000_000, 20_000_000):
+        with range_sampling(spark, photos):
+            hint = int(spark.conf.get(RANGE_SAMPLE_HINT))
+        assert 3 * hint * task_count(photos, parallelism) <= RANGE_SAMPLE_PATHS, photos
+        assert hint >= 1
+        if photos == 8_000:
+            assert hint == 100
+    assert spark.conf.get(RANGE_SAMPLE_HINT) == before
 
 
 def test_reads_keep_order_and_the_workers_threads(tmp_path) -> None:
