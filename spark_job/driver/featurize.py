@@ -57,16 +57,16 @@ REJECTS_DDL = "path string, reason string"
 REJECTS_ARROW_SCHEMA = pa.schema([("path", pa.string()), ("reason", pa.string())])
 
 
-def task_count(n_images: int, parallelism: int) -> int:
+def task_count(spark: SparkSession, n_images: int) -> int:
     """Tasks of about IMAGES_PER_TASK images, at least one per core."""
-    return max(parallelism, math.ceil(n_images / IMAGES_PER_TASK))
+    return max(spark.sparkContext.defaultParallelism, math.ceil(n_images / IMAGES_PER_TASK))
 
 
-def in_tasks(images: DataFrame, n_images: int, parallelism: int) -> DataFrame:
+def in_tasks(images: DataFrame, n_images: int) -> DataFrame:
     """The images spread over `task_count` tasks, each a range of paths: a class's photos stay together,
     so the files written (features/, the store's) hold narrow ranges of paths, which Parquet's statistics
     let a later filter on path skip. Run its shuffle inside `range_sampling`."""
-    return images.repartitionByRange(task_count(n_images, parallelism), "path")
+    return images.repartitionByRange(task_count(images.sparkSession, n_images), "path")
 
 
 @contextmanager
@@ -75,8 +75,7 @@ def range_sampling(spark: SparkSession, n_images: int) -> Iterator[None]:
     sampled paths on the driver (hint 100 by default: 30% of the paths, up to 3M of them, ~0.45 GB at 10M
     photos). A hint shrinking as the tasks grow keeps that sample near RANGE_SAMPLE_PATHS (~10 MB) up to
     20M photos; with thousands of tasks, uneven ones even out. Spark reads the hint when the shuffle runs."""
-    tasks = task_count(n_images, spark.sparkContext.defaultParallelism)
-    hint = max(1, min(100, RANGE_SAMPLE_PATHS // (3 * tasks)))
+    hint = max(1, min(100, RANGE_SAMPLE_PATHS // (3 * task_count(spark, n_images))))
     with sql_conf(spark, RANGE_SAMPLE_HINT, str(hint)):
         yield
 
@@ -164,9 +163,7 @@ def featurize_stage(spark: SparkSession, plan: RunPlan, timings: Timings) -> Fea
     inputs = start_stage(spark, Storage(spark), plan, timings)
     with timings.stage("featurize"):
         inferred = spark.sparkContext.accumulator(0)
-        images = in_tasks(
-            inputs.images.select("path", "label"), inputs.n_images, spark.sparkContext.defaultParallelism
-        )
+        images = in_tasks(inputs.images.select("path", "label"), inputs.n_images)
         # The map function's only action: the images that decoded go straight to features/.
         with range_sampling(spark, inputs.n_images):
             rows = featurize(images, plan.engine, plan.batch_size, inferred)

@@ -157,7 +157,7 @@ def refuse_existing_output(storage: Storage, plan: RunPlan) -> None:
 
 def prepare_output(storage: Storage, plan: RunPlan) -> None:
     """Refuse an output folder that holds something, unless --overwrite (then empty it)."""
-    refuse_existing_output(storage, plan)
-    if not storage.is_empty_or_missing(plan.output):
+    refuse_existing_output(storage, plan)  # checks the folder only without --overwrite
+    if plan.overwrite and not storage.is_empty_or_missing(plan.output):
         log.info("removing previous output %s (--overwrite)", plan.output)
         storage.delete(plan.output)

@@ -74,7 +74,7 @@ def _featurize_with_store(
     inferred = spark.sparkContext.accumulator(0)
     with timings.stage("store_infer"):
         if n_new:
-            images = in_tasks(new, n_new, spark.sparkContext.defaultParallelism)
+            images = in_tasks(new, n_new)
             rows = featurize(images, plan.engine, plan.batch_size, inferred)
             with range_sampling(spark, n_new):
                 store.append(

@@ -155,7 +155,8 @@ def copied_name(source: str) -> str:
 
 def copy_whole_files(destination: str) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function that copies each row's `file` (a store file whose rows are all wanted) into
-    the folder `destination`, `READ_THREADS` at a time, and yields the rows it copied (its `rows` column).
+    the folder `destination`, on the worker's reading threads, and yields the rows it copied (its `rows`
+    column).
 
     On S3 pyarrow's copy_file is a server-side CopyObject: no byte passes through the executor. The file's
     URI is as Spark's input_file_name() spells it (percent-encoded)."""
@@ -169,10 +170,9 @@ def copy_whole_files(destination: str) -> Callable[[Iterable[pa.RecordBatch]], I
         source_fs.copy_file(source_path, f"{target_dir.rstrip('/')}/{copied_name(source)}")
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-            for batch in batches:
-                list(pool.map(copy, batch.column("file").to_pylist()))  # raises the first failure
-                rows = sum(batch.column("rows").to_pylist())
-                yield pa.RecordBatch.from_arrays([int64s([rows])], names=["rows"])
+        for batch in batches:
+            list(_readers().map(copy, batch.column("file").to_pylist()))  # raises the first failure
+            rows = sum(batch.column("rows").to_pylist())
+            yield pa.RecordBatch.from_arrays([int64s([rows])], names=["rows"])
 
     return run

@@ -111,12 +111,11 @@ def test_range_sampling_bounds_the_paths_sampled_on_the_driver(spark: SparkSessi
     """Spark's range partitioning collects 3 x hint x tasks paths on the driver: with the hint set while
     the shuffle runs, that stays within RANGE_SAMPLE_PATHS from 8,000 to 20M photos (Spark's default hint
     of 100 would sample 3M paths at 10M photos), and a small run keeps the default."""
-    parallelism = spark.sparkContext.defaultParallelism
     before = spark.conf.get(RANGE_SAMPLE_HINT)
     for photos in (8_000, 90_483, 1_000_000, 10_000_000, 20_000_000):
         with range_sampling(spark, photos):
             hint = int(spark.conf.get(RANGE_SAMPLE_HINT))
-        assert 3 * hint * task_count(photos, parallelism) <= RANGE_SAMPLE_PATHS, photos
+        assert 3 * hint * task_count(spark, photos) <= RANGE_SAMPLE_PATHS, photos
         assert hint >= 1
         if photos == 8_000:
             assert hint == 100
