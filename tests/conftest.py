@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses_slow_fixture = SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
         if uses_slow_fixture or item.get_closest_marker("emulated"):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder for one module's large fixtures (a venv with TensorFlow, a staged cloud assembly, an
+    emulated bucket: 0.4-2 GB each), removed when the module ends unless one of its tests failed. Kept to the
+    session's end they added up to ~4 GB of /tmp, and CI's disk ran out."""
+    failed_before = request.session.testsfailed
+    folder = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    yield folder
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

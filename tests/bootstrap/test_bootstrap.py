@@ -209,14 +209,15 @@ def zip_wheelhouse(folder: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wheelhouse_zip(tmp_path_factory) -> Path:
-    return zip_wheelhouse(ensure_wheelhouse(), tmp_path_factory.mktemp("asset") / "wheelhouse.zip")
+def wheelhouse_zip(module_tmp: Path) -> Path:
+    return zip_wheelhouse(ensure_wheelhouse(), module_tmp / "wheelhouse.zip")
 
 
 @pytest.fixture(scope="module")
-def real_install(tmp_path_factory, wheelhouse_zip: Path):
+def real_install(module_tmp: Path, wheelhouse_zip: Path):
     """Run the script twice on the lock and the zipped wheelhouse in a fresh venv, offline; keep both."""
-    root = tmp_path_factory.mktemp("bootstrap-real")
+    root = module_tmp / "bootstrap-real"
+    root.mkdir()
     sandbox = Sandbox(root, make_venv(root / "venv"))
     started = time.monotonic()
     first = sandbox.run(str(LOCK), str(wheelhouse_zip), timeout=1200, offline=True)
@@ -345,10 +346,11 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(module_tmp: Path):
     """A light venv and a wheelhouse: fruits-ok (imports), fruits-renamed (dist name != import name),
     fruits-broken (installs, then raises at import, like a wheel built for another CPU)."""
-    root = tmp_path_factory.mktemp("bootstrap-tiny")
+    root = module_tmp / "bootstrap-tiny"
+    root.mkdir()
     wheelhouse = root / "wheelhouse"
     wheelhouse.mkdir()
     build_wheel(wheelhouse, "fruits-ok", "1.0", {"fruits_ok/__init__.py": '__version__ = "1.0"\n'})

@@ -282,9 +282,9 @@ def local_spark_defaults(configurations: list[dict[str, Any]], path: Path) -> Pa
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory) -> dict[str, Any]:
+def deployed(module_tmp: Path) -> dict[str, Any]:
     """The synthesized assembly and the cluster's resolved properties."""
-    assembly = Assembly.load(synthesize(tmp_path_factory.mktemp("cdk") / "cdk.out"))
+    assembly = Assembly.load(synthesize(module_tmp / "cdk.out"))
     stack, cluster = assembly.cluster()
     return {"assembly": assembly, "stack": stack, "cluster": cluster}
 

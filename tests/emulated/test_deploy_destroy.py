@@ -126,9 +126,9 @@ class Emulator:
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+def emulator(module_tmp: Path) -> Iterator[Emulator]:
     """moto_server (with the gaps the CDK CLI hits filled) on a free loopback port; always stopped."""
-    workdir = tmp_path_factory.mktemp("emulated")
+    workdir = module_tmp
     port = free_loopback_port()
     log = workdir / "moto_server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
